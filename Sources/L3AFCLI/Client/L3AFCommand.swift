@@ -1,0 +1,18 @@
+import ArgumentParser
+import L3AFModel
+
+/// `l3af`: the package manager and node tool.
+public struct L3AFCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "l3af",
+        abstract: "Publish, install and run versioned eBPF packages, chained on network interfaces.",
+        discussion: """
+            Packages are resolved from a signed registry, verified, unpacked into /var/l3afd/repo and \
+            run with libbpf behind a root program, one atomic step at a time.
+            """,
+        version: L3AFBuild.version,
+        subcommands: [ValidateCommand.self]
+    )
+
+    public init() {}
+}

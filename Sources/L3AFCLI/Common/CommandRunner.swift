@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import L3AFModel
+
+/// The one place that runs a root command, prints `error:` / `hint:` for failures and sets the exit
+/// code: 0 on success, 1 for an error the user can act on, ArgumentParser's codes for usage errors.
+public enum CommandRunner {
+    /// Parses `arguments` (the process's by default), runs the command, and exits.
+    public static func main<Root: AsyncParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        do {
+            var command = try root.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch let error as any L3AFError {
+            report(error)
+            exit(1)
+        } catch {
+            root.exit(withError: error)
+        }
+    }
+
+    /// Writes an error and its hint to standard error.
+    static func report(_ error: any L3AFError) {
+        var text = "error: \(error.description)\n"
+        if let hint = error.hint { text += "hint: \(hint)\n" }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+/// An error in the CLI's own work (a file that can't be read, an option that doesn't fit).
+struct CLIError: L3AFError {
+    let code: String
+    let description: String
+    let hint: String?
+
+    init(_ code: String, _ description: String, hint: String? = nil) {
+        self.code = code
+        self.description = description
+        self.hint = hint
+    }
+}

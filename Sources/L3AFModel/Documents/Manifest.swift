@@ -1,0 +1,263 @@
+/// `l3af.json`, inside every package tarball: what the package is and how each of its programs is
+/// wired into a chain.
+///
+/// Decoding checks more than shapes: names and versions follow their rules, every parameter
+/// writes to exactly one map, defaults parse as their type, no two programs share a hook, and
+/// file names can't climb out of the package folder. Errors name the field's path.
+public struct Manifest: Hashable, Sendable, Codable {
+    /// The manifest format this code writes and reads.
+    public static let formatVersion = 1
+    /// The file name inside a package.
+    public static let fileName = "l3af.json"
+
+    public var manifestVersion: Int
+    public var name: PackageName
+    public var version: SemanticVersion
+    public var description: String
+    public var license: String
+    /// The oldest kernel the programs load on, if any.
+    public var minKernel: KernelVersion?
+    /// The platforms (l3afd's segment, e.g. `focal`) the objects are built for; `nil` means portable
+    /// (CO-RE), served for any platform.
+    public var platforms: [String]?
+    public var programs: [Program]
+
+    public init(
+        name: PackageName, version: SemanticVersion, description: String = "", license: String = "",
+        minKernel: KernelVersion? = nil, platforms: [String]? = nil, programs: [Program]
+    ) {
+        self.manifestVersion = Self.formatVersion
+        self.name = name
+        self.version = version
+        self.description = description
+        self.license = license
+        self.minKernel = minKernel
+        self.platforms = platforms
+        self.programs = programs
+    }
+
+    /// The program this package runs on `hook`, if any.
+    public func program(for hook: Hook) -> Program? { programs.first { $0.hook == hook } }
+
+    /// Every parameter of every program, by name.
+    public var parameters: [Parameter] { programs.flatMap(\.parameters) }
+
+    enum CodingKeys: String, CodingKey {
+        case manifestVersion = "manifest_version"
+        case name, version, description, license
+        case minKernel = "min_kernel"
+        case platforms, programs
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        manifestVersion = try c.decodeIfPresent(Int.self, forKey: .manifestVersion) ?? Self.formatVersion
+        guard manifestVersion == Self.formatVersion else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .manifestVersion, in: c,
+                debugDescription: "manifest_version \(manifestVersion) is not supported; this l3af reads \(Self.formatVersion)")
+        }
+        name = try c.decode(PackageName.self, forKey: .name)
+        version = try c.decode(SemanticVersion.self, forKey: .version)
+        description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
+        license = try c.decodeIfPresent(String.self, forKey: .license) ?? ""
+        minKernel = try c.decodeIfPresent(KernelVersion.self, forKey: .minKernel)
+        platforms = try c.decodeIfPresent([String].self, forKey: .platforms)
+        if let platforms, platforms.isEmpty || platforms.contains(where: { !FileName.isPlain($0) }) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .platforms, in: c,
+                debugDescription: "platforms must be a non-empty list of plain names (or left out for a portable package)")
+        }
+        programs = try c.decode([Program].self, forKey: .programs)
+        if programs.isEmpty {
+            throw DecodingError.dataCorruptedError(
+                forKey: .programs, in: c, debugDescription: "a package needs at least one program")
+        }
+        var hooks = Set<Hook>()
+        var parameterNames = Set<String>()
+        for program in programs {
+            if !hooks.insert(program.hook).inserted {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .programs, in: c,
+                    debugDescription: "two programs use the hook \(program.hook.rawValue); a package has one program per hook")
+            }
+            for parameter in program.parameters where !parameterNames.insert(parameter.name).inserted {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .programs, in: c,
+                    debugDescription: "the parameter '\(parameter.name)' is declared twice; parameter names are unique in a package")
+            }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(manifestVersion, forKey: .manifestVersion)
+        try c.encode(name, forKey: .name)
+        try c.encode(version, forKey: .version)
+        try c.encode(description, forKey: .description)
+        try c.encode(license, forKey: .license)
+        try c.encodeIfPresent(minKernel, forKey: .minKernel)
+        try c.encodeIfPresent(platforms, forKey: .platforms)
+        try c.encode(programs, forKey: .programs)
+    }
+}
+
+/// Where in the network stack a chain runs.
+public enum Hook: String, Hashable, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    case xdpIngress = "xdp_ingress"
+    case tcIngress = "tc_ingress"
+    case tcEgress = "tc_egress"
+
+    public var description: String { rawValue }
+
+    /// l3afd's `prog_type` for this hook.
+    public var programType: String { self == .xdpIngress ? "xdp" : "tc" }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let hook = Hook(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(
+                in: container,
+                debugDescription: "'\(text)' is not a hook; use one of \(Hook.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self = hook
+    }
+}
+
+extension Manifest {
+    /// One eBPF program of a package and how it joins a chain.
+    public struct Program: Hashable, Sendable, Codable {
+        public var hook: Hook
+        /// The object file, a plain file name inside the package's artifact folder.
+        public var objectFile: String
+        /// The function (ELF section symbol) to load.
+        public var entryFunction: String
+        /// The prog array whose slot 0 holds the next program in the chain.
+        public var nextMap: String
+        public var parameters: [Parameter]
+        public var monitorMaps: [MonitorMap]
+        /// Maps whose contents carry over to the new version on upgrade or rollback.
+        public var stateMaps: [String]
+
+        public init(
+            hook: Hook, objectFile: String, entryFunction: String, nextMap: String,
+            parameters: [Parameter] = [], monitorMaps: [MonitorMap] = [], stateMaps: [String] = []
+        ) {
+            self.hook = hook
+            self.objectFile = objectFile
+            self.entryFunction = entryFunction
+            self.nextMap = nextMap
+            self.parameters = parameters
+            self.monitorMaps = monitorMaps
+            self.stateMaps = stateMaps
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case hook
+            case objectFile = "object_file"
+            case entryFunction = "entry_function"
+            case nextMap = "next_map"
+            case parameters
+            case monitorMaps = "monitor_maps"
+            case stateMaps = "state_maps"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            hook = try c.decode(Hook.self, forKey: .hook)
+            objectFile = try c.decode(String.self, forKey: .objectFile)
+            guard FileName.isPlain(objectFile) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .objectFile, in: c,
+                    debugDescription: "'\(objectFile)' is not a plain file name (no '/', no '..', not empty)")
+            }
+            entryFunction = try c.decode(String.self, forKey: .entryFunction)
+            try Self.requireIdentifier(entryFunction, .entryFunction, in: c)
+            nextMap = try c.decode(String.self, forKey: .nextMap)
+            try Self.requireIdentifier(nextMap, .nextMap, in: c)
+            parameters = try c.decodeIfPresent([Parameter].self, forKey: .parameters) ?? []
+            monitorMaps = try c.decodeIfPresent([MonitorMap].self, forKey: .monitorMaps) ?? []
+            stateMaps = try c.decodeIfPresent([String].self, forKey: .stateMaps) ?? []
+            for map in stateMaps { try Self.requireIdentifier(map, .stateMaps, in: c) }
+            if stateMaps.contains(nextMap) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .stateMaps, in: c,
+                    debugDescription: "the next map '\(nextMap)' can't be a state map: it links the chain")
+            }
+        }
+
+        static func requireIdentifier(
+            _ value: String, _ key: CodingKeys, in c: KeyedDecodingContainer<CodingKeys>
+        ) throws {
+            guard Identifier.isValid(value) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: key, in: c,
+                    debugDescription: "'\(value)' is not a C identifier of at most 64 characters ([A-Za-z_][A-Za-z0-9_]*)")
+            }
+        }
+    }
+}
+
+/// A map the runtime exports as a metric: l3afd's `monitor_maps` entry.
+public struct MonitorMap: Hashable, Sendable, Codable {
+    /// How successive samples of a map value become one metric.
+    public enum Aggregator: String, Hashable, Sendable, Codable, CaseIterable {
+        /// The value itself.
+        case scalar
+        /// The largest per-second increase over the recent samples.
+        case maxRate = "max-rate"
+        /// The mean of the recent samples.
+        case avg
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let value = Aggregator(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container,
+                    debugDescription: "'\(text)' is not an aggregator; use one of \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self = value
+        }
+    }
+
+    public var name: String
+    public var key: Int
+    public var aggregator: Aggregator
+
+    public init(name: String, key: Int = 0, aggregator: Aggregator = .scalar) {
+        self.name = name
+        self.key = key
+        self.aggregator = aggregator
+    }
+
+    enum CodingKeys: String, CodingKey { case name, key, aggregator }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        guard !name.isEmpty else {
+            throw DecodingError.dataCorruptedError(forKey: .name, in: c, debugDescription: "the map name is empty")
+        }
+        key = try c.decodeIfPresent(Int.self, forKey: .key) ?? 0
+        aggregator = try c.decodeIfPresent(Aggregator.self, forKey: .aggregator) ?? .scalar
+    }
+}
+
+/// Names the manifest relies on being plain.
+enum FileName {
+    /// A single path component: not empty, no `/`, no NUL, not `.` or `..`.
+    static func isPlain(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0")
+            && name.utf8.count <= 255
+    }
+}
+
+enum Identifier {
+    /// A C identifier of at most 64 characters.
+    static func isValid(_ name: String) -> Bool {
+        guard let first = name.first, first.isASCIILetter || first == "_", name.utf8.count <= 64 else { return false }
+        return name.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" }
+    }
+}

@@ -1,0 +1,21 @@
+/// An error that a person can act on: a stable code, a message that names what was wrong, and
+/// where there is one, a hint that says how to fix it.
+///
+/// The CLI prints `error: <description>` and `hint: <hint>`; the servers map the code to an HTTP
+/// status and a JSON body. Every error type in the project conforms.
+public protocol L3AFError: Error, CustomStringConvertible, Sendable {
+    /// A short, stable, machine-readable identifier, e.g. `invalid-package-name`.
+    var code: String { get }
+    /// How to fix it, when that can be said in a sentence.
+    var hint: String? { get }
+}
+
+extension L3AFError {
+    public var hint: String? { nil }
+}
+
+/// The version of l3af itself, printed by every executable's `--version`.
+public enum L3AFBuild {
+    /// The release this source tree builds.
+    public static let version = "0.1.0"
+}

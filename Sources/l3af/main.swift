@@ -1,0 +1,3 @@
+import L3AFCLI
+
+await CommandRunner.main(L3AFCommand.self)
