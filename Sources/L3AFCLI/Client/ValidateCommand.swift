@@ -37,7 +37,7 @@ struct ValidateCommand: AsyncParsableCommand {
                 + manifest.programs.map(\.hook.rawValue).joined(separator: ", ")
             normalized = try DocumentDecoder.encode(manifest)
         case .index:
-            let index = try DocumentDecoder.decode(SignedIndexShape.self, from: data, document: "index \(file)").signed
+            let index = try DocumentDecoder.decode(SignedIndexEnvelope.self, from: data, document: "index \(file)").signed
             summary = "index version \(index.version), \(index.packages.count) package(s), expires \(index.expires)"
             normalized = try DocumentDecoder.encode(index)
         case .package:
@@ -66,11 +66,6 @@ struct ValidateCommand: AsyncParsableCommand {
             Swift.print("ok: \(summary)")
         }
     }
-}
-
-/// The envelope of `index.json`, decoded without verifying (that needs trusted keys).
-private struct SignedIndexShape: Decodable {
-    let signed: RegistryIndex
 }
 
 /// Reads a file, or standard input for `-`.

@@ -42,7 +42,7 @@ public struct Manifest: Hashable, Sendable, Codable {
     /// Every parameter of every program, by name.
     public var parameters: [Parameter] { programs.flatMap(\.parameters) }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case manifestVersion = "manifest_version"
         case name, version, description, license
         case minKernel = "min_kernel"
@@ -50,6 +50,7 @@ public struct Manifest: Hashable, Sendable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         manifestVersion = try c.decodeIfPresent(Int.self, forKey: .manifestVersion) ?? Self.formatVersion
         guard manifestVersion == Self.formatVersion else {
@@ -153,7 +154,7 @@ extension Manifest {
             self.stateMaps = stateMaps
         }
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case hook
             case objectFile = "object_file"
             case entryFunction = "entry_function"
@@ -164,6 +165,7 @@ extension Manifest {
         }
 
         public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             hook = try c.decode(Hook.self, forKey: .hook)
             objectFile = try c.decode(String.self, forKey: .objectFile)

@@ -44,13 +44,13 @@ public struct PackageDocument: Hashable, Sendable, Codable {
         name = try c.decode(PackageName.self, forKey: .name)
         description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
         modified = try c.decodeIfPresent(Timestamp.self, forKey: .modified)
-        versions = try c.decodeIfPresent([String: VersionEntry].self, forKey: .versions) ?? [:]
+        versions = try c.decode([String: VersionEntry].self, forKey: .versions)
         for (key, entry) in versions where key != entry.version.description {
             throw DecodingError.dataCorruptedError(
                 forKey: .versions, in: c,
                 debugDescription: "the entry under '\(key)' says it is version \(entry.version)")
         }
-        let rawTags = try c.decodeIfPresent([String: SemanticVersion].self, forKey: .distTags) ?? [:]
+        let rawTags = try c.decode([String: SemanticVersion].self, forKey: .distTags)
         var tags: [DistTag: SemanticVersion] = [:]
         for (key, version) in rawTags {
             do {

@@ -72,7 +72,7 @@ public struct Parameter: Hashable, Sendable, Codable {
         return values
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, type
         case configMap = "config_map"
         case key
@@ -82,6 +82,7 @@ public struct Parameter: Hashable, Sendable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         guard Identifier.isValid(name) else {

@@ -98,7 +98,17 @@ public struct DocumentError: L3AFError, Equatable {
         guard let range = description.range(of: "but found ") else { return "" }
         let rest = description[range.upperBound...]
         let end = rest.range(of: " instead")?.lowerBound ?? rest.endIndex
-        return ", found \(rest[..<end])"
+        // Foundation says "a string", "number", "bool", "a dictionary"; say it in JSON's words.
+        let found = switch rest[..<end].replacingOccurrences(of: "a ", with: "").replacingOccurrences(of: "an ", with: "") {
+        case "number": "a number"
+        case "bool", "boolean": "true or false"
+        case "string": "a string"
+        case "dictionary", "object": "an object"
+        case "array": "an array"
+        case "null": "null"
+        case let other: other
+        }
+        return ", found \(found)"
     }
 
     private static func syntaxMessage(_ error: any Error) -> String {

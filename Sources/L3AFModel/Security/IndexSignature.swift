@@ -130,6 +130,21 @@ public struct IndexVerifier: Sendable {
     }
 }
 
+/// The shape of `index.json`, decoded without verifying it (verifying needs trusted keys: use
+/// ``IndexVerifier``). For tools that inspect an index.
+public struct SignedIndexEnvelope: Hashable, Sendable, Decodable {
+    /// One signature over the canonical JSON of `signed`.
+    public struct Signature: Hashable, Sendable, Codable {
+        /// The SHA-256 of the signing key's raw bytes.
+        public let keyid: SHA256Digest
+        /// The ed25519 signature in base64.
+        public let sig: String
+    }
+
+    public let signed: RegistryIndex
+    public let signatures: [Signature]
+}
+
 /// Text that is not a base64 ed25519 key.
 public struct KeyFormatError: L3AFError, Equatable {
     public let text: String

@@ -47,8 +47,11 @@ extension VersionRequirement {
             }
             var excluded: [ResolutionError.Excluded] = matching.map { .yanked($0.version) }
             if case .range(let range) = self {
+                // A prerelease is worth mentioning when it and its release both fall in the range: it
+                // was left out only for being a prerelease.
                 let prereleases = candidates.filter { candidate in
-                    candidate.version.isPrerelease && range.bounds.allSatisfy { $0.admits(candidate.version) }
+                    candidate.version.isPrerelease
+                        && range.bounds.allSatisfy { $0.admits(candidate.version) && $0.admits(candidate.version.release) }
                 }
                 excluded += prereleases.map { .prerelease($0.version) }
             }

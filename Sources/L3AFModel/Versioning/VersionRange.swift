@@ -182,6 +182,8 @@ struct PartialVersion {
                 throw Problem(problem: error.problem)
             }
         }
+        given = numbers.count
+        isWildcard = wildcard
         if firstSeparator != nil {
             guard numbers.count == 3 else {
                 throw Problem(problem: "'\(text)' has a prerelease or build but not all three numbers")
@@ -195,8 +197,6 @@ struct PartialVersion {
             while numbers.count < 3 { numbers.append(0) }
             lowerBound = SemanticVersion(numbers[0], numbers[1], numbers[2])
         }
-        given = numbers.count
-        isWildcard = wildcard
     }
 
     /// The version with part `index` incremented and the later parts zero: `1.2.3` bumping 1 is `1.3.0`.

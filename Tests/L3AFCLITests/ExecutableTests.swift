@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// Runs a built executable of this package and captures what it prints.
+struct Run {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    /// The folder the test binary was built into; SwiftPM puts the executables beside it.
+    static let productsFolder: URL = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var folder = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
+            folder = folder.deletingLastPathComponent()
+        }
+        return folder
+    }()
+
+    init(_ executable: String, _ arguments: [String], stdin: String? = nil) throws {
+        let process = Process()
+        process.executableURL = Self.productsFolder.appending(path: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        status = process.terminationStatus
+        stdout = String(decoding: outData, as: UTF8.self)
+        stderr = String(decoding: errData, as: UTF8.self)
+    }
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+@Suite struct ExecutableTests {
+    @Test(arguments: ["l3af", "l3afd", "l3af-registry"])
+    func printsVersionAndHelp(_ executable: String) throws {
+        let version = try Run(executable, ["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        let help = try Run(executable, ["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("USAGE: \(executable)"))
+    }
+
+    @Test func unknownSubcommandIsAUsageError() throws {
+        let run = try Run("l3af", ["frobnicate"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("frobnicate"))
+    }
+
+    @Test func validateAcceptsEachKindOfDocument() throws {
+        let cases = [
+            ("manifest", "manifest/valid/ratelimiting-full.json", "ok: manifest ratelimiting@1.2.0: 1 program(s) on xdp_ingress"),
+            ("package", "package/valid/with-yanked-version.json", "ok: package ratelimiting: 4 version(s), tags beta=1.3.0-beta.1 latest=1.2.0 stable=1.1.0"),
+            ("index", "index/valid/two-packages.json", "ok: index version 42, 2 package(s), expires 2026-11-28T00:00:00Z"),
+            ("payload", "l3af-bpf-programs/valid/l3afd-ratelimiting-example.json", "ok: payload for 1 interface(s), 1 program(s)"),
+            ("names", "l3af-bpf-program-names/valid/l3afd-delete-example.json", "ok: delete payload for l3af/Ethernet4"),
+        ]
+        for (kind, file, expected) in cases {
+            let run = try Run("l3af", ["validate", kind, repositoryRoot.appending(path: "schemas/examples/\(file)").path])
+            #expect(run.status == 0, "\(kind): \(run.stderr)")
+            #expect(run.stdout.trimmingCharacters(in: .newlines) == expected)
+        }
+    }
+
+    @Test func validateNamesTheFieldAndExitsNonZero() throws {
+        let file = repositoryRoot.appending(path: "schemas/examples/manifest/invalid/hook-unknown.json").path
+        let run = try Run("l3af", ["validate", "manifest", file])
+        #expect(run.status == 1)
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.hasPrefix("error: manifest \(file): at programs[0].hook: 'xdp' is not a hook"))
+    }
+
+    @Test func validateReadsStandardInputAndReportsSemanticProblems() throws {
+        let payload = #"[{"iface":"eth0","bpf_programs":{"xdp_ingress":[{"name":"a","seq_id":1},{"name":"b","seq_id":1}]}}]"#
+        let run = try Run("l3af", ["validate", "payload", "-"], stdin: payload)
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("[0].bpf_programs.xdp_ingress[1].seq_id 1 is also the seq_id of 'a'"))
+    }
+
+    @Test func validateSaysWhenAFileIsMissing() throws {
+        let run = try Run("l3af", ["validate", "manifest", "/nonexistent/l3af.json"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("error: can't read '/nonexistent/l3af.json'"))
+        #expect(run.stderr.contains("hint: "))
+    }
+}
