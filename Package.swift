@@ -13,6 +13,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // C libraries, found with pkg-config; each is a module map plus a one-line shim header.
@@ -26,17 +29,39 @@ let package = Package(
             name: "CArchive", pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]),
 
+        // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift can't call: typed wrappers.
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+
         // Pure values shared by every part: names, versions, requirements, manifest, documents, payloads.
         .target(
             name: "L3AFModel",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
+        // libarchive: reading tarballs safely (caps, no links or escapes) and writing reproducible ones.
+        .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive"]),
+        // libbpf: objects opened from files or memory, inspected, loaded; maps, programs, links.
+        .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF"]),
+        // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
+        .target(
+            name: "L3AFClient",
+            dependencies: ["L3AFModel", "CCurlShim", .product(name: "Logging", package: "swift-log")]),
+        // The registry: the signed static tree, publishing, tokens, and its HTTP routes.
+        .target(
+            name: "L3AFRegistry",
+            dependencies: [
+                "L3AFModel", "L3AFArchive", "L3AFBPF",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+
         // The command layer of all three executables; ArgumentParser lives only here.
         .target(
             name: "L3AFCLI",
             dependencies: [
-                "L3AFModel",
+                "L3AFModel", "L3AFArchive", "L3AFBPF", "L3AFClient", "L3AFRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "l3af", dependencies: ["L3AFCLI"]),
         .executableTarget(name: "l3afd", dependencies: ["L3AFCLI"]),
@@ -44,7 +69,13 @@ let package = Package(
 
         .testTarget(name: "L3AFModelTests", dependencies: ["L3AFModel"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBPF", "CCurl", "CArchive"]),
-        .testTarget(name: "L3AFCLITests", dependencies: ["L3AFCLI", "L3AFModel"]),
+        .testTarget(name: "L3AFArchiveTests", dependencies: ["L3AFArchive", "L3AFModel"]),
+        .testTarget(name: "L3AFBPFTests", dependencies: ["L3AFBPF", "L3AFModel"]),
+        .testTarget(name: "L3AFClientTests", dependencies: ["L3AFClient", "L3AFModel"]),
+        .testTarget(
+            name: "L3AFRegistryTests",
+            dependencies: ["L3AFRegistry", "L3AFArchive", "L3AFClient", "L3AFModel"]),
+        .testTarget(name: "L3AFCLITests", dependencies: ["L3AFCLI", "L3AFModel", "L3AFArchive"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,177 @@
+internal import CCurlShim
+import Dispatch
+import Foundation
+import L3AFModel
+
+/// One HTTP request.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    /// Header name and value pairs, sent as given.
+    public var headers: [(String, String)]
+    public var body: [UInt8]?
+
+    public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// One HTTP response. Header names are lowercased; a repeated header keeps its last value.
+public struct HTTPResponse: Sendable {
+    public let status: Int
+    public let headers: [String: String]
+    public let body: [UInt8]
+
+    /// The body as UTF-8 text.
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// HTTP over libcurl (easy interface). Each transfer runs on a Dispatch thread, off Swift's cooperative pool.
+public struct HTTPClient: Sendable {
+    /// Give up connecting after this long.
+    public var connectTimeoutSeconds: Int = 10
+    /// Abort a transfer slower than `lowSpeedBytesPerSecond` for `lowSpeedSeconds`, instead of a blind total timeout.
+    public var lowSpeedBytesPerSecond: Int = 1024
+    public var lowSpeedSeconds: Int = 30
+    /// Cut off a response body larger than this.
+    public var maximumResponseBytes: Int = 256 << 20
+    /// Protocols curl may use, for requests and redirects.
+    public var allowedProtocols: String = "http,https,file"
+
+    public init() {}
+
+    /// Sends `request` and returns the response, whatever its status. Throws only when no response came.
+    public func send(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
+        let result: Result<HTTPResponse, TransportError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: Result { () throws(TransportError) in try perform(request) })
+            }
+        }
+        return try result.get()
+    }
+
+    /// The blocking transfer.
+    func perform(_ request: HTTPRequest) throws(TransportError) -> HTTPResponse {
+        _ = Self.globalInit
+        guard let handle = curl_easy_init() else { throw TransportError(url: request.url, code: "curl_easy_init", message: "libcurl failed to start") }
+        defer { curl_easy_cleanup(handle) }
+        let sink = ResponseSink(limit: maximumResponseBytes)
+        let context = Unmanaged.passUnretained(sink).toOpaque()
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(headerList) }
+        for (name, value) in request.headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
+        // Without this, curl sends "Expect: 100-continue" for large bodies and waits for the server.
+        headerList = curl_slist_append(headerList, "Expect:")
+
+        var setup: [CURLcode] = []
+        request.url.withCString { setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_URL, $0)) }
+        request.method.withCString { setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_CUSTOMREQUEST, $0)) }
+        if request.method == "HEAD" { setup.append(l3af_curl_setopt_long(handle, CURLOPT_NOBODY, 1)) }
+        allowedProtocols.withCString {
+            setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_PROTOCOLS_STR, $0))
+            setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_REDIR_PROTOCOLS_STR, $0))
+        }
+        setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList))
+        setup.append(l3af_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
+        setup.append(l3af_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5))
+        setup.append(l3af_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        setup.append(l3af_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeoutSeconds))
+        setup.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeedBytesPerSecond))
+        setup.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, lowSpeedSeconds))
+        setup.append(l3af_curl_setopt_offset(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(maximumResponseBytes)))
+        setup.append(l3af_curl_setopt_write(handle, { data, size, count, context in
+            let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+            return sink.append(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
+        }, context))
+        setup.append(l3af_curl_setopt_header(handle, { data, size, count, context in
+            let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
+            sink.header(UnsafeRawBufferPointer(start: data, count: size * count))
+            return size * count
+        }, context))
+        if let failed = setup.first(where: { $0 != CURLE_OK }) {
+            throw TransportError(url: request.url, code: "setopt", message: String(cString: curl_easy_strerror(failed)))
+        }
+        let code: CURLcode = (request.body ?? []).withUnsafeBufferPointer { body in
+            if request.body != nil {
+                _ = l3af_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                _ = l3af_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, body.baseAddress ?? UnsafePointer(bitPattern: 1))
+            }
+            return curl_easy_perform(handle)
+        }
+        guard code == CURLE_OK else {
+            if sink.overflowed || code == CURLE_FILESIZE_EXCEEDED {
+                throw TransportError(url: request.url, code: "response-too-large",
+                                     message: "the response is larger than the \(maximumResponseBytes)-byte limit")
+            }
+            throw TransportError(url: request.url, code: Self.name(of: code), message: String(cString: curl_easy_strerror(code)))
+        }
+        var status = 0
+        _ = l3af_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: sink.headers, body: sink.body)
+    }
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    private static func name(of code: CURLcode) -> String {
+        switch code {
+        case CURLE_COULDNT_CONNECT: "connect-failed"
+        case CURLE_COULDNT_RESOLVE_HOST: "resolve-failed"
+        case CURLE_OPERATION_TIMEDOUT: "timed-out"
+        case CURLE_UNSUPPORTED_PROTOCOL: "protocol-not-allowed"
+        case CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE: "connection-reset"
+        case CURLE_FILE_COULDNT_READ_FILE: "file-not-found"
+        default: "curl-\(code.rawValue)"
+        }
+    }
+}
+
+/// Collects a response; lives for one transfer, reached from curl's callbacks on that transfer's thread.
+private final class ResponseSink {
+    let limit: Int
+    var body: [UInt8] = []
+    var headers: [String: String] = [:]
+    var overflowed = false
+
+    init(limit: Int) { self.limit = limit }
+
+    func append(_ data: UnsafeRawBufferPointer) -> Bool {
+        guard body.count + data.count <= limit else {
+            overflowed = true
+            return false
+        }
+        body.append(contentsOf: data)
+        return true
+    }
+
+    func header(_ data: UnsafeRawBufferPointer) {
+        let line = String(decoding: data, as: UTF8.self)
+        if line.hasPrefix("HTTP/") {
+            headers = [:]  // a new response (after a redirect or 100 Continue) starts over
+            body = []
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        headers[name] = value
+    }
+}
+
+/// A transfer that produced no HTTP response: no connection, a timeout, a reset, a refused protocol.
+public struct TransportError: L3AFError, Equatable {
+    public let url: String
+    public let code: String
+    public let message: String
+
+    public var description: String { "request to \(url) failed: \(message)" }
+    public var hint: String? {
+        switch code {
+        case "connect-failed": "check that the registry is running and the URL (--registry) is right"
+        case "protocol-not-allowed": "only http, https and file URLs are allowed"
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import L3AFModel
+
+/// One publish token as stored: only its SHA-256, never the token.
+struct TokenRecord: Codable, Sendable, Equatable {
+    var id: String
+    var owner: String
+    /// Package names the token may write, or `*` for any.
+    var packages: [String]
+    var sha256: SHA256Digest
+    var created: Timestamp
+
+    func covers(_ name: PackageName) -> Bool { packages.contains("*") || packages.contains(name.rawValue) }
+}
+
+/// Tokens and package owners, kept in the registry's private folder and re-read when another process
+/// (`l3af-registry token add`) changes them.
+struct Credentials: Sendable {
+    var tokens: [TokenRecord] = []
+    /// Package name → owners.
+    var owners: [String: [String]] = [:]
+
+    struct TokensFile: Codable { var tokens: [TokenRecord] }
+
+    static func load(_ layout: RegistryLayout) throws(RegistryError) -> Credentials {
+        var credentials = Credentials()
+        do {
+            if let bytes = AtomicFile.read(layout.tokensFile) {
+                credentials.tokens = try JSONDecoder().decode(TokensFile.self, from: Data(bytes)).tokens
+            }
+            if let bytes = AtomicFile.read(layout.ownersFile) {
+                credentials.owners = try JSONDecoder().decode([String: [String]].self, from: Data(bytes))
+            }
+        } catch {
+            throw RegistryError(.internalFailure, "credentials-unreadable", "the registry's private files can't be read: \(error)")
+        }
+        return credentials
+    }
+
+    func saveTokens(_ layout: RegistryLayout) throws(RegistryError) {
+        try AtomicFile.write(Array(try! DocumentDecoder.encode(TokensFile(tokens: tokens))), to: layout.tokensFile, mode: 0o600)
+    }
+
+    func saveOwners(_ layout: RegistryLayout) throws(RegistryError) {
+        try AtomicFile.write(Array(try! DocumentDecoder.encode(owners)), to: layout.ownersFile, mode: 0o600)
+    }
+
+    /// The record of a presented token, or 401.
+    func authenticate(_ token: String?) throws(RegistryError) -> TokenRecord {
+        guard let token, !token.isEmpty else {
+            throw RegistryError(.unauthorized, "token-missing", "this request needs a publish token",
+                                hint: "pass --token (l3af-registry token add prints one)")
+        }
+        let digest = SHA256Digest(of: Array(token.utf8))
+        guard let record = tokens.first(where: { $0.sha256 == digest }) else {
+            throw RegistryError(.unauthorized, "token-invalid", "the publish token is not known to this registry",
+                                hint: "check the token, or ask the registry's operator for a new one")
+        }
+        return record
+    }
+
+    /// Checks that `record` may write `name`: the token's scope covers it and, once the package exists,
+    /// the token's owner is one of its owners.
+    func authorize(_ record: TokenRecord, for name: PackageName) throws(RegistryError) {
+        guard record.covers(name) else {
+            throw RegistryError(.forbidden, "token-scope", "the token of \(record.owner) does not cover the package '\(name)'",
+                                hint: "use a token whose --packages include \(name)")
+        }
+        if let owners = owners[name.rawValue], !owners.contains(record.owner) {
+            throw RegistryError(.forbidden, "not-an-owner", "\(record.owner) is not an owner of '\(name)' (owners: \(owners.joined(separator: ", ")))",
+                                hint: "an owner can add you: l3af owner add \(name) \(record.owner)")
+        }
+    }
+
+    /// Makes a new random token for `owner`, stores its hash, and returns the token.
+    mutating func addToken(owner: String, packages: [String], now: Timestamp) -> String {
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let token = "l3af_" + SHA256Digest(of: bytes).hex.prefix(48)
+        let id = String(SHA256Digest(of: Array(token.utf8)).hex.prefix(12))
+        tokens.append(TokenRecord(id: id, owner: owner, packages: packages, sha256: SHA256Digest(of: Array(token.utf8)), created: now))
+        return token
+    }
+}

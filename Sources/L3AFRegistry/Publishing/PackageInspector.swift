@@ -1,0 +1,63 @@
+import L3AFArchive
+import L3AFBPF
+import L3AFModel
+
+/// A package tarball that passed inspection.
+public struct InspectedPackage: Sendable {
+    public let manifest: Manifest
+    public let sha256: SHA256Digest
+    public let size: UInt64
+    /// The folder inside the tarball that holds `l3af.json` ("" when it is at the top).
+    public let baseFolder: String
+}
+
+/// Opens an uploaded tarball the way the registry must before accepting it: safely with libarchive,
+/// `l3af.json` read and decoded, and every object opened with libbpf (not loaded) to check that each
+/// program's entry function, hook type and maps are there.
+public enum PackageInspector {
+    /// Inspects `bytes`; `name` names the upload in errors.
+    public static func inspect(_ bytes: [UInt8], name: String = "the upload") throws(RegistryError) -> InspectedPackage {
+        let entries: [ArchiveEntry]
+        do {
+            entries = try ArchiveReader.entries(of: bytes, name: name)
+        } catch {
+            throw .invalid(error)
+        }
+        let files = Dictionary(entries.filter { $0.kind == .file }.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        // l3af.json sits at the top, or in the one top folder named like the artifact (l3afd's layout).
+        let candidates = files.keys.filter { $0 == Manifest.fileName || ($0.hasSuffix("/" + Manifest.fileName) && $0.split(separator: "/").count == 2) }
+        guard candidates.count == 1, let manifestPath = candidates.first else {
+            throw RegistryError(.badRequest, "manifest-missing",
+                                candidates.isEmpty ? "\(name) has no \(Manifest.fileName) at its top or in its top folder"
+                                                   : "\(name) has more than one \(Manifest.fileName)",
+                                hint: "build packages with l3af pack, which writes the manifest")
+        }
+        let base = manifestPath == Manifest.fileName ? "" : String(manifestPath.dropLast(Manifest.fileName.count + 1))
+        let manifest: Manifest
+        do {
+            manifest = try DocumentDecoder.decode(Manifest.self, from: files[manifestPath]!.contents, document: "\(name): \(manifestPath)")
+        } catch {
+            throw .invalid(error)
+        }
+        var problems: [String] = []
+        for program in manifest.programs {
+            let objectPath = base.isEmpty ? program.objectFile : "\(base)/\(program.objectFile)"
+            guard let object = files[objectPath] else {
+                problems.append("the object file '\(objectPath)' for \(program.hook) is not in the package")
+                continue
+            }
+            do {
+                let opened = try BPFObjectFile(bytes: object.contents, name: program.objectFile)
+                problems += opened.problems(for: program)
+            } catch {
+                problems.append(error.description)
+            }
+        }
+        guard problems.isEmpty else {
+            throw RegistryError(.badRequest, "package-objects-invalid",
+                                "\(manifest.name)@\(manifest.version): " + problems.joined(separator: "; "),
+                                hint: "fix the manifest or rebuild the objects; l3af pack checks this before packing")
+        }
+        return InspectedPackage(manifest: manifest, sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count), baseFolder: base)
+    }
+}

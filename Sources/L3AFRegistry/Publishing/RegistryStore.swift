@@ -1,0 +1,339 @@
+import Foundation
+import L3AFModel
+import Logging
+
+/// What a publish did.
+public struct PublishResult: Sendable, Codable, Equatable {
+    public let name: String
+    public let version: String
+    public let sha256: String
+    public let size: UInt64
+    /// Tags that now point at this version.
+    public let tags: [String]
+    /// False when the same bytes were already published (a no-op).
+    public let created: Bool
+    /// The artifact's URL path at l3afd's layout.
+    public let artifactPath: String
+}
+
+/// The registry's single writer. Every change follows one order, each step atomic (temp + fsync + rename):
+/// artifact files, then the package document, then the dist-tag links, then the re-signed index with a
+/// higher version. A crash between steps leaves files the old index doesn't reference; ``open`` finishes
+/// or undoes them, so after a restart the tree is the old one or the new one and its signature verifies.
+public actor RegistryStore {
+    public let layout: RegistryLayout
+    let key: IndexSigningKey
+    let indexLifetime: Int64
+    let now: @Sendable () -> Timestamp
+    let logger: Logger
+    let lock: FileLock
+    let cache: TreeCache
+
+    private(set) var documents: [PackageName: PackageDocument] = [:]
+    private(set) var index: RegistryIndex
+
+    /// Opens (creating if needed) the registry at `layout`, repairing what a crash left behind.
+    public init(
+        layout: RegistryLayout, key: IndexSigningKey, indexLifetimeSeconds: Int64 = 7 * 86_400,
+        now: @escaping @Sendable () -> Timestamp = { Timestamp(Date()) }, logger: Logger = Logger(label: "l3af.registry")
+    ) throws(RegistryError) {
+        try AtomicFile.makeFolders(layout.packagesFolder)
+        try AtomicFile.makeFolders(layout.privateFolder)
+        self.layout = layout
+        self.key = key
+        self.indexLifetime = indexLifetimeSeconds
+        self.now = now
+        self.logger = logger
+        self.lock = try FileLock(path: layout.lockFile)
+        self.cache = TreeCache(tree: layout.tree)
+        let stamp = now()
+        let recovered = try lock.withLock { () throws(RegistryError) in try Recovery.run(layout: layout, logger: logger) }
+        var index = recovered.index ?? RegistryIndex(version: 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
+        if recovered.needsSigning {
+            let cache = self.cache
+            try lock.withLock { () throws(RegistryError) in
+                try Self.signAndWrite(&index, documents: recovered.documents, key: key, lifetime: indexLifetimeSeconds,
+                                      now: stamp, layout: layout, cache: cache)
+            }
+        }
+        self.documents = recovered.documents
+        self.index = index
+    }
+
+    /// The package documents, for search and listing.
+    public func allDocuments() -> [PackageDocument] { documents.values.sorted { $0.name < $1.name } }
+
+    /// The current document of `name`, if published.
+    public func document(_ name: PackageName) -> PackageDocument? { documents[name] }
+
+    /// The current index version.
+    public func indexVersion() -> UInt64 { index.version }
+
+    /// The cache that serves the tree's files.
+    public nonisolated var files: TreeCache { cache }
+
+    // MARK: Writes
+
+    /// Publishes `tarball` as `name@version`. The manifest inside must say the same name and version.
+    public func publish(
+        name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
+    ) throws(RegistryError) -> PublishResult {
+        let inspected = try PackageInspector.inspect(tarball, name: "\(name)@\(version)")
+        guard inspected.manifest.name == name, inspected.manifest.version == version else {
+            throw RegistryError(.badRequest, "manifest-mismatch",
+                                "the upload is for \(name)@\(version) but its manifest says \(inspected.manifest.name)@\(inspected.manifest.version)",
+                                hint: "publish the tarball under the name and version its l3af.json gives")
+        }
+        if RegistryLayout.reservedNames.contains(name.rawValue) {
+            throw RegistryError(.badRequest, "reserved-name", "'\(name)' is reserved by the registry's own folders",
+                                hint: "choose another package name")
+        }
+        return try write(name, token: token, allowNew: true) { () throws(RegistryError) -> (PackageDocument, PublishResult) in
+            var doc = documents[name] ?? PackageDocument(name: name)
+            if let existing = doc.entry(for: version) {
+                guard existing.sha256 == inspected.sha256 else {
+                    throw RegistryError(.conflict, "version-exists",
+                                        "\(name)@\(existing.version) is already published with different contents (sha256 \(existing.sha256)); published versions never change",
+                                        hint: "publish a new version number")
+                }
+                let tags = doc.distTags.filter { $0.value == existing.version }.keys.map(\.rawValue).sorted()
+                return (doc, PublishResult(name: name.rawValue, version: existing.version.description, sha256: existing.sha256.hex,
+                                           size: existing.size, tags: tags, created: false,
+                                           artifactPath: RegistryLayout.artifactPath(name, existing.version, platform: RegistryLayout.platformFolders(of: existing.manifest)[0])))
+            }
+            if let collision = documents.keys.first(where: { $0 != name && $0.collides(with: name) }) {
+                throw RegistryError(.conflict, "name-collision", "'\(name)' collides with the existing package '\(collision)' ('-' and '_' count as the same)",
+                                    hint: "publish under '\(collision)' or choose another name")
+            }
+            // 1. The artifact, under each platform folder (hard links to one file).
+            let platforms = RegistryLayout.platformFolders(of: inspected.manifest)
+            let first = "\(layout.tree)/\(RegistryLayout.artifactPath(name, version, platform: platforms[0]))"
+            try AtomicFile.write(tarball, to: first)
+            for platform in platforms.dropFirst() {
+                let path = "\(layout.tree)/\(RegistryLayout.artifactPath(name, version, platform: platform))"
+                try AtomicFile.makeFolders((path as NSString).deletingLastPathComponent)
+                unlink(path)
+                guard link(first, path) == 0 else { throw .io("linking \(path)", errno: errno) }
+            }
+            // 2. The document.
+            let stamp = now()
+            doc.versions[version.description] = VersionEntry(
+                manifest: inspected.manifest, artifact: RegistryLayout.artifactName(for: name), sha256: inspected.sha256,
+                size: inspected.size, published: stamp)
+            if doc.description.isEmpty || Self.isNewest(version, in: doc) { doc.description = inspected.manifest.description }
+            var tags: [DistTag] = []
+            if let tag { doc.distTags[tag] = version; tags.append(tag) }
+            if tag == nil || doc.distTags[.latest] == nil, Self.shouldMoveLatest(to: version, in: doc) {
+                doc.distTags[.latest] = version
+                if !tags.contains(.latest) { tags.append(.latest) }
+            }
+            doc.modified = stamp
+            return (doc, PublishResult(name: name.rawValue, version: version.description, sha256: inspected.sha256.hex,
+                                       size: inspected.size, tags: tags.map(\.rawValue).sorted(), created: true,
+                                       artifactPath: RegistryLayout.artifactPath(name, version, platform: platforms[0])))
+        }
+    }
+
+    /// Marks `name@version` yanked (or not). Yanking the version `latest` points at moves `latest` to the
+    /// newest release that is not yanked.
+    public func setYanked(_ yanked: Bool, name: PackageName, version: SemanticVersion, token: String?) throws(RegistryError) -> VersionEntry {
+        try write(name, token: token) { () throws(RegistryError) -> (PackageDocument, VersionEntry) in
+            var doc = try existing(name)
+            guard var entry = doc.entry(for: version) else { throw Self.noSuchVersion(name, version, in: doc) }
+            entry.yanked = yanked
+            doc.versions[entry.version.description] = entry
+            if yanked, doc.distTags[.latest] == entry.version,
+               let replacement = doc.versions.values.filter({ !$0.yanked && !$0.version.isPrerelease }).map(\.version).max()
+            {
+                doc.distTags[.latest] = replacement
+            }
+            doc.modified = now()
+            return (doc, entry)
+        }
+    }
+
+    /// Points `tag` at `version`.
+    public func setTag(_ tag: DistTag, name: PackageName, version: SemanticVersion, token: String?) throws(RegistryError) -> [String: String] {
+        try write(name, token: token) { () throws(RegistryError) -> (PackageDocument, [String: String]) in
+            var doc = try existing(name)
+            guard let entry = doc.entry(for: version) else { throw Self.noSuchVersion(name, version, in: doc) }
+            doc.distTags[tag] = entry.version
+            doc.modified = now()
+            return (doc, Self.tagTable(doc))
+        }
+    }
+
+    /// Removes `tag`; `latest` can't be removed while versions exist.
+    public func removeTag(_ tag: DistTag, name: PackageName, token: String?) throws(RegistryError) -> [String: String] {
+        try write(name, token: token) { () throws(RegistryError) -> (PackageDocument, [String: String]) in
+            var doc = try existing(name)
+            guard tag != .latest else {
+                throw RegistryError(.badRequest, "latest-required", "the 'latest' tag can't be removed", hint: "point it at another version instead")
+            }
+            guard doc.distTags.removeValue(forKey: tag) != nil else {
+                throw RegistryError(.notFound, "no-such-tag", "\(name) has no tag '\(tag)'")
+            }
+            doc.modified = now()
+            return (doc, Self.tagTable(doc))
+        }
+    }
+
+    /// Sets (or with an empty message clears) the deprecation of every version whose number falls in
+    /// `range` (prereleases included). Returns the versions changed.
+    public func deprecate(name: PackageName, range: VersionRequirement, message: String, token: String?) throws(RegistryError) -> [String] {
+        try write(name, token: token) { () throws(RegistryError) -> (PackageDocument, [String]) in
+            var doc = try existing(name)
+            let matching = doc.versions.values.filter { entry in
+                switch range {
+                case .any: true
+                case .tag(let tag): doc.distTags[tag] == entry.version
+                case .range(let r): r.bounds.allSatisfy { $0.admits(entry.version) }
+                }
+            }
+            guard !matching.isEmpty else {
+                throw RegistryError(.notFound, "no-matching-version", "no version of \(name) matches '\(range)'")
+            }
+            for var entry in matching {
+                entry.deprecated = message.isEmpty ? nil : message
+                doc.versions[entry.version.description] = entry
+            }
+            doc.modified = now()
+            return (doc, matching.map(\.version).sorted().map(\.description))
+        }
+    }
+
+    /// Adds `owner` to the owners of `name`; only an existing owner may.
+    public func addOwner(_ owner: String, name: PackageName, token: String?) throws(RegistryError) -> [String] {
+        try lock.withLock { () throws(RegistryError) -> [String] in
+            var credentials = try Credentials.load(layout)
+            let record = try credentials.authenticate(token)
+            guard documents[name] != nil else { throw Self.noSuchPackage(name) }
+            try credentials.authorize(record, for: name)
+            var owners = credentials.owners[name.rawValue] ?? [record.owner]
+            if !owners.contains(owner) { owners.append(owner) }
+            credentials.owners[name.rawValue] = owners
+            try credentials.saveOwners(layout)
+            return owners
+        }
+    }
+
+    /// Re-signs the index when less than half its lifetime is left, so it never expires under clients.
+    @discardableResult
+    public func refreshIndexIfNeeded() throws(RegistryError) -> Bool {
+        let stamp = now()
+        guard index.expires.secondsSince1970 - stamp.secondsSince1970 < indexLifetime / 2 else { return false }
+        try lock.withLock { () throws(RegistryError) in
+            try Self.signAndWrite(&index, documents: documents, key: key, lifetime: indexLifetime, now: stamp, layout: layout, cache: cache)
+        }
+        logger.info("re-signed the index before it expires", metadata: ["index.version": "\(index.version)"])
+        return true
+    }
+
+    // MARK: Internals
+
+    /// Runs one write under the lock: authenticate, authorize, change the document, then persist the
+    /// document, tag links and a re-signed index, in that order.
+    private func write<T>(
+        _ name: PackageName, token: String?, allowNew: Bool = false,
+        _ change: () throws(RegistryError) -> (PackageDocument, T)
+    ) throws(RegistryError) -> T {
+        try lock.withLock { () throws(RegistryError) -> T in
+            var credentials = try Credentials.load(layout)
+            let record = try credentials.authenticate(token)
+            if documents[name] == nil, !allowNew { throw Self.noSuchPackage(name) }
+            try credentials.authorize(record, for: name)
+            let before = documents[name]
+            let (doc, result) = try change()
+            guard doc != before else { return result }
+            try AtomicFile.write(Array(try! DocumentDecoder.encode(doc)), to: layout.documentFile(name))
+            try Self.writeTagLinks(doc, layout: layout)
+            if credentials.owners[name.rawValue] == nil {
+                credentials.owners[name.rawValue] = [record.owner]
+                try credentials.saveOwners(layout)
+            }
+            documents[name] = doc
+            try Self.signAndWrite(&index, documents: documents, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+            logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
+            return result
+        }
+    }
+
+    private func existing(_ name: PackageName) throws(RegistryError) -> PackageDocument {
+        guard let doc = documents[name] else { throw Self.noSuchPackage(name) }
+        return doc
+    }
+
+    static func signAndWrite(
+        _ index: inout RegistryIndex, documents: [PackageName: PackageDocument], key: IndexSigningKey, lifetime: Int64,
+        now: Timestamp, layout: RegistryLayout, cache: TreeCache
+    ) throws(RegistryError) {
+        var entries: [String: RegistryIndex.Entry] = [:]
+        for (name, doc) in documents {
+            let bytes = Array(try! DocumentDecoder.encode(doc))
+            entries[name.rawValue] = RegistryIndex.Entry(sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count))
+        }
+        var next = RegistryIndex(version: index.version + 1, issued: now, expires: now.adding(seconds: lifetime), packages: entries)
+        next.specVersion = RegistryIndex.formatVersion
+        let signed: [UInt8]
+        do {
+            signed = try key.sign(next)
+        } catch {
+            throw RegistryError(.internalFailure, "signing-failed", "signing the index failed: \(error)")
+        }
+        try AtomicFile.write(signed, to: layout.indexFile)
+        index = next
+        cache.invalidateAll()
+    }
+
+    /// Makes `<name>/<tag>` links match the document's dist-tags.
+    static func writeTagLinks(_ doc: PackageDocument, layout: RegistryLayout) throws(RegistryError) {
+        let folder = layout.packageFolder(doc.name)
+        try AtomicFile.makeFolders(folder)
+        for (tag, version) in doc.distTags {
+            let path = "\(folder)/\(tag.rawValue)"
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != version.description {
+                try AtomicFile.symlink(version.description, at: path)
+            }
+        }
+        let wanted = Set(doc.distTags.keys.map(\.rawValue))
+        for item in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where item.first?.isLetter == true && !wanted.contains(item) {
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/\(item)")) != nil { unlink("\(folder)/\(item)") }
+        }
+    }
+
+    static func shouldMoveLatest(to version: SemanticVersion, in doc: PackageDocument) -> Bool {
+        guard let current = doc.distTags[.latest], let entry = doc.entry(for: current), !entry.yanked else { return true }
+        if version.isPrerelease { return current.isPrerelease && current < version }
+        return current.isPrerelease || current < version
+    }
+
+    static func isNewest(_ version: SemanticVersion, in doc: PackageDocument) -> Bool {
+        doc.versions.values.allSatisfy { $0.version <= version }
+    }
+
+    static func tagTable(_ doc: PackageDocument) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: doc.distTags.map { ($0.key.rawValue, $0.value.description) })
+    }
+
+    static func noSuchPackage(_ name: PackageName) -> RegistryError {
+        RegistryError(.notFound, "no-such-package", "no package named '\(name)' is published here", hint: "check the name with l3af search")
+    }
+
+    static func noSuchVersion(_ name: PackageName, _ version: SemanticVersion, in doc: PackageDocument) -> RegistryError {
+        let known = doc.versions.values.map(\.version).sorted().map(\.description).joined(separator: ", ")
+        return RegistryError(.notFound, "no-such-version", "\(name)@\(version) is not published (versions: \(known))")
+    }
+
+    /// Creates a publish token for `owner` covering `packages` (names, or `*`), stores its hash, and
+    /// returns the token. Works whether or not a server is running on the same root.
+    public static func addToken(layout: RegistryLayout, owner: String, packages: [String], now: Timestamp = Timestamp(Date())) throws(RegistryError) -> String {
+        try AtomicFile.makeFolders(layout.privateFolder)
+        let lock = try FileLock(path: layout.lockFile)
+        return try lock.withLock { () throws(RegistryError) -> String in
+            var credentials = try Credentials.load(layout)
+            let token = credentials.addToken(owner: owner, packages: packages, now: now)
+            try credentials.saveTokens(layout)
+            return token
+        }
+    }
+}
