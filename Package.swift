@@ -67,15 +67,20 @@ let package = Package(
         .executableTarget(name: "l3afd", dependencies: ["L3AFCLI"]),
         .executableTarget(name: "l3af-registry", dependencies: ["L3AFCLI"]),
 
+        // Helpers for the test targets only: BPF objects compiled from registry/, package tarballs, processes.
+        .target(name: "L3AFTestSupport", dependencies: ["L3AFArchive"]),
+
         .testTarget(name: "L3AFModelTests", dependencies: ["L3AFModel"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBPF", "CCurl", "CArchive"]),
         .testTarget(name: "L3AFArchiveTests", dependencies: ["L3AFArchive", "L3AFModel"]),
-        .testTarget(name: "L3AFBPFTests", dependencies: ["L3AFBPF", "L3AFModel"]),
+        .testTarget(name: "L3AFBPFTests", dependencies: ["L3AFBPF", "L3AFModel", "L3AFTestSupport"]),
         .testTarget(name: "L3AFClientTests", dependencies: ["L3AFClient", "L3AFModel"]),
         .testTarget(
             name: "L3AFRegistryTests",
-            dependencies: ["L3AFRegistry", "L3AFArchive", "L3AFClient", "L3AFModel"]),
-        .testTarget(name: "L3AFCLITests", dependencies: ["L3AFCLI", "L3AFModel", "L3AFArchive"]),
+            dependencies: ["L3AFRegistry", "L3AFArchive", "L3AFClient", "L3AFModel", "L3AFTestSupport"]),
+        .testTarget(
+            name: "L3AFCLITests",
+            dependencies: ["L3AFCLI", "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

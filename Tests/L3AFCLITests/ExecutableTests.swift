@@ -1,46 +1,13 @@
 import Foundation
+import L3AFTestSupport
 import Testing
 
-/// Runs a built executable of this package and captures what it prints.
-struct Run {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-
-    /// The folder the test binary was built into; SwiftPM puts the executables beside it.
-    static let productsFolder: URL = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var folder = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        while folder.pathExtension == "xctest" || folder.lastPathComponent == "Contents" || folder.lastPathComponent == "MacOS" {
-            folder = folder.deletingLastPathComponent()
-        }
-        return folder
-    }()
-
-    init(_ executable: String, _ arguments: [String], stdin: String? = nil) throws {
-        let process = Process()
-        process.executableURL = Self.productsFolder.appending(path: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        status = process.terminationStatus
-        stdout = String(decoding: outData, as: UTF8.self)
-        stderr = String(decoding: errData, as: UTF8.self)
-    }
+/// Runs one of this package's executables.
+func Run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Executable.Result {
+    try Executable.run(executable, arguments, stdin: stdin)
 }
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
+let repositoryRoot = Fixtures.repositoryRoot
 
 @Suite struct ExecutableTests {
     @Test(arguments: ["l3af", "l3afd", "l3af-registry"])

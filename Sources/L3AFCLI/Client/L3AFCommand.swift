@@ -11,7 +11,10 @@ public struct L3AFCommand: AsyncParsableCommand {
             run with libbpf behind a root program, one atomic step at a time.
             """,
         version: L3AFBuild.version,
-        subcommands: [ValidateCommand.self]
+        subcommands: [
+            ValidateCommand.self, PublishCommand.self, YankCommand.self, UnyankCommand.self, DistTagCommand.self,
+            DeprecateCommand.self, OwnerCommand.self, SearchCommand.self, InfoCommand.self, AuditCommand.self,
+        ]
     )
 
     public init() {}

@@ -1,13 +1,126 @@
 import ArgumentParser
+import Foundation
 import L3AFModel
+import L3AFRegistry
+import Logging
 
 /// `l3af-registry`: serves and publishes into a signed, static package tree.
 public struct RegistryCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "l3af-registry",
         abstract: "The l3af package registry: a signed static tree any web server can serve, and a publish API.",
-        version: L3AFBuild.version
+        discussion: """
+            Layout under --root: tree/ is the static tree (index.json, packages/<name>.json, \
+            <name>/<version>/<platform>/<artifact>, dist-tag links); point nginx or a CDN at it to serve reads. \
+            private/ holds hashed tokens and owners and is never served.
+            """,
+        version: L3AFBuild.version,
+        subcommands: [KeygenCommand.self, TokenCommand.self, ServeCommand.self]
     )
 
     public init() {}
+}
+
+struct KeygenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen", abstract: "Make an ed25519 signing key; prints the public key clients trust, in base64.")
+
+    @Option(help: "Where to write the private key (mode 0600).")
+    var out: String
+
+    @Flag(help: "Replace an existing key file.")
+    var force = false
+
+    func run() async throws {
+        if FileManager.default.fileExists(atPath: out), !force {
+            throw CLIError("key-exists", "\(out) already exists", hint: "pass --force to replace it (clients trusting the old key will refuse the new index)")
+        }
+        let key = IndexSigningKey()
+        guard FileManager.default.createFile(atPath: out, contents: Data((key.base64Seed + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError("unwritable-file", "can't write \(out)")
+        }
+        print("wrote the private key to \(out); clients trust this public key (--trusted-key):")
+        print(key.publicKey.base64)
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Manage publish tokens.", subcommands: [TokenAddCommand.self])
+}
+
+struct TokenAddCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add", abstract: "Create a publish token; only its hash is stored. Prints the token last.")
+
+    @Option(help: "The registry's root folder.")
+    var root: String
+
+    @Option(help: "Who the token publishes as; the first to publish a package becomes its owner.")
+    var owner: String
+
+    @Option(help: "Comma-separated package names the token may write, or '*' for any.")
+    var packages: String
+
+    func run() async throws {
+        let names = packages.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw CLIError("no-packages", "--packages names no package", hint: "e.g. --packages 'ratelimiting,xdp-root' or '*'") }
+        for name in names where name != "*" {
+            do { _ = try PackageName(name) } catch { throw error }
+        }
+        guard !owner.isEmpty, owner.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw CLIError("invalid-owner", "invalid owner '\(owner)': use letters, digits, '-', '_' and '.'")
+        }
+        let token = try RegistryStore.addToken(layout: RegistryLayout(root: root), owner: owner, packages: names)
+        print("token for \(owner), packages \(names.joined(separator: ", ")) (shown once; only its hash is kept):")
+        print(token)
+    }
+}
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve the tree and the publish API; stops gracefully on SIGTERM or SIGINT.")
+
+    @Option(help: "The registry's root folder (created if needed).")
+    var root: String
+
+    @Option(help: "The private key file from keygen.")
+    var key: String
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "Refuse uploads larger than this many bytes.")
+    var maxUploadBytes = 64 << 20
+
+    @Option(help: "How long a signed index is valid, in seconds; it is re-signed when half of that is left.")
+    var indexTtl: Int64 = 7 * 86_400
+
+    @Option(help: "How often to check whether the index needs re-signing, in seconds.")
+    var refreshInterval = 60
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        guard let seed = FileManager.default.contents(atPath: key) else {
+            throw CLIError("unreadable-file", "can't read the key file \(key)", hint: "make one with l3af-registry keygen --out \(key)")
+        }
+        let signingKey = try IndexSigningKey(base64Seed: String(decoding: seed, as: UTF8.self))
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw CLIError("invalid-listen", "--listen '\(listen)' is not HOST:PORT", hint: "e.g. 127.0.0.1:8080")
+        }
+        let host = String(listen[..<colon])
+        var logger = Logger(label: "l3af-registry")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let store = try RegistryStore(layout: RegistryLayout(root: root), key: signingKey, indexLifetimeSeconds: indexTtl, logger: logger)
+        let publicKey = signingKey.publicKey.base64
+        try await RegistryServer.run(
+            store: store, host: host, port: port, maximumUploadBytes: maxUploadBytes, refreshIntervalSeconds: refreshInterval,
+            logRequests: logger.logLevel <= .info, logger: logger
+        ) { bound in
+            // Written straight to the descriptor so a supervising process sees it at once.
+            FileHandle.standardOutput.write(Data("l3af-registry listening on http://\(host):\(bound) (public key \(publicKey))\n".utf8))
+        }
+    }
 }

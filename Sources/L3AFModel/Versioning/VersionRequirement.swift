@@ -148,11 +148,15 @@ public struct RequirementParseError: L3AFError, Equatable {
     }
 }
 
+extension Character {
+    var isASCIIWhitespace: Bool { self == " " || self == "\t" || self == "\n" || self == "\r" || self == "\r\n" }
+}
+
 extension StringProtocol {
     func trimmingASCIISpaces() -> String {
         var text = Substring(self)
-        while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
-        while let last = text.last, last == " " || last == "\t" { text.removeLast() }
+        while let first = text.first, first.isASCIIWhitespace { text.removeFirst() }
+        while let last = text.last, last.isASCIIWhitespace { text.removeLast() }
         return String(text)
     }
 }

@@ -14,6 +14,11 @@ public struct PublishResult: Sendable, Codable, Equatable {
     public let created: Bool
     /// The artifact's URL path at l3afd's layout.
     public let artifactPath: String
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, sha256, size, tags, created
+        case artifactPath = "artifact_path"
+    }
 }
 
 /// The registry's single writer. Every change follows one order, each step atomic (temp + fsync + rename):

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import L3AFClient
+import L3AFModel
+
+/// Where the registry is and how to authenticate to it.
+struct RegistryOptions: ParsableArguments {
+    @Option(help: "The registry's URL (default: $L3AF_REGISTRY).")
+    var registry: String?
+
+    @Option(help: "A publish token (default: $L3AF_TOKEN). Never printed.")
+    var token: String?
+
+    func api() throws -> RegistryAPI {
+        RegistryAPI(baseURL: try registryURL(registry), token: token ?? ProcessInfo.processInfo.environment["L3AF_TOKEN"])
+    }
+}
+
+/// `--json` for machine-readable output.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    /// Prints `value` as JSON when asked to, else `text`.
+    func emit(_ value: some Encodable, text: @autoclosure () -> String) throws {
+        if json {
+            FileHandle.standardOutput.write(try DocumentDecoder.encode(value) + Data("\n".utf8))
+        } else {
+            print(text())
+        }
+    }
+}
+
+/// `name@1.2.3`, naming exactly one version.
+struct ExactVersionSpec: ExpressibleByArgument {
+    let name: PackageName
+    let version: SemanticVersion
+
+    init?(argument: String) {
+        guard let parsed = try? Self.parse(argument) else { return nil }
+        self = parsed
+    }
+
+    init(name: PackageName, version: SemanticVersion) {
+        self.name = name
+        self.version = version
+    }
+
+    static func parse(_ text: String) throws -> ExactVersionSpec {
+        guard let at = text.firstIndex(of: "@") else {
+            throw CLIError("invalid-spec", "'\(text)' names no version", hint: "write name@1.2.3")
+        }
+        let name = try PackageName(String(text[..<at]))
+        let version = try SemanticVersion(parsing: String(text[text.index(after: at)...]))
+        return ExactVersionSpec(name: name, version: version)
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// Parses an exact `name@version` argument, with the model's error when it is wrong.
+func exactSpec(_ text: String) throws -> ExactVersionSpec { try ExactVersionSpec.parse(text) }
+
+/// The registry URL from a flag, else `$L3AF_REGISTRY`.
+func registryURL(_ flag: String?) throws -> String {
+    guard let url = flag ?? ProcessInfo.processInfo.environment["L3AF_REGISTRY"], !url.isEmpty else {
+        throw CLIError("no-registry", "no registry URL is configured", hint: "pass --registry URL or set L3AF_REGISTRY")
+    }
+    return url
+}

@@ -1,0 +1,94 @@
+import Foundation
+import L3AFModel
+
+/// Checks a whole registry as a client sees it: the index's signature, expiry and version; every
+/// package document against its digest in the index; every artifact against its digest and size in
+/// its document. Works against l3af-registry, a static server or CDN, or `file://` on the tree.
+public struct RegistryAudit: Sendable {
+    public let baseURL: String
+    public let verifier: IndexVerifier
+    public var http: HTTPClient
+
+    public init(baseURL: String, trustedKeys: [TrustedKey], http: HTTPClient = HTTPClient()) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.verifier = IndexVerifier(trustedKeys: trustedKeys)
+        self.http = http
+    }
+
+    /// What was checked.
+    public struct Report: Sendable, Codable {
+        public var indexVersion: UInt64
+        public var packages: Int
+        public var artifacts: Int
+        public var bytes: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case indexVersion = "index_version"
+            case packages, artifacts, bytes
+        }
+    }
+
+    /// Verifies everything; the first failure is thrown, naming the file and what failed.
+    public func run(now: Timestamp = Timestamp(Date())) async throws -> Report {
+        let index = try verifier.verify(try await fetch("index.json"), now: now)
+        var report = Report(indexVersion: index.version, packages: 0, artifacts: 0, bytes: 0)
+        for name in index.packages.keys.sorted() {
+            let entry = index.packages[name]!
+            let path = "packages/\(name).json"
+            let bytes = try await fetch(path)
+            try Self.check(path, bytes: bytes, sha256: entry.sha256, size: entry.size, against: "the signed index")
+            let document = try DocumentDecoder.decode(PackageDocument.self, from: bytes, document: path)
+            report.packages += 1
+            for version in document.versions.values.sorted(by: { $0.version < $1.version }) {
+                let platform = version.manifest.platforms?.first ?? "any"
+                let artifactPath = "\(name)/\(version.version)/\(platform)/\(version.artifact)"
+                let artifact = try await fetch(artifactPath)
+                try Self.check(artifactPath, bytes: artifact, sha256: version.sha256, size: version.size, against: path)
+                report.artifacts += 1
+                report.bytes += UInt64(artifact.count)
+            }
+        }
+        return report
+    }
+
+    static func check(_ path: String, bytes: [UInt8], sha256: SHA256Digest, size: UInt64, against source: String) throws(DigestMismatchError) {
+        let actual = SHA256Digest(of: bytes)
+        guard actual == sha256, UInt64(bytes.count) == size else {
+            throw DigestMismatchError(file: path, source: source, expected: sha256, actual: actual, expectedSize: size, actualSize: UInt64(bytes.count))
+        }
+    }
+
+    private func fetch(_ path: String) async throws -> [UInt8] {
+        let response = try await http.send(HTTPRequest(url: "\(baseURL)/\(path)"))
+        // file:// transfers have no HTTP status: curl reports 0 when the read succeeded.
+        guard response.status == 200 || (response.status == 0 && baseURL.hasPrefix("file:")) else {
+            throw FetchStatusError(url: "\(baseURL)/\(path)", status: response.status)
+        }
+        return response.body
+    }
+}
+
+/// Bytes that are not what signed metadata says they are.
+public struct DigestMismatchError: L3AFError, Equatable {
+    public let file: String
+    /// What named the expected digest: "the signed index", or a package document.
+    public let source: String
+    public let expected: SHA256Digest
+    public let actual: SHA256Digest
+    public let expectedSize: UInt64
+    public let actualSize: UInt64
+
+    public var code: String { "digest-mismatch" }
+    public var description: String {
+        "\(file) does not match \(source): expected sha256 \(expected) (\(expectedSize) bytes), got \(actual) (\(actualSize) bytes)"
+    }
+    public var hint: String? { "the file was altered or corrupted after it was signed; fetch it again or restore it from the registry" }
+}
+
+/// A fetch answered with something other than 200.
+public struct FetchStatusError: L3AFError, Equatable {
+    public let url: String
+    public let status: Int
+    public var code: String { "http-\(status)" }
+    public var description: String { "\(url) answered HTTP \(status)" }
+}
