@@ -63,13 +63,8 @@ public actor RegistryStore {
         }
         self.documents = recovered.documents
         self.index = index
+        cache.publish(recovered.documents)
     }
-
-    /// The package documents, for search and listing.
-    public func allDocuments() -> [PackageDocument] { documents.values.sorted { $0.name < $1.name } }
-
-    /// The current document of `name`, if published.
-    public func document(_ name: PackageName) -> PackageDocument? { documents[name] }
 
     /// The current index version.
     public func indexVersion() -> UInt64 { index.version }
@@ -80,10 +75,17 @@ public actor RegistryStore {
     // MARK: Writes
 
     /// Publishes `tarball` as `name@version`. The manifest inside must say the same name and version.
-    public func publish(
+    /// The tarball is inspected before the writer is entered, so a large upload holds up no one.
+    public nonisolated func publish(
         name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
-    ) throws(RegistryError) -> PublishResult {
+    ) async throws(RegistryError) -> PublishResult {
         let inspected = try PackageInspector.inspect(tarball, name: "\(name)@\(version)")
+        return try await write(inspected, name: name, version: version, tarball: tarball, tag: tag, token: token)
+    }
+
+    private func write(
+        _ inspected: InspectedPackage, name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
+    ) throws(RegistryError) -> PublishResult {
         guard inspected.manifest.name == name, inspected.manifest.version == version else {
             throw RegistryError(.badRequest, "manifest-mismatch",
                                 "the upload is for \(name)@\(version) but its manifest says \(inspected.manifest.name)@\(inspected.manifest.version)",
@@ -258,6 +260,7 @@ public actor RegistryStore {
             }
             documents[name] = doc
             try Self.signAndWrite(&index, documents: documents, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+            cache.publish(documents)
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
             return result
         }
@@ -287,7 +290,7 @@ public actor RegistryStore {
         }
         try AtomicFile.write(signed, to: layout.indexFile)
         index = next
-        cache.invalidateAll()
+        cache.invalidateFiles()
     }
 
     /// Makes `<name>/<tag>` links match the document's dist-tags.

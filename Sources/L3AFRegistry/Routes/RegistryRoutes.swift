@@ -16,7 +16,7 @@ struct RegistryRoutes: Sendable {
             guard file.hasSuffix(".json"), let name = try? PackageName(String(file.dropLast(5))) else {
                 throw RegistryError(.notFound, "not-found", "no package document '\(file)'")
             }
-            guard await store.document(name) != nil else { throw RegistryStore.noSuchPackage(name) }
+            guard store.files.document(name) != nil else { throw RegistryStore.noSuchPackage(name) }
             return try serve("packages/\(name).json", request: request, cacheControl: "no-cache")
         }
         router.get("/search") { request, _ in try await search(request) }
@@ -29,7 +29,7 @@ struct RegistryRoutes: Sendable {
         api.post("packages/:name/:version/unyank") { request, context in try await yank(false, request, context) }
         api.get("packages/:name/dist-tags") { _, context in
             let name = try packageName(context)
-            guard let doc = await store.document(name) else { throw RegistryStore.noSuchPackage(name) }
+            guard let doc = store.files.document(name) else { throw RegistryStore.noSuchPackage(name) }
             return json(RegistryStore.tagTable(doc))
         }
         api.put("packages/:name/dist-tags/:tag") { request, context in
@@ -94,7 +94,7 @@ struct RegistryRoutes: Sendable {
         let versionText = try context.parameters.require("version")
         let platform = try context.parameters.require("platform")
         let artifact = try context.parameters.require("artifact")
-        guard let doc = await store.document(name) else { throw RegistryStore.noSuchPackage(name) }
+        guard let doc = store.files.document(name) else { throw RegistryStore.noSuchPackage(name) }
         let version: SemanticVersion
         if let exact = try? SemanticVersion(parsing: versionText) {
             version = exact
@@ -122,7 +122,7 @@ struct RegistryRoutes: Sendable {
 
     private func search(_ request: Request) async throws -> Response {
         let query = (request.uri.queryParameters.get("q") ?? "").lowercased()
-        let hits = await store.allDocuments().filter {
+        let hits = store.files.allDocuments().filter {
             query.isEmpty || $0.name.rawValue.contains(query) || $0.description.lowercased().contains(query)
         }.map { doc in
             SearchHit(name: doc.name.rawValue, description: doc.description, latest: doc.distTags[.latest]?.description,

@@ -16,6 +16,7 @@ public final class TreeCache: Sendable {
     let tree: String
     let limit: Int
     private let state = Mutex<(files: [String: CachedFile], bytes: Int)>(([:], 0))
+    private let documents = Mutex<[PackageName: PackageDocument]>([:])
 
     init(tree: String, limit: Int = 256 << 20) {
         self.tree = tree
@@ -36,8 +37,20 @@ public final class TreeCache: Sendable {
         return file
     }
 
-    /// Forgets everything; called after every write.
-    func invalidateAll() {
+    /// The published document of `name`, as of the last completed write. Reads never wait for a write.
+    public func document(_ name: PackageName) -> PackageDocument? { documents.withLock { $0[name] } }
+
+    /// Every published document, as of the last completed write.
+    public func allDocuments() -> [PackageDocument] { documents.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
+
+    /// Replaces what reads see; called after every write, once the files are in place.
+    func publish(_ snapshot: [PackageName: PackageDocument]) {
+        documents.withLock { $0 = snapshot }
+        invalidateFiles()
+    }
+
+    /// Forgets the cached file bytes; called whenever a file of the tree changes.
+    func invalidateFiles() {
         state.withLock { $0 = ([:], 0) }
     }
 }

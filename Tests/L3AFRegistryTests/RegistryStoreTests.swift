@@ -1,0 +1,120 @@
+import Foundation
+import L3AFModel
+import L3AFTestSupport
+import Synchronization
+import Testing
+@testable import L3AFRegistry
+
+/// A clock tests move by hand.
+final class TestClock: Sendable {
+    private let seconds = Mutex<Int64>(1_800_000_000)
+    var now: Timestamp { Timestamp(secondsSince1970: seconds.withLock { $0 }) }
+    func advance(_ by: Int64) { seconds.withLock { $0 += by } }
+}
+
+struct StoreFixture {
+    let root: URL
+    let layout: RegistryLayout
+    let key = IndexSigningKey()
+    let clock = TestClock()
+    let token: String
+
+    init() throws {
+        root = try Fixtures.temporaryFolder("store")
+        layout = RegistryLayout(root: root.path)
+        token = try RegistryStore.addToken(layout: layout, owner: "netops", packages: ["*"])
+    }
+
+    func open(lifetime: Int64 = 3_600) throws -> RegistryStore {
+        let clock = self.clock
+        return try RegistryStore(layout: layout, key: key, indexLifetimeSeconds: lifetime, now: { clock.now })
+    }
+
+    func verify() throws -> RegistryIndex {
+        try IndexVerifier(trustedKeys: [key.publicKey]).verify(AtomicFile.read(layout.indexFile) ?? [], now: clock.now)
+    }
+}
+
+@Suite struct RegistryStoreTests {
+    @Test func refreshesTheIndexBeforeItExpires() async throws {
+        let fixture = try StoreFixture()
+        let store = try fixture.open(lifetime: 3_600)
+        let first = try fixture.verify()
+        #expect(try await store.refreshIndexIfNeeded() == false, "fresh: nothing to do")
+        fixture.clock.advance(1_801)
+        #expect(try await store.refreshIndexIfNeeded() == true, "past half its lifetime: re-signed")
+        let second = try fixture.verify()
+        #expect(second.version == first.version + 1)
+        #expect(second.expires == fixture.clock.now.adding(seconds: 3_600))
+        fixture.clock.advance(3_601)
+        #expect(throws: IndexVerificationError.self, "an index left alone past its lifetime is refused") { try fixture.verify() }
+    }
+
+    @Test func publishingMovesLatestOnlyForward() async throws {
+        let fixture = try StoreFixture()
+        let store = try fixture.open()
+        let name = try PackageName("xdp-root")
+        for version in ["1.1.0", "1.0.5", "2.0.0-rc.1", "1.2.0"] {
+            _ = try await store.publish(name: name, version: try SemanticVersion(parsing: version),
+                                        tarball: try Fixtures.xdpRootPackage(version: version), tag: nil, token: fixture.token)
+        }
+        let doc = try #require(store.files.document(name))
+        #expect(doc.distTags[.latest] == SemanticVersion(1, 2, 0), "an older release or a prerelease doesn't take latest")
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: fixture.layout.packageFolder(name) + "/latest")
+        #expect(link == "1.2.0")
+        #expect(try fixture.verify().version == 5, "one index version per write, after the first signing")
+    }
+
+    @Test func recoveryCompletesAWriteInterruptedAfterTheDocument() async throws {
+        let fixture = try StoreFixture()
+        let name = try PackageName("xdp-root")
+        do {
+            let store = try fixture.open()
+            _ = try await store.publish(name: name, version: SemanticVersion(1, 0, 0), tarball: try Fixtures.xdpRootPackage(version: "1.0.0"), tag: nil, token: fixture.token)
+        }
+        let indexBefore = try fixture.verify()
+        // A crash after the document was renamed into place but before the index was: edit the document
+        // as a completed write would have, and leave the index as it was.
+        var doc = try DocumentDecoder.decode(PackageDocument.self, from: AtomicFile.read(fixture.layout.documentFile(name))!, document: "d")
+        doc.description = "changed just before the crash"
+        try AtomicFile.write(Array(try DocumentDecoder.encode(doc)), to: fixture.layout.documentFile(name))
+        // …plus a temporary file and an artifact no document lists.
+        try AtomicFile.write([1, 2, 3], to: fixture.layout.packagesFolder + "/.tmp-xdp-root.json-123")
+        try AtomicFile.write([4, 5], to: fixture.layout.versionFolder(name, SemanticVersion(9, 9, 9)) + "/any/l3af_xdp-root.tar.gz")
+
+        let store = try fixture.open()
+        let indexAfter = try fixture.verify()
+        #expect(indexAfter.version == indexBefore.version + 1)
+        #expect(indexAfter.packages["xdp-root"]?.sha256 == SHA256Digest(of: AtomicFile.read(fixture.layout.documentFile(name))!))
+        #expect(store.files.document(name)?.description == "changed just before the crash")
+        #expect(!FileManager.default.fileExists(atPath: fixture.layout.packagesFolder + "/.tmp-xdp-root.json-123"))
+        #expect(!FileManager.default.fileExists(atPath: fixture.layout.versionFolder(name, SemanticVersion(9, 9, 9))))
+    }
+
+    @Test func recoveryRemovesAFirstPublishThatNeverGotADocument() throws {
+        let fixture = try StoreFixture()
+        _ = try fixture.open()
+        try AtomicFile.write([1], to: fixture.layout.tree + "/ghost/1.0.0/any/l3af_ghost.tar.gz")
+        _ = try fixture.open()
+        #expect(!FileManager.default.fileExists(atPath: fixture.layout.tree + "/ghost"))
+    }
+
+    @Test func tokensAreStoredHashed() throws {
+        let fixture = try StoreFixture()
+        let stored = String(decoding: AtomicFile.read(fixture.layout.tokensFile)!, as: UTF8.self)
+        #expect(!stored.contains(fixture.token))
+        #expect(stored.contains(SHA256Digest(of: Array(fixture.token.utf8)).hex))
+        let attributes = try FileManager.default.attributesOfItem(atPath: fixture.layout.tokensFile)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test(arguments: [
+        ("bytes=0-9", 100, ByteRange.satisfiable(0..<10)), ("bytes=90-", 100, .satisfiable(90..<100)),
+        ("bytes=-5", 100, .satisfiable(95..<100)), ("bytes=50-500", 100, .satisfiable(50..<100)),
+        ("bytes=100-", 100, .unsatisfiable), ("bytes=5-1", 100, .ignored), ("bytes=0-1,5-6", 100, .ignored),
+        ("items=0-1", 100, .ignored), ("bytes=-0", 100, .unsatisfiable),
+    ])
+    func parsesRanges(_ header: String, _ size: Int, _ expected: ByteRange) {
+        #expect(ByteRange.parse(header, size: size) == expected)
+    }
+}
