@@ -44,7 +44,7 @@ let package = Package(
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",
-            dependencies: ["L3AFModel", "CCurlShim", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["L3AFModel", "L3AFArchive", "CCurlShim", .product(name: "Logging", package: "swift-log")]),
         // The registry: the signed static tree, publishing, tokens, and its HTTP routes.
         .target(
             name: "L3AFRegistry",

@@ -31,7 +31,7 @@ struct StoreFixture {
     }
 
     func verify() throws -> RegistryIndex {
-        try IndexVerifier(trustedKeys: [key.publicKey]).verify(AtomicFile.read(layout.indexFile) ?? [], now: clock.now)
+        try IndexVerifier(trustedKeys: [key.publicKey]).verify(RegistryFiles.read(layout.indexFile) ?? [], now: clock.now)
     }
 }
 
@@ -75,17 +75,17 @@ struct StoreFixture {
         let indexBefore = try fixture.verify()
         // A crash after the document was renamed into place but before the index was: edit the document
         // as a completed write would have, and leave the index as it was.
-        var doc = try DocumentDecoder.decode(PackageDocument.self, from: AtomicFile.read(fixture.layout.documentFile(name))!, document: "d")
+        var doc = try DocumentDecoder.decode(PackageDocument.self, from: RegistryFiles.read(fixture.layout.documentFile(name))!, document: "d")
         doc.description = "changed just before the crash"
-        try AtomicFile.write(Array(try DocumentDecoder.encode(doc)), to: fixture.layout.documentFile(name))
+        try RegistryFiles.write(Array(try DocumentDecoder.encode(doc)), to: fixture.layout.documentFile(name))
         // …plus a temporary file and an artifact no document lists.
-        try AtomicFile.write([1, 2, 3], to: fixture.layout.packagesFolder + "/.tmp-xdp-root.json-123")
-        try AtomicFile.write([4, 5], to: fixture.layout.versionFolder(name, SemanticVersion(9, 9, 9)) + "/any/l3af_xdp-root.tar.gz")
+        try RegistryFiles.write([1, 2, 3], to: fixture.layout.packagesFolder + "/.tmp-xdp-root.json-123")
+        try RegistryFiles.write([4, 5], to: fixture.layout.versionFolder(name, SemanticVersion(9, 9, 9)) + "/any/l3af_xdp-root.tar.gz")
 
         let store = try fixture.open()
         let indexAfter = try fixture.verify()
         #expect(indexAfter.version == indexBefore.version + 1)
-        #expect(indexAfter.packages["xdp-root"]?.sha256 == SHA256Digest(of: AtomicFile.read(fixture.layout.documentFile(name))!))
+        #expect(indexAfter.packages["xdp-root"]?.sha256 == SHA256Digest(of: RegistryFiles.read(fixture.layout.documentFile(name))!))
         #expect(store.files.document(name)?.description == "changed just before the crash")
         #expect(!FileManager.default.fileExists(atPath: fixture.layout.packagesFolder + "/.tmp-xdp-root.json-123"))
         #expect(!FileManager.default.fileExists(atPath: fixture.layout.versionFolder(name, SemanticVersion(9, 9, 9))))
@@ -94,14 +94,14 @@ struct StoreFixture {
     @Test func recoveryRemovesAFirstPublishThatNeverGotADocument() throws {
         let fixture = try StoreFixture()
         _ = try fixture.open()
-        try AtomicFile.write([1], to: fixture.layout.tree + "/ghost/1.0.0/any/l3af_ghost.tar.gz")
+        try RegistryFiles.write([1], to: fixture.layout.tree + "/ghost/1.0.0/any/l3af_ghost.tar.gz")
         _ = try fixture.open()
         #expect(!FileManager.default.fileExists(atPath: fixture.layout.tree + "/ghost"))
     }
 
     @Test func tokensAreStoredHashed() throws {
         let fixture = try StoreFixture()
-        let stored = String(decoding: AtomicFile.read(fixture.layout.tokensFile)!, as: UTF8.self)
+        let stored = String(decoding: RegistryFiles.read(fixture.layout.tokensFile)!, as: UTF8.self)
         #expect(!stored.contains(fixture.token))
         #expect(stored.contains(SHA256Digest(of: Array(fixture.token.utf8)).hex))
         let attributes = try FileManager.default.attributesOfItem(atPath: fixture.layout.tokensFile)

@@ -55,7 +55,7 @@ public struct HTTPClient: Sendable {
 
     /// The blocking transfer.
     func perform(_ request: HTTPRequest) throws(TransportError) -> HTTPResponse {
-        _ = Self.globalInit
+        Self.initializeCurl()
         guard let handle = curl_easy_init() else { throw TransportError(url: request.url, code: "curl_easy_init", message: "libcurl failed to start") }
         defer { curl_easy_cleanup(handle) }
         let sink = ResponseSink(limit: maximumResponseBytes)
@@ -114,6 +114,9 @@ public struct HTTPClient: Sendable {
     }
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    /// Runs `curl_global_init` once per process, before any handle is made.
+    static func initializeCurl() { _ = globalInit }
 
     private static func name(of code: CURLcode) -> String {
         switch code {

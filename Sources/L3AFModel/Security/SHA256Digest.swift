@@ -11,6 +11,8 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible, Codable
         bytes = Array(SHA256.hash(data: data))
     }
 
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
     /// Parses 64 lowercase hexadecimal digits.
     public init(hex: String) throws(DigestFormatError) {
         let utf8 = Array(hex.utf8)
@@ -67,4 +69,15 @@ public struct DigestFormatError: L3AFError, Equatable {
     public var description: String {
         "'\(text.prefix(80))' is not a SHA-256 digest: expected 64 lowercase hexadecimal digits"
     }
+}
+
+/// SHA-256 over data that arrives in pieces.
+public struct SHA256Stream: Sendable {
+    private var hasher = SHA256()
+
+    public init() {}
+
+    public mutating func update(_ data: some DataProtocol) { hasher.update(data: data) }
+
+    public func finalize() -> SHA256Digest { SHA256Digest(bytes: Array(hasher.finalize())) }
 }

@@ -25,10 +25,10 @@ struct Credentials: Sendable {
     static func load(_ layout: RegistryLayout) throws(RegistryError) -> Credentials {
         var credentials = Credentials()
         do {
-            if let bytes = AtomicFile.read(layout.tokensFile) {
+            if let bytes = RegistryFiles.read(layout.tokensFile) {
                 credentials.tokens = try JSONDecoder().decode(TokensFile.self, from: Data(bytes)).tokens
             }
-            if let bytes = AtomicFile.read(layout.ownersFile) {
+            if let bytes = RegistryFiles.read(layout.ownersFile) {
                 credentials.owners = try JSONDecoder().decode([String: [String]].self, from: Data(bytes))
             }
         } catch {
@@ -38,11 +38,11 @@ struct Credentials: Sendable {
     }
 
     func saveTokens(_ layout: RegistryLayout) throws(RegistryError) {
-        try AtomicFile.write(Array(try! DocumentDecoder.encode(TokensFile(tokens: tokens))), to: layout.tokensFile, mode: 0o600)
+        try RegistryFiles.write(Array(try! DocumentDecoder.encode(TokensFile(tokens: tokens))), to: layout.tokensFile, mode: 0o600)
     }
 
     func saveOwners(_ layout: RegistryLayout) throws(RegistryError) {
-        try AtomicFile.write(Array(try! DocumentDecoder.encode(owners)), to: layout.ownersFile, mode: 0o600)
+        try RegistryFiles.write(Array(try! DocumentDecoder.encode(owners)), to: layout.ownersFile, mode: 0o600)
     }
 
     /// The record of a presented token, or 401.

@@ -31,7 +31,7 @@ public actor RegistryStore {
     let indexLifetime: Int64
     let now: @Sendable () -> Timestamp
     let logger: Logger
-    let lock: FileLock
+    let lock: RegistryLock
     let cache: TreeCache
 
     private(set) var documents: [PackageName: PackageDocument] = [:]
@@ -42,14 +42,14 @@ public actor RegistryStore {
         layout: RegistryLayout, key: IndexSigningKey, indexLifetimeSeconds: Int64 = 7 * 86_400,
         now: @escaping @Sendable () -> Timestamp = { Timestamp(Date()) }, logger: Logger = Logger(label: "l3af.registry")
     ) throws(RegistryError) {
-        try AtomicFile.makeFolders(layout.packagesFolder)
-        try AtomicFile.makeFolders(layout.privateFolder)
+        try RegistryFiles.makeFolders(layout.packagesFolder)
+        try RegistryFiles.makeFolders(layout.privateFolder)
         self.layout = layout
         self.key = key
         self.indexLifetime = indexLifetimeSeconds
         self.now = now
         self.logger = logger
-        self.lock = try FileLock(path: layout.lockFile)
+        self.lock = try RegistryLock(path: layout.lockFile)
         self.cache = TreeCache(tree: layout.tree)
         let stamp = now()
         let recovered = try lock.withLock { () throws(RegistryError) in try Recovery.run(layout: layout, logger: logger) }
@@ -115,10 +115,10 @@ public actor RegistryStore {
             // 1. The artifact, under each platform folder (hard links to one file).
             let platforms = RegistryLayout.platformFolders(of: inspected.manifest)
             let first = "\(layout.tree)/\(RegistryLayout.artifactPath(name, version, platform: platforms[0]))"
-            try AtomicFile.write(tarball, to: first)
+            try RegistryFiles.write(tarball, to: first)
             for platform in platforms.dropFirst() {
                 let path = "\(layout.tree)/\(RegistryLayout.artifactPath(name, version, platform: platform))"
-                try AtomicFile.makeFolders((path as NSString).deletingLastPathComponent)
+                try RegistryFiles.makeFolders((path as NSString).deletingLastPathComponent)
                 unlink(path)
                 guard link(first, path) == 0 else { throw .io("linking \(path)", errno: errno) }
             }
@@ -252,7 +252,7 @@ public actor RegistryStore {
             let before = documents[name]
             let (doc, result) = try change()
             guard doc != before else { return result }
-            try AtomicFile.write(Array(try! DocumentDecoder.encode(doc)), to: layout.documentFile(name))
+            try RegistryFiles.write(Array(try! DocumentDecoder.encode(doc)), to: layout.documentFile(name))
             try Self.writeTagLinks(doc, layout: layout)
             if credentials.owners[name.rawValue] == nil {
                 credentials.owners[name.rawValue] = [record.owner]
@@ -288,7 +288,7 @@ public actor RegistryStore {
         } catch {
             throw RegistryError(.internalFailure, "signing-failed", "signing the index failed: \(error)")
         }
-        try AtomicFile.write(signed, to: layout.indexFile)
+        try RegistryFiles.write(signed, to: layout.indexFile)
         index = next
         cache.invalidateFiles()
     }
@@ -296,11 +296,11 @@ public actor RegistryStore {
     /// Makes `<name>/<tag>` links match the document's dist-tags.
     static func writeTagLinks(_ doc: PackageDocument, layout: RegistryLayout) throws(RegistryError) {
         let folder = layout.packageFolder(doc.name)
-        try AtomicFile.makeFolders(folder)
+        try RegistryFiles.makeFolders(folder)
         for (tag, version) in doc.distTags {
             let path = "\(folder)/\(tag.rawValue)"
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != version.description {
-                try AtomicFile.symlink(version.description, at: path)
+                try RegistryFiles.symlink(version.description, at: path)
             }
         }
         let wanted = Set(doc.distTags.keys.map(\.rawValue))
@@ -335,8 +335,8 @@ public actor RegistryStore {
     /// Creates a publish token for `owner` covering `packages` (names, or `*`), stores its hash, and
     /// returns the token. Works whether or not a server is running on the same root.
     public static func addToken(layout: RegistryLayout, owner: String, packages: [String], now: Timestamp = Timestamp(Date())) throws(RegistryError) -> String {
-        try AtomicFile.makeFolders(layout.privateFolder)
-        let lock = try FileLock(path: layout.lockFile)
+        try RegistryFiles.makeFolders(layout.privateFolder)
+        let lock = try RegistryLock(path: layout.lockFile)
         return try lock.withLock { () throws(RegistryError) -> String in
             var credentials = try Credentials.load(layout)
             let token = credentials.addToken(owner: owner, packages: packages, now: now)

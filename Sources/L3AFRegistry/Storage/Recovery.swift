@@ -22,14 +22,14 @@ enum Recovery {
         for file in (try? fm.contentsOfDirectory(atPath: layout.packagesFolder)) ?? [] where file.hasSuffix(".json") {
             let path = "\(layout.packagesFolder)/\(file)"
             do {
-                let doc = try DocumentDecoder.decode(PackageDocument.self, from: AtomicFile.read(path) ?? [], document: path)
+                let doc = try DocumentDecoder.decode(PackageDocument.self, from: RegistryFiles.read(path) ?? [], document: path)
                 documents[doc.name] = doc
             } catch {
                 throw RegistryError(.internalFailure, "tree-corrupt", "\(error.description)", hint: "restore \(path) from a backup")
             }
         }
         var index: RegistryIndex?
-        if let bytes = AtomicFile.read(layout.indexFile) {
+        if let bytes = RegistryFiles.read(layout.indexFile) {
             index = try? DocumentDecoder.decode(SignedIndexEnvelope.self, from: bytes, document: "index.json").signed
         }
         var needsSigning = index == nil
@@ -67,7 +67,7 @@ enum Recovery {
     private static func removeTemporaries(in folder: String, logger: Logger) {
         guard let walker = FileManager.default.enumerator(atPath: folder) else { return }
         while let item = walker.nextObject() as? String {
-            if (item as NSString).lastPathComponent.hasPrefix(AtomicFile.temporaryPrefix) {
+            if (item as NSString).lastPathComponent.hasPrefix(RegistryFiles.temporaryPrefix) {
                 logger.warning("removing a temporary file a crash left", metadata: ["path": "\(folder)/\(item)"])
                 try? FileManager.default.removeItem(atPath: "\(folder)/\(item)")
             }

@@ -1,0 +1,40 @@
+import Foundation
+import L3AFArchive
+import L3AFModel
+
+/// What this host has accepted from each registry: the highest index version, so an older index
+/// (a rollback attack, or a stale mirror) is refused. Kept as `registries.json` in the state folder,
+/// replaced atomically.
+public struct HostState: Sendable {
+    public let folder: String
+
+    public init(folder: String) { self.folder = folder }
+
+    struct Entry: Codable { var indexVersion: UInt64 }
+
+    private var file: String { "\(folder)/registries.json" }
+
+    private func load() -> [String: Entry] {
+        guard let bytes = AtomicFile.read(file) else { return [:] }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return (try? decoder.decode([String: Entry].self, from: Data(bytes))) ?? [:]
+    }
+
+    /// The highest index version accepted from `registry`.
+    public func lastIndexVersion(for registry: String) -> UInt64? { load()[registry]?.indexVersion }
+
+    /// Records that `version` was accepted from `registry` (never lowering what was recorded).
+    public func recordIndexVersion(_ version: UInt64, for registry: String) throws {
+        let lockFile = "\(folder)/.lock"
+        try AtomicFile.makeFolders(folder)
+        try FileLock(path: lockFile).withLock { () throws(StorageError) in
+            var entries = load()
+            entries[registry] = Entry(indexVersion: max(version, entries[registry]?.indexVersion ?? 0))
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try AtomicFile.write(Array((try? encoder.encode(entries)) ?? Data()), to: file)
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import L3AFArchive
+import L3AFModel
+
+/// One package version placed in the repo.
+public struct InstalledPackage: Codable, Sendable, Equatable {
+    /// How the artifact was obtained this time.
+    public enum Source: String, Codable, Sendable {
+        /// Already unpacked and verified: nothing fetched.
+        case installed
+        /// Unpacked from the local cache: no artifact request.
+        case cached
+        case downloaded
+    }
+
+    public let name: String
+    public let version: String
+    public let path: String
+    public let sha256: SHA256Digest
+    public let source: Source
+    public let unsigned: Bool
+    public let yanked: Bool
+    public let deprecated: String?
+}
+
+/// Resolves, fetches, verifies and unpacks packages from a signed registry:
+/// index (signature, rollback, freeze) → documents (digest in the index) → resolution → artifacts
+/// (cache by sha256, else several at once with the downloader; sha256 and size checked) → safe unpack.
+/// Every package is resolved and every download verified before anything is unpacked.
+public struct PackageInstaller: Sendable {
+    public let configuration: ClientConfiguration
+    public let trustedKeys: [TrustedKey]
+    public let platform: String
+    public let policy: TransferPolicy
+    public let unpacker: Unpacker
+
+    public init(configuration: ClientConfiguration, platform: String = PackageInstaller.hostPlatform()) throws {
+        self.configuration = configuration
+        self.trustedKeys = try configuration.trustedKeys.map { try TrustedKey(base64: $0) }
+        self.platform = platform
+        self.policy = configuration.transferPolicy
+        self.unpacker = Unpacker()
+    }
+
+    var http: HTTPClient {
+        var client = HTTPClient()
+        client.allowedProtocols = policy.protocols
+        client.connectTimeoutSeconds = policy.connectTimeoutSeconds
+        client.lowSpeedBytesPerSecond = policy.lowSpeedBytesPerSecond
+        client.lowSpeedSeconds = policy.lowSpeedSeconds
+        return client
+    }
+
+    /// This host's platform segment, as l3afd names it: the distribution's codename (`focal`, `bookworm`).
+    public static func hostPlatform() -> String {
+        guard let text = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8) else { return "linux" }
+        for line in text.split(separator: "\n") where line.hasPrefix("VERSION_CODENAME=") {
+            return String(line.dropFirst("VERSION_CODENAME=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        return "linux"
+    }
+
+    /// Installs every spec; returns them in order.
+    public func fetch(
+        _ specs: [PackageSpec], progress: (@Sendable (UInt64, UInt64) -> Void)? = nil
+    ) async throws -> [InstalledPackage] {
+        guard let registry = configuration.registry, !registry.isEmpty else {
+            throw ConfigurationError(description: "no registry URL is configured", hint: "pass --registry URL, set L3AF_REGISTRY, or add \"registry\" to \(ClientConfiguration.defaultFile)")
+        }
+        Unpacker.removeLeftovers(in: configuration.repo)
+        let metadata = SignedMetadata(registry: registry, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
+                                      cacheFolder: configuration.cache, http: http, policy: policy)
+        let index = try await metadata.index()
+        // Resolve everything first: a bad spec changes nothing.
+        var chosen: [(spec: PackageSpec, entry: VersionEntry)] = []
+        for spec in specs {
+            let document = try await metadata.document(spec.name, in: index)
+            let entry = try document.resolve(spec.requirement)
+            guard entry.supports(platform: platform) else {
+                throw PlatformError(package: "\(spec.name)@\(entry.version)", platform: platform, built: entry.manifest.platforms ?? [])
+            }
+            chosen.append((spec, entry))
+        }
+        var results: [InstalledPackage?] = Array(repeating: nil, count: chosen.count)
+        var jobs: [(index: Int, job: DownloadJob)] = []
+        for (i, item) in chosen.enumerated() {
+            let name = item.spec.name.rawValue, version = item.entry.version.description
+            let folder = Unpacker.versionFolder(repo: configuration.repo, name: name, version: version)
+            if let marker = try? DocumentDecoder.decode(InstallMarker.self, from: AtomicFile.read("\(folder)/\(InstallMarker.fileName)") ?? [], document: "marker") {
+                guard marker.sha256 == item.entry.sha256 else {
+                    throw InstalledCheckError(description: "\(folder) holds a different artifact (sha256 \(marker.sha256)) than \(name)@\(version) in the registry (\(item.entry.sha256))",
+                                              hint: "remove \(folder) and fetch again")
+                }
+                results[i] = installed(item, path: "\(folder)/\(Unpacker.artifactBase(item.entry.artifact))", source: .installed)
+                continue
+            }
+            if FileManager.default.fileExists(atPath: folder) {
+                throw InstalledCheckError(description: "\(folder) exists but was not installed by l3af", hint: "move it away, then fetch again")
+            }
+            let cached = cachePath(item.entry.sha256)
+            if let digest = FileDigest.sha256(of: cached), digest.sha256 == item.entry.sha256, digest.size == item.entry.size { continue }
+            let segment = item.entry.manifest.platforms == nil ? "any" : platform
+            let url = "\(metadata.registry)/\(name)/\(version)/\(segment)/\(item.entry.artifact)"
+            jobs.append((i, DownloadJob(url: url, destination: cached, partial: "\(configuration.cache)/partial/\(item.entry.sha256.hex).part",
+                                        size: item.entry.size, sha256: item.entry.sha256)))
+        }
+        var downloaded = Set<Int>()
+        if !jobs.isEmpty {
+            let outcomes = await Downloader(policy: policy).run(jobs.map(\.job), progress: progress)
+            for (job, outcome) in zip(jobs, outcomes) {
+                if case .failure(let error) = outcome { throw error }
+                downloaded.insert(job.index)
+            }
+        }
+        for (i, item) in chosen.enumerated() where results[i] == nil {
+            let name = item.spec.name.rawValue, version = item.entry.version.description
+            let path = try unpacker.unpack(tarball: cachePath(item.entry.sha256), repo: configuration.repo, name: name, version: version,
+                                           artifact: item.entry.artifact, sha256: item.entry.sha256, source: metadata.registry, unsigned: false)
+            results[i] = installed(item, path: path, source: downloaded.contains(i) ? .downloaded : .cached)
+        }
+        return results.map { $0! }
+    }
+
+    /// Installs an unsigned artifact from an l3afd-style repository (`<repo>/<name>/<version>/<platform>/<artifact>`),
+    /// allowed only for repositories the user lists as unsigned sources.
+    public func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String, allowed: Bool) async throws -> InstalledPackage {
+        let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
+        guard allowed || configuration.allowUnsigned.contains(where: { $0 == repository || $0 == base }) else {
+            throw UnsignedSourceError(repository: base)
+        }
+        Unpacker.removeLeftovers(in: configuration.repo)
+        let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
+        let folder = Unpacker.versionFolder(repo: configuration.repo, name: name.rawValue, version: version)
+        if let marker = try? DocumentDecoder.decode(InstallMarker.self, from: AtomicFile.read("\(folder)/\(InstallMarker.fileName)") ?? [], document: "marker") {
+            return InstalledPackage(name: name.rawValue, version: version, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
+                                    source: .installed, unsigned: true, yanked: false, deprecated: nil)
+        }
+        let metadata = SignedMetadata(registry: base, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
+                                      cacheFolder: configuration.cache, http: http, policy: policy)
+        let response = try await metadata.get(url, headers: [])
+        let sha256 = SHA256Digest(of: response.body)
+        try AtomicFile.write(response.body, to: cachePath(sha256))
+        let path = try unpacker.unpack(tarball: cachePath(sha256), repo: configuration.repo, name: name.rawValue, version: version,
+                                       artifact: artifact, sha256: sha256, source: url, unsigned: true)
+        return InstalledPackage(name: name.rawValue, version: version, path: path, sha256: sha256, source: .downloaded, unsigned: true, yanked: false, deprecated: nil)
+    }
+
+    /// Re-checks an installed version: its files against its marker, and the marker against the registry's
+    /// signed metadata.
+    public func verify(name: PackageName, version: SemanticVersion) async throws -> InstallMarker {
+        let marker = try Unpacker.check(repo: configuration.repo, name: name.rawValue, version: version.description)
+        guard !marker.unsigned else { return marker }
+        guard let registry = configuration.registry else { return marker }
+        let metadata = SignedMetadata(registry: registry, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
+                                      cacheFolder: configuration.cache, http: http, policy: policy)
+        let document = try await metadata.document(name, in: try await metadata.index())
+        guard let entry = document.entry(for: version) else {
+            throw InstalledCheckError(description: "\(name)@\(version) is installed but the registry at \(registry) does not list it", hint: nil)
+        }
+        guard entry.sha256 == marker.sha256 else {
+            throw InstalledCheckError(description: "\(name)@\(version) was installed from an artifact (sha256 \(marker.sha256)) the signed registry does not list (\(entry.sha256))",
+                                      hint: "remove it and fetch again")
+        }
+        return marker
+    }
+
+    private func cachePath(_ sha256: SHA256Digest) -> String { "\(configuration.cache)/artifacts/\(sha256.hex).tar.gz" }
+
+    private func installed(_ item: (spec: PackageSpec, entry: VersionEntry), path: String, source: InstalledPackage.Source) -> InstalledPackage {
+        InstalledPackage(name: item.spec.name.rawValue, version: item.entry.version.description, path: path, sha256: item.entry.sha256,
+                         source: source, unsigned: false, yanked: item.entry.yanked, deprecated: item.entry.deprecated)
+    }
+}
+
+/// A package not built for this host's platform.
+public struct PlatformError: L3AFError {
+    public let package: String
+    public let platform: String
+    public let built: [String]
+    public var code: String { "platform-not-built" }
+    public var description: String { "\(package) is not built for this platform '\(platform)' (built for: \(built.joined(separator: ", ")))" }
+    public var hint: String? { "pick a version built for \(platform), or pass --platform" }
+}
+
+/// An unsigned source the user did not allow.
+public struct UnsignedSourceError: L3AFError {
+    public let repository: String
+    public var code: String { "unsigned-source-not-allowed" }
+    public var description: String { "\(repository) serves unsigned artifacts, which are not allowed from it" }
+    public var hint: String? { "pass --allow-unsigned, or list it under \"allow_unsigned\" in \(ClientConfiguration.defaultFile)" }
+}

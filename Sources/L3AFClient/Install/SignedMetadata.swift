@@ -1,0 +1,101 @@
+import Foundation
+import L3AFArchive
+import L3AFModel
+
+/// Fetches and verifies a registry's signed metadata: the index (conditional GET with its ETag; verified
+/// against the trusted keys, the last version this host accepted, and its expiry), and package documents
+/// (checked against their digest in the index, and cached by that digest so an unchanged document is
+/// never fetched again).
+public struct SignedMetadata: Sendable {
+    public let registry: String
+    public let verifier: IndexVerifier
+    public let state: HostState
+    public let cacheFolder: String
+    public let http: HTTPClient
+    public let policy: TransferPolicy
+
+    public init(registry: String, trustedKeys: [TrustedKey], state: HostState, cacheFolder: String, http: HTTPClient, policy: TransferPolicy) {
+        self.registry = registry.hasSuffix("/") ? String(registry.dropLast()) : registry
+        self.verifier = IndexVerifier(trustedKeys: trustedKeys)
+        self.state = state
+        self.cacheFolder = cacheFolder
+        self.http = http
+        self.policy = policy
+    }
+
+    private var indexCache: String { "\(cacheFolder)/metadata/\(SHA256Digest(of: Array(registry.utf8)).hex.prefix(16))" }
+
+    /// The verified index. Records its version as accepted.
+    public func index(now: Timestamp = Timestamp(Date())) async throws -> RegistryIndex {
+        var headers: [(String, String)] = []
+        let cachedBody = AtomicFile.read("\(indexCache)/index.json")
+        if cachedBody != nil, let etag = AtomicFile.read("\(indexCache)/index.etag").map({ String(decoding: $0, as: UTF8.self) }) {
+            headers.append(("If-None-Match", etag))
+        }
+        let response = try await get("\(registry)/index.json", headers: headers)
+        let body = response.status == 304 ? (cachedBody ?? []) : response.body
+        let index = try verifier.verify(body, now: now, lastAcceptedVersion: state.lastIndexVersion(for: registry))
+        try state.recordIndexVersion(index.version, for: registry)
+        if response.status != 304 {
+            try? AtomicFile.write(body, to: "\(indexCache)/index.json")
+            if let etag = response.headers["etag"] { try? AtomicFile.write(Array(etag.utf8), to: "\(indexCache)/index.etag") }
+        }
+        return index
+    }
+
+    /// The document of `name`, verified against `index`.
+    public func document(_ name: PackageName, in index: RegistryIndex) async throws -> PackageDocument {
+        guard let entry = index.packages[name.rawValue] else {
+            throw PackageNotFoundError(package: name.rawValue, registry: registry)
+        }
+        let cached = "\(cacheFolder)/documents/\(entry.sha256.hex).json"
+        var bytes = AtomicFile.read(cached)
+        if bytes == nil {
+            let response = try await get("\(registry)/packages/\(name).json", headers: [])
+            guard response.status == 200 || (response.status == 0 && registry.hasPrefix("file:")) else {
+                throw FetchError(url: "\(registry)/packages/\(name).json", reason: .status(response.status, attempts: 1))
+            }
+            let actual = SHA256Digest(of: response.body)
+            guard actual == entry.sha256, UInt64(response.body.count) == entry.size else {
+                throw DigestMismatchError(file: "packages/\(name).json", source: "the signed index", expected: entry.sha256, actual: actual,
+                                          expectedSize: entry.size, actualSize: UInt64(response.body.count))
+            }
+            try? AtomicFile.write(response.body, to: cached)
+            bytes = response.body
+        }
+        return try DocumentDecoder.decode(PackageDocument.self, from: bytes!, document: "packages/\(name).json")
+    }
+
+    /// A GET with retries on transient failures (timeouts, resets, 408/429/5xx), honouring `Retry-After`.
+    func get(_ url: String, headers: [(String, String)]) async throws -> HTTPResponse {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await http.send(HTTPRequest(url: url, headers: headers))
+                if TransferPolicy.isRetryable(status: response.status), attempt < policy.maximumAttempts {
+                    let retryAfter = response.headers["retry-after"].flatMap(RetryAfter.parse)
+                    try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: retryAfter)))
+                    continue
+                }
+                if response.status >= 400 {
+                    throw FetchError(url: url, reason: .status(response.status, attempts: attempt))
+                }
+                return response
+            } catch let error as TransportError where attempt < policy.maximumAttempts && error.code != "protocol-not-allowed" {
+                try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: nil)))
+            } catch let error as TransportError {
+                throw FetchError(url: url, reason: .transport(error.message, attempts: attempt))
+            }
+        }
+    }
+}
+
+/// A package the registry's signed index does not list.
+public struct PackageNotFoundError: L3AFError, Equatable {
+    public let package: String
+    public let registry: String
+    public var code: String { "no-such-package" }
+    public var description: String { "no package named '\(package)' in the registry at \(registry)" }
+    public var hint: String? { "check the name with l3af search" }
+}
