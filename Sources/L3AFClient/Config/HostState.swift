@@ -3,7 +3,8 @@ import L3AFArchive
 import L3AFModel
 
 /// What this host has accepted from each registry: the highest index version, so an older index
-/// (a rollback attack, or a stale mirror) is refused. Kept as `registries.json` in the state folder,
+/// (a rollback attack, or a stale mirror) is refused. Keyed by the id of the key that signed the index,
+/// so a mirror at another URL gets no way around it. Kept as `registries.json` in the state folder,
 /// replaced atomically.
 public struct HostState: Sendable {
     public let folder: String
@@ -22,10 +23,10 @@ public struct HostState: Sendable {
     }
 
     /// The highest index version accepted from `registry`.
-    public func lastIndexVersion(for registry: String) -> UInt64? { load()[registry]?.indexVersion }
+    public func lastIndexVersion(forKey keyID: String) -> UInt64? { load()[keyID]?.indexVersion }
 
-    /// Records that `version` was accepted from `registry` (never lowering what was recorded).
-    public func recordIndexVersion(_ version: UInt64, for registry: String) throws {
+    /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded).
+    public func recordIndexVersion(_ version: UInt64, forKey registry: String) throws {
         let lockFile = "\(folder)/.lock"
         try AtomicFile.makeFolders(folder)
         try FileLock(path: lockFile).withLock { () throws(StorageError) in

@@ -34,8 +34,9 @@ public struct SignedMetadata: Sendable {
         }
         let response = try await get("\(registry)/index.json", headers: headers)
         let body = response.status == 304 ? (cachedBody ?? []) : response.body
-        let index = try verifier.verify(body, now: now, lastAcceptedVersion: state.lastIndexVersion(for: registry))
-        try state.recordIndexVersion(index.version, for: registry)
+        let state = self.state
+        let (index, keyID) = try verifier.verifyWithKey(body, now: now, lastAcceptedVersion: { state.lastIndexVersion(forKey: $0) })
+        try state.recordIndexVersion(index.version, forKey: keyID)
         if response.status != 304 {
             try? AtomicFile.write(body, to: "\(indexCache)/index.json")
             if let etag = response.headers["etag"] { try? AtomicFile.write(Array(etag.utf8), to: "\(indexCache)/index.etag") }

@@ -83,6 +83,14 @@ public struct IndexVerifier: Sendable {
     public func verify(
         _ bytes: some DataProtocol, now: Timestamp, lastAcceptedVersion: UInt64? = nil
     ) throws(IndexVerificationError) -> RegistryIndex {
+        try verifyWithKey(bytes, now: now, lastAcceptedVersion: { _ in lastAcceptedVersion }).index
+    }
+
+    /// Verifies `bytes` and also says which trusted key signed it. `lastAcceptedVersion` is asked with
+    /// that key's id, so rollback protection follows the registry's key, whatever URL or mirror served it.
+    public func verifyWithKey(
+        _ bytes: some DataProtocol, now: Timestamp, lastAcceptedVersion: (String) -> UInt64?
+    ) throws(IndexVerificationError) -> (index: RegistryIndex, keyID: String) {
         guard !trustedKeys.isEmpty else { throw IndexVerificationError(.noTrustedKeys) }
         let envelope: JSONValue
         do {
@@ -103,7 +111,7 @@ public struct IndexVerifier: Sendable {
             throw IndexVerificationError(.malformed(error.description))
         }
         var seenKeyIDs: [String] = []
-        var verified = false
+        var verifiedBy: String?
         for signature in signatures {
             guard case .string(let keyID)? = signature["keyid"], case .string(let sig)? = signature["sig"] else {
                 throw IndexVerificationError(.malformed("a signature lacks 'keyid' or 'sig'"))
@@ -113,9 +121,9 @@ public struct IndexVerifier: Sendable {
             guard let sigBytes = Data(base64Encoded: sig), trusted.key.isValidSignature(sigBytes, for: message) else {
                 throw IndexVerificationError(.badSignature(keyID: keyID))
             }
-            verified = true
+            verifiedBy = keyID
         }
-        guard verified else { throw IndexVerificationError(.untrusted(keyIDs: seenKeyIDs)) }
+        guard let verifiedBy else { throw IndexVerificationError(.untrusted(keyIDs: seenKeyIDs)) }
         let index: RegistryIndex
         do {
             index = try DocumentDecoder.decode(RegistryIndex.self, from: message, document: "index.json")
@@ -123,10 +131,10 @@ public struct IndexVerifier: Sendable {
             throw IndexVerificationError(.malformed(error.description))
         }
         if now >= index.expires { throw IndexVerificationError(.expired(index.expires, now: now)) }
-        if let last = lastAcceptedVersion, index.version < last {
+        if let last = lastAcceptedVersion(verifiedBy), index.version < last {
             throw IndexVerificationError(.rollback(version: index.version, lastAccepted: last))
         }
-        return index
+        return (index, verifiedBy)
     }
 }
 
