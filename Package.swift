@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBPF", "CCurl", "CArchive"]),
         .testTarget(name: "L3AFArchiveTests", dependencies: ["L3AFArchive", "L3AFModel"]),
         .testTarget(name: "L3AFBPFTests", dependencies: ["L3AFBPF", "L3AFModel", "L3AFTestSupport"]),
-        .testTarget(name: "L3AFClientTests", dependencies: ["L3AFClient", "L3AFModel"]),
+        .testTarget(name: "L3AFClientTests", dependencies: ["L3AFClient", "L3AFModel", "L3AFArchive", "L3AFTestSupport"]),
         .testTarget(
             name: "L3AFRegistryTests",
             dependencies: ["L3AFRegistry", "L3AFArchive", "L3AFClient", "L3AFModel", "L3AFTestSupport"]),

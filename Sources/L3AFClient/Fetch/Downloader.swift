@@ -114,6 +114,7 @@ private final class Transfer {
     var status = 0
     var retryAfter: Double?
     var tooLarge = false
+    var restartedFromZero = false
     var handle: UnsafeMutableRawPointer?
     var result: Result<DownloadReport, FetchError>?
 
@@ -199,7 +200,17 @@ private final class MultiLoop {
             return false
         }
         var size = UInt64(lseek(transfer.fd, 0, SEEK_END))
-        if size > transfer.job.size {
+        if size == transfer.job.size {
+            // An earlier run got every byte and was stopped before renaming: use it if it verifies.
+            close(transfer.fd)
+            if let digest = FileDigest.sha256(of: transfer.job.partial), digest.sha256 == transfer.job.sha256 {
+                transfer.resumedFrom = size
+                verify(transfer)
+                return false
+            }
+            transfer.fd = open(transfer.job.partial, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            size = 0
+        } else if size > transfer.job.size {
             ftruncate(transfer.fd, 0)
             size = 0
         }
@@ -287,6 +298,12 @@ private final class MultiLoop {
             return
         }
         switch code {
+        case CURLE_OK where status == 416 && !transfer.restartedFromZero:
+            // The partial file doesn't fit what the server has: start over from the first byte, once.
+            truncate(transfer.job.partial, 0)
+            transfer.restartedFromZero = true
+            transfer.attempt -= 1
+            transfer.nextStart = Self.now()
         case CURLE_OK:
             if transfer.isHTTP, !(200..<300).contains(status) {
                 if TransferPolicy.isRetryable(status: status) {
@@ -298,10 +315,9 @@ private final class MultiLoop {
             }
             verify(transfer)
         case CURLE_RANGE_ERROR, CURLE_BAD_DOWNLOAD_RESUME:
-            // The server can't resume: start over from the first byte.
+            // The server can't resume: start over from the first byte (the attempt still counts).
             truncate(transfer.job.partial, 0)
-            transfer.attempt -= 1
-            transfer.nextStart = Self.now()
+            retry(FetchError(url: url, reason: .transport(message, attempts: transfer.attempt)))
         case CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE,
              CURLE_GOT_NOTHING, CURLE_COULDNT_RESOLVE_HOST, CURLE_HTTP2, CURLE_HTTP2_STREAM:
             retry(FetchError(url: url, reason: .transport(message, attempts: transfer.attempt)))
