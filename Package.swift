@@ -49,23 +49,35 @@ let package = Package(
         .target(
             name: "L3AFRegistry",
             dependencies: [
-                "L3AFModel", "L3AFArchive", "L3AFBPF",
+                "L3AFModel", "L3AFArchive", "L3AFBPF", "L3AFPackage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
-        // The command layer of all three executables; ArgumentParser lives only here.
+        // A package tarball checked as the registry must before accepting it; used by publish and pack too.
+        .target(name: "L3AFPackage", dependencies: ["L3AFModel", "L3AFArchive", "L3AFBPF"]),
+
+        // The command layers; ArgumentParser lives only in these. The client's executable links no server code.
+        .target(
+            name: "L3AFCLISupport",
+            dependencies: ["L3AFModel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(
             name: "L3AFCLI",
             dependencies: [
-                "L3AFModel", "L3AFArchive", "L3AFBPF", "L3AFClient", "L3AFRegistry",
+                "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFCLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(
+            name: "L3AFRegistryCLI",
+            dependencies: [
+                "L3AFModel", "L3AFRegistry", "L3AFCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .executableTarget(name: "l3af", dependencies: ["L3AFCLI"]),
-        .executableTarget(name: "l3afd", dependencies: ["L3AFCLI"]),
-        .executableTarget(name: "l3af-registry", dependencies: ["L3AFCLI"]),
+        .executableTarget(name: "l3af", dependencies: ["L3AFCLI", "L3AFCLISupport"]),
+        .executableTarget(name: "l3afd", dependencies: ["L3AFCLI", "L3AFCLISupport"]),
+        .executableTarget(name: "l3af-registry", dependencies: ["L3AFRegistryCLI", "L3AFCLISupport"]),
 
         // Helpers for the test targets only: BPF objects compiled from registry/, package tarballs, processes.
         .target(name: "L3AFTestSupport", dependencies: ["L3AFArchive"]),

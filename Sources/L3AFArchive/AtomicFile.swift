@@ -8,8 +8,9 @@ import L3AFModel
 public enum AtomicFile {
     public static let temporaryPrefix = ".tmp-"
 
-    /// Replaces `path` with `bytes`, atomically.
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(StorageError) {
+    /// Replaces `path` with `bytes`, atomically. With `durable: false` nothing is fsynced: for caches whose
+    /// contents are verified whenever they are used, where atomicity matters but surviving a power cut doesn't.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = true) throws(StorageError) {
         let folder = (path as NSString).deletingLastPathComponent
         try makeFolders(folder)
         let temporary = temporaryName(for: path)
@@ -27,7 +28,7 @@ public enum AtomicFile {
             }
             offset += n
         }
-        guard fsync(fd) == 0 else {
+        guard !durable || fsync(fd) == 0 else {
             let code = errno
             close(fd)
             unlink(temporary)
@@ -39,7 +40,7 @@ public enum AtomicFile {
             unlink(temporary)
             throw StorageError("renaming \(temporary) to \(path)", errno: code)
         }
-        try syncFolder(folder)
+        if durable { try syncFolder(folder) }
     }
 
     /// Points the symbolic link at `path` to `target`, atomically (a new link renamed over the old).

@@ -1,3 +1,4 @@
-import L3AFCLI
+import L3AFCLISupport
+import L3AFRegistryCLI
 
 await CommandRunner.main(RegistryCommand.self)

@@ -1,3 +1,4 @@
+import L3AFCLISupport
 import L3AFCLI
 
 await CommandRunner.main(L3AFDCommand.self)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import L3AFCLISupport
 import Foundation
 import L3AFClient
 import L3AFModel

@@ -1,4 +1,5 @@
 import ArgumentParser
+import L3AFCLISupport
 import Foundation
 import Glibc
 import L3AFClient

@@ -1,4 +1,5 @@
 import ArgumentParser
+import L3AFCLISupport
 import L3AFModel
 
 /// `l3af`: the package manager and node tool.

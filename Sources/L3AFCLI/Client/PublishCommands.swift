@@ -1,8 +1,9 @@
 import ArgumentParser
+import L3AFCLISupport
 import Foundation
 import L3AFClient
 import L3AFModel
-import L3AFRegistry
+import L3AFPackage
 
 struct PublishCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import L3AFCLISupport
 import L3AFModel
 
 /// `l3af validate KIND FILE`: checks a document the way l3af reads it, naming the field at fault.
@@ -68,11 +69,3 @@ struct ValidateCommand: AsyncParsableCommand {
     }
 }
 
-/// Reads a file, or standard input for `-`.
-func readInput(_ path: String) throws -> Data {
-    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw CLIError("unreadable-file", "can't read '\(path)'", hint: "check that the file exists and is readable")
-    }
-    return data
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import L3AFClient
+import L3AFCLISupport
 import L3AFModel
 
 /// Where the registry is and how to authenticate to it.
@@ -13,21 +14,6 @@ struct RegistryOptions: ParsableArguments {
 
     func api() throws -> RegistryAPI {
         RegistryAPI(baseURL: try registryURL(registry), token: token ?? ProcessInfo.processInfo.environment["L3AF_TOKEN"])
-    }
-}
-
-/// `--json` for machine-readable output.
-struct OutputOptions: ParsableArguments {
-    @Flag(help: "Print JSON instead of text.")
-    var json = false
-
-    /// Prints `value` as JSON when asked to, else `text`.
-    func emit(_ value: some Encodable, text: @autoclosure () -> String) throws {
-        if json {
-            FileHandle.standardOutput.write(try DocumentDecoder.encode(value) + Data("\n".utf8))
-        } else {
-            print(text())
-        }
     }
 }
 

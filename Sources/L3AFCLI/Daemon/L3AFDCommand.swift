@@ -1,4 +1,5 @@
 import ArgumentParser
+import L3AFCLISupport
 import L3AFModel
 
 /// `l3afd`: the node daemon serving l3afd's REST API.

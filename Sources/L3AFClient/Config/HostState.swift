@@ -27,10 +27,12 @@ public struct HostState: Sendable {
 
     /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded).
     public func recordIndexVersion(_ version: UInt64, forKey registry: String) throws {
+        if let recorded = lastIndexVersion(forKey: registry), recorded >= version { return }
         let lockFile = "\(folder)/.lock"
         try AtomicFile.makeFolders(folder)
         try FileLock(path: lockFile).withLock { () throws(StorageError) in
             var entries = load()
+            if let recorded = entries[registry]?.indexVersion, recorded >= version { return }
             entries[registry] = Entry(indexVersion: max(version, entries[registry]?.indexVersion ?? 0))
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase

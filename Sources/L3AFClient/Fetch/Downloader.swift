@@ -173,6 +173,7 @@ private final class MultiLoop {
                 active -= 1
                 finish(transfer, code: code)
             }
+            if !transfers.contains(where: { $0.result == nil }) { break }
             if let progress, clock - lastReport > 0.1 {
                 lastReport = clock
                 progress(transfers.reduce(0) { $0 + ($1.result != nil ? $1.job.size : min($1.offset, $1.job.size)) }, total)
@@ -282,7 +283,7 @@ private final class MultiLoop {
         let message = String(cString: curl_easy_strerror(code))
         curl_easy_cleanup(easy)
         transfer.handle = nil
-        fsync(transfer.fd)
+        // No fsync: the file is verified against its digest before use, here and whenever it is reused.
         close(transfer.fd)
         let url = transfer.job.url
         func retry(_ failure: FetchError) {

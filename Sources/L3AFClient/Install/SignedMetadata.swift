@@ -38,8 +38,9 @@ public struct SignedMetadata: Sendable {
         let (index, keyID) = try verifier.verifyWithKey(body, now: now, lastAcceptedVersion: { state.lastIndexVersion(forKey: $0) })
         try state.recordIndexVersion(index.version, forKey: keyID)
         if response.status != 304 {
-            try? AtomicFile.write(body, to: "\(indexCache)/index.json")
-            if let etag = response.headers["etag"] { try? AtomicFile.write(Array(etag.utf8), to: "\(indexCache)/index.etag") }
+            // A cache: verified again on every use, so it needs no fsync.
+            try? AtomicFile.write(body, to: "\(indexCache)/index.json", durable: false)
+            if let etag = response.headers["etag"] { try? AtomicFile.write(Array(etag.utf8), to: "\(indexCache)/index.etag", durable: false) }
         }
         return index
     }
@@ -50,7 +51,8 @@ public struct SignedMetadata: Sendable {
             throw PackageNotFoundError(package: name.rawValue, registry: registry)
         }
         let cached = "\(cacheFolder)/documents/\(entry.sha256.hex).json"
-        var bytes = AtomicFile.read(cached)
+        // The cache is named by the digest, and checked against it: a torn or altered copy is fetched again.
+        var bytes = AtomicFile.read(cached).flatMap { SHA256Digest(of: $0) == entry.sha256 ? $0 : nil }
         if bytes == nil {
             let response = try await get("\(registry)/packages/\(name).json", headers: [])
             guard response.status == 200 || (response.status == 0 && registry.hasPrefix("file:")) else {
@@ -61,7 +63,7 @@ public struct SignedMetadata: Sendable {
                 throw DigestMismatchError(file: "packages/\(name).json", source: "the signed index", expected: entry.sha256, actual: actual,
                                           expectedSize: entry.size, actualSize: UInt64(response.body.count))
             }
-            try? AtomicFile.write(response.body, to: cached)
+            try? AtomicFile.write(response.body, to: cached, durable: false)
             bytes = response.body
         }
         return try DocumentDecoder.decode(PackageDocument.self, from: bytes!, document: "packages/\(name).json")

@@ -1,5 +1,6 @@
 import Foundation
 import L3AFModel
+import L3AFPackage
 import Logging
 
 /// What a publish did.
@@ -79,7 +80,12 @@ public actor RegistryStore {
     public nonisolated func publish(
         name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
     ) async throws(RegistryError) -> PublishResult {
-        let inspected = try PackageInspector.inspect(tarball, name: "\(name)@\(version)")
+        let inspected: InspectedPackage
+        do {
+            inspected = try PackageInspector.inspect(tarball, name: "\(name)@\(version)")
+        } catch {
+            throw RegistryError.invalid(error)
+        }
         return try await write(inspected, name: name, version: version, tarball: tarball, tag: tag, token: token)
     }
 

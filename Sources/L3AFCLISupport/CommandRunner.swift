@@ -32,14 +32,23 @@ public enum CommandRunner {
 }
 
 /// An error in the CLI's own work (a file that can't be read, an option that doesn't fit).
-struct CLIError: L3AFError {
-    let code: String
-    let description: String
-    let hint: String?
+public struct CLIError: L3AFError {
+    public let code: String
+    public let description: String
+    public let hint: String?
 
-    init(_ code: String, _ description: String, hint: String? = nil) {
+    public init(_ code: String, _ description: String, hint: String? = nil) {
         self.code = code
         self.description = description
         self.hint = hint
     }
+}
+
+/// Reads a file, or standard input for `-`.
+public func readInput(_ path: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CLIError("unreadable-file", "can't read '\(path)'", hint: "check that the file exists and is readable")
+    }
+    return data
 }

@@ -16,18 +16,18 @@ public struct InspectedPackage: Sendable {
 /// program's entry function, hook type and maps are there.
 public enum PackageInspector {
     /// Inspects `bytes`; `name` names the upload in errors.
-    public static func inspect(_ bytes: [UInt8], name: String = "the upload") throws(RegistryError) -> InspectedPackage {
+    public static func inspect(_ bytes: [UInt8], name: String = "the upload") throws(PackageError) -> InspectedPackage {
         let entries: [ArchiveEntry]
         do {
             entries = try ArchiveReader.entries(of: bytes, name: name)
         } catch {
-            throw .invalid(error)
+            throw PackageError(error)
         }
         let files = Dictionary(entries.filter { $0.kind == .file }.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         // l3af.json sits at the top, or in the one top folder named like the artifact (l3afd's layout).
         let candidates = files.keys.filter { $0 == Manifest.fileName || ($0.hasSuffix("/" + Manifest.fileName) && $0.split(separator: "/").count == 2) }
         guard candidates.count == 1, let manifestPath = candidates.first else {
-            throw RegistryError(.badRequest, "manifest-missing",
+            throw PackageError("manifest-missing",
                                 candidates.isEmpty ? "\(name) has no \(Manifest.fileName) at its top or in its top folder"
                                                    : "\(name) has more than one \(Manifest.fileName)",
                                 hint: "build packages with l3af pack, which writes the manifest")
@@ -37,7 +37,7 @@ public enum PackageInspector {
         do {
             manifest = try DocumentDecoder.decode(Manifest.self, from: files[manifestPath]!.contents, document: "\(name): \(manifestPath)")
         } catch {
-            throw .invalid(error)
+            throw PackageError(error)
         }
         var problems: [String] = []
         for program in manifest.programs {
@@ -54,10 +54,28 @@ public enum PackageInspector {
             }
         }
         guard problems.isEmpty else {
-            throw RegistryError(.badRequest, "package-objects-invalid",
+            throw PackageError("package-objects-invalid",
                                 "\(manifest.name)@\(manifest.version): " + problems.joined(separator: "; "),
                                 hint: "fix the manifest or rebuild the objects; l3af pack checks this before packing")
         }
         return InspectedPackage(manifest: manifest, sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count), baseFolder: base)
+    }
+}
+
+/// A package tarball that is not a valid package: unreadable or unsafe, no manifest, or objects that don't
+/// provide what the manifest names.
+public struct PackageError: L3AFError {
+    public let code: String
+    public let description: String
+    public let hint: String?
+
+    init(_ code: String, _ description: String, hint: String? = nil) {
+        self.code = code
+        self.description = description
+        self.hint = hint
+    }
+
+    init(_ error: any L3AFError) {
+        self.init(error.code, error.description, hint: error.hint)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import L3AFCLISupport
 import Foundation
 import L3AFModel
 import L3AFRegistry
