@@ -68,7 +68,7 @@ public struct BPFObjectFile: ~Copyable {
     public init(bytes: [UInt8], name: String) throws(BPFError) {
         // libelf reads the buffer in place for the object's life, so it gets its own copy.
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
-        copy.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+        bytes.withUnsafeBytes { copy.copyMemory(from: $0) }
         guard let object = bpf_object__open_mem(copy.baseAddress, bytes.count, nil) else {
             let code = errno
             copy.deallocate()

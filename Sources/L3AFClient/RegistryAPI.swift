@@ -14,7 +14,7 @@ public struct RegistryAPI: Sendable {
     }
 
     /// Publishes `tarball` as `name@version`, moving `tag` (or `latest`).
-    public func publish(name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?) async throws -> PublishReply {
+    public func publish(name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?) async throws -> PublishReceipt {
         let query = tag.map { "?tag=\($0.rawValue)" } ?? ""
         return try await call("PUT", "/api/v1/packages/\(name)/\(version)\(query)", body: tarball, contentType: "application/gzip")
     }
@@ -43,7 +43,7 @@ public struct RegistryAPI: Sendable {
         try await call("PUT", "/api/v1/packages/\(name)/owners/\(owner)")
     }
 
-    public func search(_ query: String) async throws -> [SearchReply] {
+    public func search(_ query: String) async throws -> [SearchResult] {
         let escaped = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         return try await call("GET", "/search?q=\(escaped)")
     }
@@ -69,31 +69,6 @@ public struct RegistryAPI: Sendable {
     }
 }
 
-/// What the registry answered a publish with.
-public struct PublishReply: Codable, Sendable {
-    public let name: String
-    public let version: String
-    public let sha256: String
-    public let size: UInt64
-    public let tags: [String]
-    public let created: Bool
-    public let artifactPath: String
-
-    enum CodingKeys: String, CodingKey {
-        case name, version, sha256, size, tags, created
-        case artifactPath = "artifact_path"
-    }
-}
-
-/// One search result.
-public struct SearchReply: Codable, Sendable {
-    public let name: String
-    public let description: String
-    public let latest: String?
-    public let versions: Int
-    public let deprecated: String?
-}
-
 /// A 4xx or 5xx from the registry, with its JSON error body.
 public struct RegistryReplyError: L3AFError {
     public let status: Int
@@ -102,16 +77,8 @@ public struct RegistryReplyError: L3AFError {
     public let hint: String?
 
     init(status: Int, body: [UInt8], url: String) {
-        struct Body: Decodable {
-            struct Detail: Decodable {
-                let code: String
-                let message: String
-                let hint: String?
-            }
-            let error: Detail
-        }
         self.status = status
-        if let decoded = try? JSONDecoder().decode(Body.self, from: Data(body)) {
+        if let decoded = try? JSONDecoder().decode(APIErrorBody.self, from: Data(body)) {
             code = decoded.error.code
             message = decoded.error.message
             hint = decoded.error.hint

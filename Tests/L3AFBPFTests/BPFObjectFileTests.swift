@@ -35,7 +35,7 @@ import Testing
 
     @Test func refusesBytesThatAreNotAnObject() {
         #expect {
-            try BPFObjectFile(bytes: Array("not an ELF file".utf8), name: "junk.bpf.o")
+            _ = try BPFObjectFile(bytes: Array("not an ELF file".utf8), name: "junk.bpf.o")
         } throws: { error in
             let e = error as! BPFError
             return e.operation == .open && e.context == "bpf_object__open_mem(junk.bpf.o)"

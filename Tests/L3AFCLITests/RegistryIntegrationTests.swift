@@ -91,7 +91,7 @@ import Testing
 
         #expect(try registry.l3afRead(["search", "tcp"]).stdout.hasPrefix("ratelimiting  0.1.0"))
         let all = try registry.l3afRead(["search", "--json"])
-        #expect(try JSONDecoder().decode([SearchReply].self, from: Data(all.stdout.utf8)).map(\.name) == ["ratelimiting", "xdp-root"])
+        #expect(try JSONDecoder().decode([SearchResult].self, from: Data(all.stdout.utf8)).map(\.name) == ["ratelimiting", "xdp-root"])
         #expect(try registry.l3afRead(["search", "nothing-like-this"]).stdout == "no packages match 'nothing-like-this'\n")
         let none = try registry.l3af(["deprecate", "xdp-root@>=5", "x"])
         #expect(none.status == 1 && none.stderr.contains("no version of xdp-root matches '>=5'"))
@@ -148,8 +148,7 @@ import Testing
             var headers = [("Content-Type", "application/gzip")]
             if let token { headers.append(("Authorization", "Bearer \(token)")) }
             let response = try await registry.http("PUT", path, headers: headers, body: body)
-            struct Body: Decodable { struct Detail: Decodable { let code: String; let message: String }; let error: Detail }
-            let decoded = try JSONDecoder().decode(Body.self, from: Data(response.body))
+            let decoded = try JSONDecoder().decode(APIErrorBody.self, from: Data(response.body))
             return (response.status, decoded.error.code, decoded.error.message)
         }
         let other = try registry.addToken(owner: "storage", packages: "xdp-root,other")

@@ -48,7 +48,7 @@ import Testing
         let nulls = try decode(BPFProgram.self, #"{"name":"x","start_args":null,"monitor_maps":null,"map_args":null}"#)
         #expect(nulls == BPFProgram(name: "x"))
         let host = try decode(L3afBPFPrograms.self, #"{"iface":"eth0","bpf_programs":null}"#)
-        #expect(host.bpfPrograms == L3afBPFPrograms.Chains())
+        #expect(host.bpfPrograms == HookLists<BPFProgram>())
     }
 
     @Test func unknownFieldsAreIgnored() throws {

@@ -2,7 +2,7 @@ import Foundation
 
 /// A moment, written as RFC 3339 UTC with whole seconds (`2026-11-22T01:44:00Z`) so that its text,
 /// and so any signature over it, has one spelling.
-public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// Whole seconds since 1970-01-01T00:00:00Z.
     public let secondsSince1970: Int64
 
@@ -18,9 +18,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     /// Parses RFC 3339 (`Z` or an offset; fractional seconds are dropped).
     public init(parsing text: String) throws(TimestampError) {
-        guard let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: false)) ??
-            Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        else { throw TimestampError(text: text) }
+        let whole = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: false))
+        guard let date = whole ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))) else {
+            throw TimestampError(text: text)
+        }
         self.init(date)
     }
 
@@ -29,20 +30,6 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.secondsSince1970 < rhs.secondsSince1970 }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        do {
-            try self.init(parsing: try container.decode(String.self))
-        } catch let error as TimestampError {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// Text that is not an RFC 3339 time.

@@ -3,7 +3,7 @@
 ///
 /// `-` and `_` are the same for collisions (`rate-limit` and `rate_limit` can't both exist), which
 /// ``collisionKey`` expresses. Two names are equal only when they are spelled the same.
-public struct PackageName: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct PackageName: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The longest name accepted.
     public static let maximumLength = 64
     /// The rule, as said in every refusal.
@@ -34,21 +34,6 @@ public struct PackageName: Hashable, Comparable, Sendable, CustomStringConvertib
     public var description: String { rawValue }
 
     public static func < (lhs: PackageName, rhs: PackageName) -> Bool { lhs.rawValue < rhs.rawValue }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let raw = try container.decode(String.self)
-        do {
-            try self.init(raw)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 
     private static func problem(in name: String) -> String? {
         if name.isEmpty { return "it is empty" }

@@ -1,67 +1,24 @@
 /// l3afd's `L3afBPFPrograms`: the programs one host should run on one interface. The add and update
 /// routes take an array of them.
-public struct L3afBPFPrograms: Hashable, Sendable, Codable {
+public typealias L3afBPFPrograms = HostPayload<BPFProgram>
+
+/// l3afd's `L3afBPFProgramNames`: which programs to remove from one interface (the delete route).
+public typealias L3afBPFProgramNames = HostPayload<String>
+
+/// The shape l3afd's two payloads share: a host, an interface, and per hook a list of programs (full
+/// descriptions for add/update, names for delete). As in l3afd, missing fields and `null` lists decode
+/// as empty, and unknown fields are ignored.
+public struct HostPayload<Element: Codable & Hashable & Sendable>: Hashable, Sendable, Codable {
     public var hostName: String
     public var iface: String
     public var ipv4Address: String
-    public var bpfPrograms: Chains
+    public var bpfPrograms: HookLists<Element>
 
-    public init(hostName: String, iface: String, ipv4Address: String = "", bpfPrograms: Chains = Chains()) {
+    public init(hostName: String, iface: String, ipv4Address: String = "", bpfPrograms: HookLists<Element> = HookLists()) {
         self.hostName = hostName
         self.iface = iface
         self.ipv4Address = ipv4Address
         self.bpfPrograms = bpfPrograms
-    }
-
-    /// The programs per hook (`xdp_ingress`, `tc_ingress`, `tc_egress`) and `probes`.
-    public struct Chains: Hashable, Sendable, Codable {
-        public var xdpIngress: [BPFProgram]
-        public var tcIngress: [BPFProgram]
-        public var tcEgress: [BPFProgram]
-        public var probes: [BPFProgram]
-
-        public init(
-            xdpIngress: [BPFProgram] = [], tcIngress: [BPFProgram] = [], tcEgress: [BPFProgram] = [],
-            probes: [BPFProgram] = []
-        ) {
-            self.xdpIngress = xdpIngress
-            self.tcIngress = tcIngress
-            self.tcEgress = tcEgress
-            self.probes = probes
-        }
-
-        /// The programs for `hook`.
-        public subscript(hook: Hook) -> [BPFProgram] {
-            get {
-                switch hook {
-                case .xdpIngress: xdpIngress
-                case .tcIngress: tcIngress
-                case .tcEgress: tcEgress
-                }
-            }
-            set {
-                switch hook {
-                case .xdpIngress: xdpIngress = newValue
-                case .tcIngress: tcIngress = newValue
-                case .tcEgress: tcEgress = newValue
-                }
-            }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case xdpIngress = "xdp_ingress"
-            case tcIngress = "tc_ingress"
-            case tcEgress = "tc_egress"
-            case probes
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            xdpIngress = try c.decodeIfPresent([BPFProgram].self, forKey: .xdpIngress) ?? []
-            tcIngress = try c.decodeIfPresent([BPFProgram].self, forKey: .tcIngress) ?? []
-            tcEgress = try c.decodeIfPresent([BPFProgram].self, forKey: .tcEgress) ?? []
-            probes = try c.decodeIfPresent([BPFProgram].self, forKey: .probes) ?? []
-        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -76,7 +33,7 @@ public struct L3afBPFPrograms: Hashable, Sendable, Codable {
         hostName = try c.decodeIfPresent(String.self, forKey: .hostName) ?? ""
         iface = try c.decodeIfPresent(String.self, forKey: .iface) ?? ""
         ipv4Address = try c.decodeIfPresent(String.self, forKey: .ipv4Address) ?? ""
-        bpfPrograms = try c.decodeIfPresent(Chains.self, forKey: .bpfPrograms) ?? Chains()
+        bpfPrograms = try c.decodeIfPresent(HookLists<Element>.self, forKey: .bpfPrograms) ?? HookLists()
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -86,7 +43,57 @@ public struct L3afBPFPrograms: Hashable, Sendable, Codable {
         if !ipv4Address.isEmpty { try c.encode(ipv4Address, forKey: .ipv4Address) }
         try c.encode(bpfPrograms, forKey: .bpfPrograms)
     }
+}
 
+/// Per hook (`xdp_ingress`, `tc_ingress`, `tc_egress`) and `probes`, a list of elements.
+public struct HookLists<Element: Codable & Hashable & Sendable>: Hashable, Sendable, Codable {
+    public var xdpIngress: [Element]
+    public var tcIngress: [Element]
+    public var tcEgress: [Element]
+    public var probes: [Element]
+
+    public init(xdpIngress: [Element] = [], tcIngress: [Element] = [], tcEgress: [Element] = [], probes: [Element] = []) {
+        self.xdpIngress = xdpIngress
+        self.tcIngress = tcIngress
+        self.tcEgress = tcEgress
+        self.probes = probes
+    }
+
+    /// The list for `hook`.
+    public subscript(hook: Hook) -> [Element] {
+        get {
+            switch hook {
+            case .xdpIngress: xdpIngress
+            case .tcIngress: tcIngress
+            case .tcEgress: tcEgress
+            }
+        }
+        set {
+            switch hook {
+            case .xdpIngress: xdpIngress = newValue
+            case .tcIngress: tcIngress = newValue
+            case .tcEgress: tcEgress = newValue
+            }
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case xdpIngress = "xdp_ingress"
+        case tcIngress = "tc_ingress"
+        case tcEgress = "tc_egress"
+        case probes
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        xdpIngress = try c.decodeIfPresent([Element].self, forKey: .xdpIngress) ?? []
+        tcIngress = try c.decodeIfPresent([Element].self, forKey: .tcIngress) ?? []
+        tcEgress = try c.decodeIfPresent([Element].self, forKey: .tcEgress) ?? []
+        probes = try c.decodeIfPresent([Element].self, forKey: .probes) ?? []
+    }
+}
+
+extension HostPayload where Element == BPFProgram {
     /// What is wrong with the payload beyond its shape, each with the field's path: an empty
     /// interface, a program without a name, a duplicate name or `seq_id` in a chain, a negative
     /// `seq_id`, an unknown `admin_status`, a `prog_type` that doesn't fit its hook.
@@ -123,83 +130,6 @@ public struct L3afBPFPrograms: Hashable, Sendable, Codable {
             }
         }
         return problems
-    }
-}
-
-/// l3afd's `L3afBPFProgramNames`: which programs to remove from one interface (the delete route).
-public struct L3afBPFProgramNames: Hashable, Sendable, Codable {
-    public var hostName: String
-    public var iface: String
-    public var ipv4Address: String
-    public var bpfPrograms: Names
-
-    /// Program names per hook.
-    public struct Names: Hashable, Sendable, Codable {
-        public var xdpIngress: [String]
-        public var tcIngress: [String]
-        public var tcEgress: [String]
-        public var probes: [String]
-
-        public init(xdpIngress: [String] = [], tcIngress: [String] = [], tcEgress: [String] = [], probes: [String] = []) {
-            self.xdpIngress = xdpIngress
-            self.tcIngress = tcIngress
-            self.tcEgress = tcEgress
-            self.probes = probes
-        }
-
-        /// The names for `hook`.
-        public subscript(hook: Hook) -> [String] {
-            switch hook {
-            case .xdpIngress: xdpIngress
-            case .tcIngress: tcIngress
-            case .tcEgress: tcEgress
-            }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case xdpIngress = "xdp_ingress"
-            case tcIngress = "tc_ingress"
-            case tcEgress = "tc_egress"
-            case probes
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            xdpIngress = try c.decodeIfPresent([String].self, forKey: .xdpIngress) ?? []
-            tcIngress = try c.decodeIfPresent([String].self, forKey: .tcIngress) ?? []
-            tcEgress = try c.decodeIfPresent([String].self, forKey: .tcEgress) ?? []
-            probes = try c.decodeIfPresent([String].self, forKey: .probes) ?? []
-        }
-    }
-
-    public init(hostName: String, iface: String, ipv4Address: String = "", bpfPrograms: Names = Names()) {
-        self.hostName = hostName
-        self.iface = iface
-        self.ipv4Address = ipv4Address
-        self.bpfPrograms = bpfPrograms
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case hostName = "host_name"
-        case iface
-        case ipv4Address = "ipv4_address"
-        case bpfPrograms = "bpf_programs"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        hostName = try c.decodeIfPresent(String.self, forKey: .hostName) ?? ""
-        iface = try c.decodeIfPresent(String.self, forKey: .iface) ?? ""
-        ipv4Address = try c.decodeIfPresent(String.self, forKey: .ipv4Address) ?? ""
-        bpfPrograms = try c.decodeIfPresent(Names.self, forKey: .bpfPrograms) ?? Names()
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(hostName, forKey: .hostName)
-        try c.encode(iface, forKey: .iface)
-        if !ipv4Address.isEmpty { try c.encode(ipv4Address, forKey: .ipv4Address) }
-        try c.encode(bpfPrograms, forKey: .bpfPrograms)
     }
 }
 

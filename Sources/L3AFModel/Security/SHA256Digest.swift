@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 
 /// A SHA-256 digest, written as 64 lowercase hexadecimal digits.
-public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible, Codable {
+public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     /// The 32 bytes.
     public let bytes: [UInt8]
 
@@ -46,20 +46,6 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible, Codable
     }
 
     public var description: String { hex }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        do {
-            try self.init(hex: try container.decode(String.self))
-        } catch let error as DigestFormatError {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(hex)
-    }
 }
 
 /// Text that is not a SHA-256 digest.

@@ -1,6 +1,6 @@
 /// A Linux kernel version as packages require it (`5.15`, `6.1.0`) and as `uname -r` reports it
 /// (`6.18.44-fc-v657`: only the leading numbers count).
-public struct KernelVersion: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct KernelVersion: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let major: UInt32
     public let minor: UInt32
     public let patch: UInt32
@@ -34,20 +34,6 @@ public struct KernelVersion: Hashable, Comparable, Sendable, CustomStringConvert
     }
 
     public var description: String { patch == 0 ? "\(major).\(minor)" : "\(major).\(minor).\(patch)" }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        do {
-            try self.init(parsing: try container.decode(String.self))
-        } catch let error as KernelVersionError {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// A kernel version that is not `MAJOR.MINOR[.PATCH]`.

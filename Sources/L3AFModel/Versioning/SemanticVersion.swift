@@ -6,7 +6,7 @@
 /// than alphanumeric ones), and a longer prerelease wins a tie. Build metadata plays no part in
 /// precedence; ``<`` still orders by it last so that `Comparable` is a total order that agrees
 /// with `==`. Use ``hasSamePrecedence(as:)`` to ask the SemVer question.
-public struct SemanticVersion: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct SemanticVersion: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// One dot-separated prerelease identifier.
     public enum PrereleaseIdentifier: Hashable, Comparable, Sendable, CustomStringConvertible {
         case numeric(UInt64)
@@ -128,21 +128,6 @@ public struct SemanticVersion: Hashable, Comparable, Sendable, CustomStringConve
         if !prerelease.isEmpty { text += "-" + prerelease.map(\.description).joined(separator: ".") }
         if !build.isEmpty { text += "+" + build.joined(separator: ".") }
         return text
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        do {
-            try self.init(parsing: text)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 
     static func number(_ part: Substring, name: String, in text: String) throws(VersionParseError) -> UInt64 {

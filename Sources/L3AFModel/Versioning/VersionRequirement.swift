@@ -4,7 +4,7 @@
 /// A prerelease satisfies a requirement only when the requirement names a prerelease at the same
 /// `MAJOR.MINOR.PATCH` (`>=1.2.0-rc.1` admits `1.2.0-rc.2` but not `1.3.0-beta`), so nobody gets
 /// a prerelease by accident.
-public enum VersionRequirement: Hashable, Sendable, CustomStringConvertible, Codable {
+public enum VersionRequirement: Hashable, Sendable, CustomStringConvertible {
     /// `*`: any release.
     case any
     /// A dist-tag: picks exactly the version the tag points at.
@@ -61,26 +61,11 @@ public enum VersionRequirement: Hashable, Sendable, CustomStringConvertible, Cod
         case .range(let range): range.description
         }
     }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        do {
-            try self.init(parsing: text)
-        } catch {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
 }
 
 /// A dist-tag name: a lowercase letter, then up to 63 lowercase letters, digits, `.`, `-` or `_`.
 /// A tag can't look like a version or a range, so `l3af install name@beta` is never ambiguous.
-public struct DistTag: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct DistTag: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// `latest`, which publishing moves unless told otherwise.
     public static let latest = DistTag(unchecked: "latest")
     /// The rule, as said in every refusal.
@@ -110,20 +95,6 @@ public struct DistTag: Hashable, Comparable, Sendable, CustomStringConvertible, 
 
     public var description: String { rawValue }
     public static func < (lhs: DistTag, rhs: DistTag) -> Bool { lhs.rawValue < rhs.rawValue }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        do {
-            try self.init(try container.decode(String.self))
-        } catch let error as DistTagError {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 /// A dist-tag name that breaks the rule.

@@ -3,25 +3,6 @@ import L3AFModel
 import L3AFPackage
 import Logging
 
-/// What a publish did.
-public struct PublishResult: Sendable, Codable, Equatable {
-    public let name: String
-    public let version: String
-    public let sha256: String
-    public let size: UInt64
-    /// Tags that now point at this version.
-    public let tags: [String]
-    /// False when the same bytes were already published (a no-op).
-    public let created: Bool
-    /// The artifact's URL path at l3afd's layout.
-    public let artifactPath: String
-
-    enum CodingKeys: String, CodingKey {
-        case name, version, sha256, size, tags, created
-        case artifactPath = "artifact_path"
-    }
-}
-
 /// The registry's single writer. Every change follows one order, each step atomic (temp + fsync + rename):
 /// artifact files, then the package document, then the dist-tag links, then the re-signed index with a
 /// higher version. A crash between steps leaves files the old index doesn't reference; ``open`` finishes
@@ -79,7 +60,7 @@ public actor RegistryStore {
     /// The tarball is inspected before the writer is entered, so a large upload holds up no one.
     public nonisolated func publish(
         name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
-    ) async throws(RegistryError) -> PublishResult {
+    ) async throws(RegistryError) -> PublishReceipt {
         let inspected: InspectedPackage
         do {
             inspected = try PackageInspector.inspect(tarball, name: "\(name)@\(version)")
@@ -91,7 +72,7 @@ public actor RegistryStore {
 
     private func write(
         _ inspected: InspectedPackage, name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
-    ) throws(RegistryError) -> PublishResult {
+    ) throws(RegistryError) -> PublishReceipt {
         guard inspected.manifest.name == name, inspected.manifest.version == version else {
             throw RegistryError(.badRequest, "manifest-mismatch",
                                 "the upload is for \(name)@\(version) but its manifest says \(inspected.manifest.name)@\(inspected.manifest.version)",
@@ -101,7 +82,7 @@ public actor RegistryStore {
             throw RegistryError(.badRequest, "reserved-name", "'\(name)' is reserved by the registry's own folders",
                                 hint: "choose another package name")
         }
-        return try write(name, token: token, allowNew: true) { () throws(RegistryError) -> (PackageDocument, PublishResult) in
+        return try write(name, token: token, allowNew: true) { () throws(RegistryError) -> (PackageDocument, PublishReceipt) in
             var doc = documents[name] ?? PackageDocument(name: name)
             if let existing = doc.entry(for: version) {
                 guard existing.sha256 == inspected.sha256 else {
@@ -110,7 +91,7 @@ public actor RegistryStore {
                                         hint: "publish a new version number")
                 }
                 let tags = doc.distTags.filter { $0.value == existing.version }.keys.map(\.rawValue).sorted()
-                return (doc, PublishResult(name: name.rawValue, version: existing.version.description, sha256: existing.sha256.hex,
+                return (doc, PublishReceipt(name: name.rawValue, version: existing.version.description, sha256: existing.sha256.hex,
                                            size: existing.size, tags: tags, created: false,
                                            artifactPath: RegistryLayout.artifactPath(name, existing.version, platform: RegistryLayout.platformFolders(of: existing.manifest)[0])))
             }
@@ -141,7 +122,7 @@ public actor RegistryStore {
                 if !tags.contains(.latest) { tags.append(.latest) }
             }
             doc.modified = stamp
-            return (doc, PublishResult(name: name.rawValue, version: version.description, sha256: inspected.sha256.hex,
+            return (doc, PublishReceipt(name: name.rawValue, version: version.description, sha256: inspected.sha256.hex,
                                        size: inspected.size, tags: tags.map(\.rawValue).sorted(), created: true,
                                        artifactPath: RegistryLayout.artifactPath(name, version, platform: platforms[0])))
         }

@@ -8,15 +8,6 @@ import Logging
 /// `{"error": {"code", "message", "hint"}}`. The caller's mistakes are 4xx; only a failure of the
 /// registry itself is a 500, and it is logged.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    struct Body: Codable {
-        struct Detail: Codable {
-            let code: String
-            let message: String
-            let hint: String?
-        }
-        let error: Detail
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -37,6 +28,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     static func response(status: HTTPResponse.Status, code: String, message: String, hint: String?) -> Response {
-        json(Body(error: .init(code: code, message: message, hint: hint)), status: status)
+        json(APIErrorBody(code: code, message: message, hint: hint), status: status)
     }
 }

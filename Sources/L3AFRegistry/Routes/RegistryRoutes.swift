@@ -125,7 +125,7 @@ struct RegistryRoutes: Sendable {
         let hits = store.files.allDocuments().filter {
             query.isEmpty || $0.name.rawValue.contains(query) || $0.description.lowercased().contains(query)
         }.map { doc in
-            SearchHit(name: doc.name.rawValue, description: doc.description, latest: doc.distTags[.latest]?.description,
+            SearchResult(name: doc.name.rawValue, description: doc.description, latest: doc.distTags[.latest]?.description,
                       versions: doc.versions.count, deprecated: doc.distTags[.latest].flatMap { doc.entry(for: $0)?.deprecated })
         }
         return json(hits)
@@ -204,15 +204,6 @@ struct TagBody: Codable { let version: String }
 struct DeprecateBody: Codable {
     let range: String
     let message: String?
-}
-
-/// One search result.
-public struct SearchHit: Codable, Sendable, Equatable {
-    public let name: String
-    public let description: String
-    public let latest: String?
-    public let versions: Int
-    public let deprecated: String?
 }
 
 /// A JSON response.
