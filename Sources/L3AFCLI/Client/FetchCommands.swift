@@ -103,7 +103,7 @@ struct ListCommand: AsyncParsableCommand {
         for name in ((try? fm.contentsOfDirectory(atPath: repo)) ?? []).sorted() where !name.hasPrefix(".") {
             for version in ((try? fm.contentsOfDirectory(atPath: "\(repo)/\(name)")) ?? []).sorted() where !version.hasPrefix(".") {
                 let folder = "\(repo)/\(name)/\(version)"
-                let marker = try? DocumentDecoder.decode(InstallMarker.self, from: Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(InstallMarker.fileName)")), document: "marker")
+                let marker = InstallMarker.read(in: folder)
                 rows.append(Row(name: name, version: version, sha256: marker?.sha256.hex, source: marker?.source, unsigned: marker?.unsigned ?? true, path: folder))
             }
         }

@@ -68,8 +68,7 @@ public struct PackageInstaller: Sendable {
             throw ConfigurationError(description: "no registry URL is configured", hint: "pass --registry URL, set L3AF_REGISTRY, or add \"registry\" to \(ClientConfiguration.defaultFile)")
         }
         Unpacker.removeLeftovers(in: configuration.repo)
-        let metadata = SignedMetadata(registry: registry, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
-                                      cacheFolder: configuration.cache, http: http, policy: policy)
+        let metadata = signedMetadata(from: registry)
         let index = try await metadata.index()
         // Resolve everything first: a bad spec changes nothing.
         var chosen: [(spec: PackageSpec, entry: VersionEntry)] = []
@@ -86,7 +85,7 @@ public struct PackageInstaller: Sendable {
         for (i, item) in chosen.enumerated() {
             let name = item.spec.name.rawValue, version = item.entry.version.description
             let folder = Unpacker.versionFolder(repo: configuration.repo, name: name, version: version)
-            if let marker = try? DocumentDecoder.decode(InstallMarker.self, from: AtomicFile.read("\(folder)/\(InstallMarker.fileName)") ?? [], document: "marker") {
+            if let marker = InstallMarker.read(in: folder) {
                 guard marker.sha256 == item.entry.sha256 else {
                     throw InstalledCheckError(description: "\(folder) holds a different artifact (sha256 \(marker.sha256)) than \(name)@\(version) in the registry (\(item.entry.sha256))",
                                               hint: "remove \(folder) and fetch again")
@@ -131,13 +130,11 @@ public struct PackageInstaller: Sendable {
         Unpacker.removeLeftovers(in: configuration.repo)
         let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
         let folder = Unpacker.versionFolder(repo: configuration.repo, name: name.rawValue, version: version)
-        if let marker = try? DocumentDecoder.decode(InstallMarker.self, from: AtomicFile.read("\(folder)/\(InstallMarker.fileName)") ?? [], document: "marker") {
+        if let marker = InstallMarker.read(in: folder) {
             return InstalledPackage(name: name.rawValue, version: version, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
                                     source: .installed, unsigned: true, yanked: false, deprecated: nil)
         }
-        let metadata = SignedMetadata(registry: base, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
-                                      cacheFolder: configuration.cache, http: http, policy: policy)
-        let response = try await metadata.get(url, headers: [])
+        let response = try await signedMetadata(from: base).get(url, headers: [])
         let sha256 = SHA256Digest(of: response.body)
         try AtomicFile.write(response.body, to: cachePath(sha256))
         let path = try unpacker.unpack(tarball: cachePath(sha256), repo: configuration.repo, name: name.rawValue, version: version,
@@ -151,8 +148,7 @@ public struct PackageInstaller: Sendable {
         let marker = try Unpacker.check(repo: configuration.repo, name: name.rawValue, version: version.description)
         guard !marker.unsigned else { return marker }
         guard let registry = configuration.registry else { return marker }
-        let metadata = SignedMetadata(registry: registry, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
-                                      cacheFolder: configuration.cache, http: http, policy: policy)
+        let metadata = signedMetadata(from: registry)
         let document = try await metadata.document(name, in: try await metadata.index())
         guard let entry = document.entry(for: version) else {
             throw InstalledCheckError(description: "\(name)@\(version) is installed but the registry at \(registry) does not list it", hint: nil)
@@ -162,6 +158,12 @@ public struct PackageInstaller: Sendable {
                                       hint: "remove it and fetch again")
         }
         return marker
+    }
+
+    /// The signed-metadata reader for `registry`, with this host's keys, state, cache and transfer policy.
+    private func signedMetadata(from registry: String) -> SignedMetadata {
+        SignedMetadata(registry: registry, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
+                       cacheFolder: configuration.cache, http: http, policy: policy)
     }
 
     private func cachePath(_ sha256: SHA256Digest) -> String { "\(configuration.cache)/artifacts/\(sha256.hex).tar.gz" }

@@ -18,6 +18,12 @@ public struct InstallMarker: Codable, Sendable, Equatable {
     public var installed: Timestamp
     /// Relative path (under the version folder) → sha256 of every file.
     public var files: [String: SHA256Digest]
+
+    /// The marker of the version installed in `folder`, or `nil` when there is none (or it can't be read).
+    public static func read(in folder: String) -> InstallMarker? {
+        guard let bytes = AtomicFile.read("\(folder)/\(fileName)") else { return nil }
+        return try? DocumentDecoder.decode(InstallMarker.self, from: bytes, document: "\(folder)/\(fileName)")
+    }
 }
 
 /// Unpacks a verified artifact into `<repo>/<name>/<version>/<artifact-base>/`: safely (libarchive, the

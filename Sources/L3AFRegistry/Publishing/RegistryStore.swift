@@ -39,7 +39,7 @@ public actor RegistryStore {
         if recovered.needsSigning {
             let cache = self.cache
             try lock.withLock { () throws(RegistryError) in
-                try Self.signAndWrite(&index, documents: recovered.documents, key: key, lifetime: indexLifetimeSeconds,
+                try Self.signAndWrite(&index, packages: Self.indexEntries(of: recovered.documents), key: key, lifetime: indexLifetimeSeconds,
                                       now: stamp, layout: layout, cache: cache)
             }
         }
@@ -217,7 +217,7 @@ public actor RegistryStore {
         let stamp = now()
         guard index.expires.secondsSince1970 - stamp.secondsSince1970 < indexLifetime / 2 else { return false }
         try lock.withLock { () throws(RegistryError) in
-            try Self.signAndWrite(&index, documents: documents, key: key, lifetime: indexLifetime, now: stamp, layout: layout, cache: cache)
+            try Self.signAndWrite(&index, packages: index.packages, key: key, lifetime: indexLifetime, now: stamp, layout: layout, cache: cache)
         }
         logger.info("re-signed the index before it expires", metadata: ["index.version": "\(index.version)"])
         return true
@@ -239,14 +239,18 @@ public actor RegistryStore {
             let before = documents[name]
             let (doc, result) = try change()
             guard doc != before else { return result }
-            try RegistryFiles.write(Array(try! DocumentDecoder.encode(doc)), to: layout.documentFile(name))
+            let bytes = Array(try! DocumentDecoder.encode(doc))
+            try RegistryFiles.write(bytes, to: layout.documentFile(name))
             try Self.writeTagLinks(doc, layout: layout)
             if credentials.owners[name.rawValue] == nil {
                 credentials.owners[name.rawValue] = [record.owner]
                 try credentials.saveOwners(layout)
             }
             documents[name] = doc
-            try Self.signAndWrite(&index, documents: documents, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+            // Only the changed document's entry changes: the others keep the digests they were signed with.
+            var packages = index.packages
+            packages[name.rawValue] = Self.indexEntry(of: bytes)
+            try Self.signAndWrite(&index, packages: packages, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
             cache.publish(documents)
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
             return result
@@ -258,16 +262,22 @@ public actor RegistryStore {
         return doc
     }
 
+    /// What the index says of a document with these bytes.
+    static func indexEntry(of bytes: [UInt8]) -> RegistryIndex.Entry {
+        RegistryIndex.Entry(sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count))
+    }
+
+    /// The index entries of every document, as written to disk (used once, when the registry opens).
+    static func indexEntries(of documents: [PackageName: PackageDocument]) -> [String: RegistryIndex.Entry] {
+        Dictionary(uniqueKeysWithValues: documents.map { ($0.key.rawValue, indexEntry(of: Array(try! DocumentDecoder.encode($0.value)))) })
+    }
+
+    /// Signs an index one version higher over `packages` and writes it.
     static func signAndWrite(
-        _ index: inout RegistryIndex, documents: [PackageName: PackageDocument], key: IndexSigningKey, lifetime: Int64,
+        _ index: inout RegistryIndex, packages: [String: RegistryIndex.Entry], key: IndexSigningKey, lifetime: Int64,
         now: Timestamp, layout: RegistryLayout, cache: TreeCache
     ) throws(RegistryError) {
-        var entries: [String: RegistryIndex.Entry] = [:]
-        for (name, doc) in documents {
-            let bytes = Array(try! DocumentDecoder.encode(doc))
-            entries[name.rawValue] = RegistryIndex.Entry(sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count))
-        }
-        var next = RegistryIndex(version: index.version + 1, issued: now, expires: now.adding(seconds: lifetime), packages: entries)
+        var next = RegistryIndex(version: index.version + 1, issued: now, expires: now.adding(seconds: lifetime), packages: packages)
         next.specVersion = RegistryIndex.formatVersion
         let signed: [UInt8]
         do {

@@ -35,8 +35,7 @@ enum Recovery {
         var needsSigning = index == nil
         if let index {
             for (name, doc) in documents {
-                let digest = SHA256Digest(of: Array(try! DocumentDecoder.encode(doc)))
-                if index.packages[name.rawValue]?.sha256 != digest {
+                if index.packages[name.rawValue] != RegistryStore.indexEntry(of: Array(try! DocumentDecoder.encode(doc))) {
                     logger.warning("completing an interrupted write", metadata: ["package": "\(name)"])
                     needsSigning = true
                 }
