@@ -18,19 +18,17 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
-        // C libraries, found with pkg-config; each is a module map plus a one-line shim header.
+        // C libraries. libbpf is linked as usual; libcurl and libarchive are bound on first use (CLazyLink.h
+        // says why): their targets declare the API from the system headers and define forwarding stubs.
         .systemLibrary(
             name: "CBPF", pkgConfig: "libbpf",
             providers: [.apt(["libbpf-dev", "libelf-dev"])]),
-        .systemLibrary(
-            name: "CCurl", pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]),
-        .systemLibrary(
-            name: "CArchive", pkgConfig: "libarchive",
-            providers: [.apt(["libarchive-dev"])]),
-
-        // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift can't call: typed wrappers.
-        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        .target(name: "CLazyLink"),
+        // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift can't call: typed wrappers too.
+        .target(name: "CCurl", dependencies: ["CLazyLink"]),
+        .target(name: "CArchive", dependencies: ["CLazyLink"]),
+        // Linux calls glibc hides behind _GNU_SOURCE (syncfs).
+        .target(name: "CLinux"),
 
         // Pure values shared by every part: names, versions, requirements, manifest, documents, payloads.
         .target(
@@ -38,13 +36,13 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
         // libarchive: reading tarballs safely (caps, no links or escapes) and writing reproducible ones.
-        .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive"]),
+        .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive", "CLinux"]),
         // libbpf: objects opened from files or memory, inspected, loaded; maps, programs, links.
         .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF"]),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",
-            dependencies: ["L3AFModel", "L3AFArchive", "CCurlShim", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["L3AFModel", "L3AFArchive", "CCurl", .product(name: "Logging", package: "swift-log")]),
         // The registry: the signed static tree, publishing, tokens, and its HTTP routes.
         .target(
             name: "L3AFRegistry",

@@ -14,13 +14,21 @@ public enum CommandRunner {
             } else {
                 try command.run()
             }
-            exit(0)
+            finish(0)
         } catch let error as any L3AFError {
             report(error)
-            exit(1)
+            finish(1)
         } catch {
             root.exit(withError: error)
         }
+    }
+
+    /// Flushes standard output and ends the process without running exit handlers: the command's files are
+    /// written and synced by then, and the handlers (libcurl's and OpenSSL's cleanup, the loader's finalizers)
+    /// would only cost a short-lived process a few milliseconds.
+    static func finish(_ code: Int32) -> Never {
+        fflush(nil)
+        _exit(code)
     }
 
     /// Writes an error and its hint to standard error.

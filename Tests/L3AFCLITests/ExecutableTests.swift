@@ -20,6 +20,17 @@ let repositoryRoot = Fixtures.repositoryRoot
         #expect(help.stdout.contains("USAGE: \(executable)"))
     }
 
+    /// libcurl and libarchive are bound on first use (CLazyLink): not needed at start, so `--version` and a pinned,
+    /// installed fetch don't pay for loading some 45 shared libraries.
+    @Test(arguments: ["l3af", "l3afd", "l3af-registry"])
+    func curlAndArchiveAreNotLoadedAtStart(_ executable: String) throws {
+        let dynamic = try Executable.run("/usr/bin/readelf", ["-d", Executable.path(executable)])
+        #expect(dynamic.status == 0, "\(dynamic.stderr)")
+        let needed = dynamic.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        #expect(!needed.isEmpty)
+        #expect(!needed.contains { $0.contains("libcurl") || $0.contains("libarchive") }, "\(needed)")
+    }
+
     @Test func unknownSubcommandIsAUsageError() throws {
         let run = try Run("l3af", ["frobnicate"])
         #expect(run.status != 0)

@@ -1,4 +1,4 @@
-internal import CCurlShim
+internal import CCurl
 import Foundation
 import Glibc
 import L3AFModel

@@ -1,4 +1,4 @@
-internal import CCurlShim
+internal import CCurl
 import Dispatch
 import Foundation
 import L3AFModel
@@ -113,10 +113,9 @@ public struct HTTPClient: Sendable {
         return HTTPResponse(status: status, headers: sink.headers, body: sink.body)
     }
 
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-
     /// Runs `curl_global_init` once per process, before any handle is made.
-    static func initializeCurl() { _ = globalInit }
+    static func initializeCurl() { _ = l3af_curl_global_init_once() }
+
 
     private static func name(of code: CURLcode) -> String {
         switch code {

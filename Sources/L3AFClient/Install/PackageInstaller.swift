@@ -69,6 +69,7 @@ public struct PackageInstaller: Sendable {
         }
         Unpacker.removeLeftovers(in: configuration.repo)
         let metadata = signedMetadata(from: registry)
+        if let installed = installedExactly(specs, source: metadata.registry) { return installed }
         let index = try await metadata.index()
         // Resolve everything first: a bad spec changes nothing.
         var chosen: [(spec: PackageSpec, entry: VersionEntry)] = []
@@ -167,6 +168,23 @@ public struct PackageInstaller: Sendable {
     }
 
     private func cachePath(_ sha256: SHA256Digest) -> String { "\(configuration.cache)/artifacts/\(sha256.hex).tar.gz" }
+
+    /// When every spec names an exact version (`name@=1.2.3`) that is installed from `source`, those versions:
+    /// nothing is asked of the registry, since a published version never changes and each install marker holds the
+    /// digest verified when it was unpacked. A host pinned to exact versions so keeps working while its registry
+    /// is unreachable. Otherwise `nil`, and the specs are resolved against the signed index as usual.
+    private func installedExactly(_ specs: [PackageSpec], source: String) -> [InstalledPackage]? {
+        var found: [InstalledPackage] = []
+        for spec in specs {
+            guard let version = spec.requirement.exactVersion else { return nil }
+            let folder = Unpacker.versionFolder(repo: configuration.repo, name: spec.name.rawValue, version: version.description)
+            guard let marker = InstallMarker.read(in: folder), !marker.unsigned, marker.source == source,
+                  marker.version == version.description else { return nil }
+            found.append(InstalledPackage(name: marker.name, version: marker.version, path: "\(folder)/\(Unpacker.artifactBase(marker.artifact))",
+                                          sha256: marker.sha256, source: .installed, unsigned: false, yanked: false, deprecated: nil))
+        }
+        return found
+    }
 
     private func installed(_ item: (spec: PackageSpec, entry: VersionEntry), path: String, source: InstalledPackage.Source) -> InstalledPackage {
         InstalledPackage(name: item.spec.name.rawValue, version: item.entry.version.description, path: path, sha256: item.entry.sha256,

@@ -27,7 +27,7 @@ public struct InstallMarker: Codable, Sendable, Equatable {
 }
 
 /// Unpacks a verified artifact into `<repo>/<name>/<version>/<artifact-base>/`: safely (libarchive, the
-/// reader's rules and caps), into a temporary folder beside the target, fsynced, then renamed into place,
+/// reader's rules and caps), into a temporary folder beside the target, synced to disk, then renamed into place,
 /// so a version on disk is complete or absent. Leftover temporaries are removed by ``removeLeftovers(in:)``.
 public struct Unpacker: Sendable {
     public var limits: ArchiveLimits
@@ -82,7 +82,7 @@ public struct Unpacker: Sendable {
             let marker = InstallMarker(name: name, version: version, artifact: artifact, sha256: sha256, source: source,
                                        unsigned: unsigned, installed: now, files: digests)
             try Self.writeFile(Array(try DocumentDecoder.encode(marker)), to: "\(temporary)/\(InstallMarker.fileName)", mode: 0o644)
-            try Self.syncTree(temporary)
+            try AtomicFile.syncFileSystem(of: temporary)
             guard rename(temporary, target) == 0 else {
                 let code = errno
                 if code == ENOTEMPTY || code == EEXIST { try? FileManager.default.removeItem(atPath: temporary); return "\(target)/\(base)" }
@@ -118,19 +118,6 @@ public struct Unpacker: Sendable {
             offset += n
         }
         fchmod(fd, mode)
-        guard fsync(fd) == 0 else { throw StorageError("fsync of \(path)", errno: errno) }
-    }
-
-    private static func syncTree(_ folder: String) throws(StorageError) {
-        let walker = FileManager.default.enumerator(atPath: folder)
-        var folders = [folder]
-        while let item = walker?.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: "\(folder)/\(item)", isDirectory: &isDirectory), isDirectory.boolValue {
-                folders.append("\(folder)/\(item)")
-            }
-        }
-        for path in folders { try AtomicFile.syncFolder(path) }
     }
 
     /// Re-reads every file of an installed version and compares it with its marker.

@@ -1,6 +1,10 @@
-// Typed entry points for libcurl's variadic functions, which Swift cannot call directly.
+// libcurl for Swift: its API as curl.h declares it, bound on first use (see lazy.c), plus typed entry points
+// for its variadic functions, which Swift cannot call directly.
 #pragma once
 #include <curl/curl.h>
+
+/// Whether libcurl can be loaded here; on failure `reason` (when not NULL) receives the loader's message.
+int l3af_curl_available(const char **reason);
 
 typedef size_t (*l3af_curl_data_callback)(char *data, size_t size, size_t count, void *context);
 typedef int (*l3af_curl_progress_callback)(void *context, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -16,3 +20,8 @@ CURLcode l3af_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode l3af_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value);
 CURLcode l3af_curl_getinfo_pointer(CURL *handle, CURLINFO info, void *value);
 CURLMcode l3af_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
+
+/// curl_global_init(CURL_GLOBAL_DEFAULT), run once per process (pthread_once): callers race safely, and a
+/// caller that arrives while another thread runs it waits for it to finish.
+CURLcode l3af_curl_global_init_once(void);
+
