@@ -18,11 +18,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
-        // C libraries. libbpf is linked as usual; libcurl and libarchive are bound on first use (CLazyLink.h
+        // C libraries. libbpf is linked as usual (CBPF adds a typed log sink); libcurl and libarchive are bound on first use (CLazyLink.h
         // says why): their targets declare the API from the system headers and define forwarding stubs.
-        .systemLibrary(
-            name: "CBPF", pkgConfig: "libbpf",
-            providers: [.apt(["libbpf-dev", "libelf-dev"])]),
+        .target(name: "CBPF", linkerSettings: [.linkedLibrary("bpf")]),
         .target(name: "CLazyLink"),
         // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift can't call: typed wrappers too.
         .target(name: "CCurl", dependencies: ["CLazyLink"]),
@@ -39,6 +37,8 @@ let package = Package(
         .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive", "CLinux"]),
         // libbpf: objects opened from files or memory, inspected, loaded; maps, programs, links.
         .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF"]),
+        // Chains of programs on interfaces, changed one atomic prog-array update at a time.
+        .target(name: "L3AFRuntime", dependencies: ["L3AFModel", "L3AFBPF"]),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",
@@ -84,6 +84,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBPF", "CCurl", "CArchive"]),
         .testTarget(name: "L3AFArchiveTests", dependencies: ["L3AFArchive", "L3AFModel"]),
         .testTarget(name: "L3AFBPFTests", dependencies: ["L3AFBPF", "L3AFModel", "L3AFTestSupport"]),
+        .testTarget(name: "L3AFRuntimeTests", dependencies: ["L3AFRuntime", "L3AFBPF", "L3AFModel", "L3AFTestSupport"]),
         .testTarget(name: "L3AFClientTests", dependencies: ["L3AFClient", "L3AFModel", "L3AFArchive", "L3AFTestSupport"]),
         .testTarget(
             name: "L3AFRegistryTests",

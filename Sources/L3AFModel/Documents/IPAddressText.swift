@@ -1,9 +1,9 @@
 import Foundation
 
 /// Strict text forms of IP addresses, parsed without the C library so the model stays pure.
-enum IPAddressText {
+public enum IPAddressText {
     /// Dotted-quad IPv4, four decimal octets without leading zeros.
-    static func ipv4(_ text: String) -> [UInt8]? {
+    public static func ipv4(_ text: String) -> [UInt8]? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var bytes: [UInt8] = []
@@ -17,7 +17,7 @@ enum IPAddressText {
     }
 
     /// RFC 4291 text: eight groups, `::` once for a run of zero groups, optionally ending in dotted IPv4.
-    static func ipv6(_ text: String) -> [UInt8]? {
+    public static func ipv6(_ text: String) -> [UInt8]? {
         guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
         var head: [UInt16] = []
         var tail: [UInt16] = []
@@ -64,7 +64,7 @@ enum IPAddressText {
     }
 
     /// Text for 4 or 16 address bytes (IPv6 without zero compression).
-    static func format(_ bytes: [UInt8]) -> String {
+    public static func format(_ bytes: [UInt8]) -> String {
         if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
         return stride(from: 0, to: bytes.count, by: 2).map {
             String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)

@@ -1,0 +1,10 @@
+// libbpf for Swift: its API, plus a typed way to receive its log (libbpf_set_print passes a va_list).
+#pragma once
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+/// Receives each line libbpf logs, formatted: level is a `enum libbpf_print_level`.
+typedef void (*l3af_bpf_log_sink)(int level, const char *message);
+
+/// Routes libbpf's log to `sink` (NULL: drop it).
+void l3af_bpf_set_log_sink(l3af_bpf_log_sink sink);

@@ -1,2 +1,0 @@
-#include <bpf/libbpf.h>
-#include <bpf/bpf.h>

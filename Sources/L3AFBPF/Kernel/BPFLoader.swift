@@ -1,0 +1,101 @@
+internal import CBPF
+import Glibc
+import L3AFModel
+
+/// A program loaded into the kernel from an object file, with every map of its object: what a chain links
+/// and pins. The libbpf object is closed once loading is done; these descriptors keep everything alive.
+public struct LoadedProgram: Sendable {
+    public let name: String
+    public let program: BPFDescriptor
+    /// Every map of the object by name (internal `.rodata`/`.bss` maps included), with its shape.
+    public let maps: [String: (descriptor: BPFDescriptor, info: BPFMapInfo)]
+
+    /// Access to the map called `name`.
+    public func map(_ name: String) throws(BPFError) -> BPFMapAccess {
+        guard let map = maps[name] else {
+            throw BPFError(.lookup, errno: ENOENT, context: "map '\(name)' of \(self.name)", detail: "the object has: \(maps.keys.sorted().joined(separator: ", "))")
+        }
+        return BPFMapAccess(map.descriptor, name: name)
+    }
+}
+
+/// Loads programs with libbpf: `bpf_object__open_file`, map reuse, `bpf_object__load`, the verifier's log on failure.
+public enum BPFLoader {
+    /// Loads `entry` from the object at `path`. Maps named in `reuse` take the descriptor given (an existing map
+    /// carried over to this object: `bpf_map__reuse_fd`) instead of being created; their shapes must match.
+    /// Only `entry` is loaded when the object holds several programs.
+    public static func load(
+        objectAt path: String, entry: String, reuse: [String: BPFDescriptor] = [:]
+    ) throws(BPFError) -> LoadedProgram {
+        let logSize = 1 << 20
+        let log = UnsafeMutablePointer<CChar>.allocate(capacity: logSize)
+        log.initialize(repeating: 0, count: logSize)
+        defer { log.deallocate() }
+        var options = bpf_object_open_opts()
+        options.sz = MemoryLayout<bpf_object_open_opts>.size
+        // Level 0 with a buffer: libbpf loads without a log, and only on failure loads again with one.
+        options.kernel_log_buf = log
+        options.kernel_log_size = logSize
+        options.kernel_log_level = 0
+        guard let object = bpf_object__open_file(path, &options) else {
+            throw BPFError(.open, errno: errno, context: "bpf_object__open_file(\(path))", detail: "it is not a BPF ELF object libbpf can read")
+        }
+        defer { bpf_object__close(object) }
+        var found = false
+        var cursor = bpf_object__next_program(object, nil)
+        while let program = cursor {
+            let isEntry = String(cString: bpf_program__name(program)) == entry
+            found = found || isEntry
+            bpf_program__set_autoload(program, isEntry)
+            cursor = bpf_object__next_program(object, program)
+        }
+        guard found else {
+            throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
+        }
+        for (name, descriptor) in reuse {
+            guard let map = bpf_object__find_map_by_name(object, name) else {
+                throw BPFError(.lookup, errno: ENOENT, context: "map '\(name)' in \(path)", detail: "the object has no such map to carry state into")
+            }
+            guard bpf_map__reuse_fd(map, descriptor.fd) == 0 else {
+                throw BPFError(.load, errno: errno, context: "bpf_map__reuse_fd(\(name))", detail: "the map's shape differs from the one carried over")
+            }
+        }
+        guard bpf_object__load(object) == 0 else {
+            let code = errno
+            let text = String(cString: log).trimmingTrailingNewlines()
+            throw BPFError(.load, errno: code, context: "bpf_object__load(\(path))",
+                           detail: text.isEmpty ? nil : "verifier log:\n\(text.lastLines(40))")
+        }
+        guard let program = bpf_object__find_program_by_name(object, entry) else {
+            throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: nil)
+        }
+        let programFD = dup(bpf_program__fd(program))
+        guard programFD >= 0 else { throw BPFError(.load, errno: errno, context: "dup(program fd of \(entry))", detail: nil) }
+        var maps: [String: (descriptor: BPFDescriptor, info: BPFMapInfo)] = [:]
+        var mapCursor = bpf_object__next_map(object, nil)
+        while let map = mapCursor {
+            let name = String(cString: bpf_map__name(map))
+            let fd = bpf_map__fd(map)
+            if fd >= 0 {
+                let info = BPFMapInfo(name: name, type: bpf_map__type(map).rawValue, keySize: bpf_map__key_size(map),
+                                      valueSize: bpf_map__value_size(map), maxEntries: bpf_map__max_entries(map))
+                maps[name] = (BPFDescriptor(dup(fd)), info)
+            }
+            mapCursor = bpf_object__next_map(object, map)
+        }
+        return LoadedProgram(name: entry, program: BPFDescriptor(programFD), maps: maps)
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailingNewlines() -> String {
+        var s = Substring(self)
+        while s.last == "\n" || s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+
+    fileprivate func lastLines(_ count: Int) -> String {
+        let lines = split(separator: "\n", omittingEmptySubsequences: false)
+        return lines.count <= count ? self : "…\n" + lines.suffix(count).joined(separator: "\n")
+    }
+}

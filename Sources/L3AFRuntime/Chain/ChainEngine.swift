@@ -1,0 +1,344 @@
+import Foundation
+import L3AFBPF
+import L3AFModel
+
+/// Programs on an interface, chained per hook behind a root program, changed one atomic prog-array update at a
+/// time. Stateless between calls: every operation reads the chain back from the kernel and the pins under
+/// `<pinRoot>/<interface>/<hook>/`, so a new process adopts what an earlier one left. Callers serialize
+/// operations on one host (the lifecycle layer holds a lock).
+///
+/// Pins: `root/` (the root program, its maps, and for XDP its link) and `<package>/<version>/` (the program and
+/// every map of its object, plus a `seq_<n>` folder recording its seq_id). A member being staged lives in
+/// `<package>/.staging-<version>-<random>/` until its flip is done.
+public struct ChainEngine: Sendable {
+    /// The kernel's tail-call limit is 33 per packet; the root's call into the chain is one of them.
+    public static let maximumLength = 32
+
+    public let pinRoot: String
+    /// The root program of each hook (`xdp-root`, `tc-root`).
+    public let roots: [Hook: ChainMember]
+
+    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember]) {
+        self.pinRoot = pinRoot
+        self.roots = roots
+    }
+
+    // MARK: Reading the chain
+
+    /// The chain on `hook` of `interface`, first to last, as the kernel runs it.
+    public func chain(interface: String, hook: Hook) throws(ChainError) -> [ChainEntry] {
+        try read(interface, hook).members.map(\.entry)
+    }
+
+    /// The id of the root program attached to `hook` of `interface`, or `nil` when there is no chain.
+    public func rootProgramID(interface: String, hook: Hook) throws(ChainError) -> UInt32? {
+        let folder = "\(hookFolder(interface, hook))/root"
+        guard let root = try? BPFDescriptor.pinned(at: "\(folder)/prog") else { return nil }
+        return try kernel { () throws(BPFError) in try root.programID() }
+    }
+
+    /// Access to `map` of the member `package` (its pinned copy), for parameters and metrics.
+    public func map(_ map: String, of package: String, interface: String, hook: Hook) throws(ChainError) -> BPFMapAccess {
+        let state = try read(interface, hook)
+        guard let member = state.members.first(where: { $0.entry.package == package }) else {
+            throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
+        }
+        return try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(member.folder)/maps/\(map)"), name: map) }
+    }
+
+    // MARK: Changing the chain
+
+    /// Adds `member` at its seq_id (after every member with a lower or equal one).
+    public func insert(_ member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
+        try check(member, hook)
+        var state = try read(interface, hook)
+        if state.members.contains(where: { $0.entry.package == member.package }) {
+            throw ChainError(.alreadyInChain, "\(member.package) is already in the \(hook) chain of \(interface)", hint: "replace it with another version instead")
+        }
+        guard state.members.count < Self.maximumLength else {
+            throw ChainError(.tooLong, "the \(hook) chain of \(interface) already has \(Self.maximumLength) programs, the most a packet can pass through",
+                             hint: "the kernel allows 33 tail calls per packet, one of them the root's; remove a program first")
+        }
+        let staged = try stage(member, interface, hook, reuse: [:])
+        let position = state.members.firstIndex { $0.entry.seqID > member.seqID } ?? state.members.count
+        let successor = position < state.members.count ? state.members[position] : nil
+        try kernel { () throws(BPFError) in
+            if let successor { try staged.next.setProgram(successor.program) }
+        }
+        let root = try ensureRoot(&state, interface, hook)
+        try flip(predecessor: position == 0 ? root : state.members[position - 1].next, to: staged.loaded.program)
+        try finish(staged)
+    }
+
+    /// Takes `package` out of the chain; the root goes when the last program does.
+    public func remove(package: String, interface: String, hook: Hook) throws(ChainError) {
+        var state = try read(interface, hook)
+        guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
+            throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
+        }
+        let predecessor = position == 0 ? state.rootNext! : state.members[position - 1].next
+        let successor = position + 1 < state.members.count ? state.members[position + 1].program : nil
+        try kernel { () throws(BPFError) in
+            if let successor { try predecessor.setProgram(successor) } else { try predecessor.clearProgram() }
+        }
+        removePins(state.members[position].folder, pruneParent: true)
+        state.members.remove(at: position)
+        if state.members.isEmpty { try removeRoot(interface, hook) }
+    }
+
+    /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
+    /// State maps the new manifest lists are carried over from the old program when both have them.
+    public func replace(package: String, with member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
+        try check(member, hook)
+        let state = try read(interface, hook)
+        guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
+            throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
+        }
+        let old = state.members[position]
+        var reuse: [String: BPFDescriptor] = [:]
+        for name in member.program.stateMaps {
+            if let descriptor = try? BPFDescriptor.pinned(at: "\(old.folder)/maps/\(name)") { reuse[name] = descriptor }
+        }
+        var staged = try stage(member, interface, hook, reuse: reuse, seqID: old.entry.seqID)
+        let successor = position + 1 < state.members.count ? state.members[position + 1].program : nil
+        try kernel { () throws(BPFError) in
+            if let successor { try staged.next.setProgram(successor) }
+        }
+        try flip(predecessor: position == 0 ? state.rootNext! : state.members[position - 1].next, to: staged.loaded.program)
+        removePins(old.folder, pruneParent: old.entry.package != member.package)
+        staged.package = member.package
+        try finish(staged)
+    }
+
+    /// Makes the chain exactly `desired` (ordered by seq_id): members not wanted are removed, new ones inserted,
+    /// ones whose version, parameters or object changed replaced. Each step is one flip; the chain is valid
+    /// after every step.
+    public func apply(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
+        let wanted = desired.sorted { $0.seqID < $1.seqID }
+        let names = Set(wanted.map(\.package))
+        for entry in try chain(interface: interface, hook: hook) where !names.contains(entry.package) {
+            try remove(package: entry.package, interface: interface, hook: hook)
+        }
+        for member in wanted {
+            let current = try chain(interface: interface, hook: hook)
+            if let entry = current.first(where: { $0.package == member.package }) {
+                let order = current.map(\.package)
+                let others = wanted.filter { order.contains($0.package) }.map(\.package)
+                let inPlace = order == others || entry.seqID == member.seqID
+                if entry.version != member.version || !member.parameters.isEmpty || !inPlace {
+                    if inPlace {
+                        try replace(package: member.package, with: member, interface: interface, hook: hook)
+                    } else {
+                        try remove(package: member.package, interface: interface, hook: hook)
+                        try insert(member, interface: interface, hook: hook)
+                    }
+                }
+            } else {
+                try insert(member, interface: interface, hook: hook)
+            }
+        }
+    }
+
+    // MARK: Steps
+
+    private struct Member {
+        let entry: ChainEntry
+        let folder: String
+        let program: BPFDescriptor
+        let next: BPFMapAccess
+    }
+
+    private struct State {
+        var members: [Member]
+        var rootNext: BPFMapAccess?
+    }
+
+    private struct Staged {
+        let loaded: LoadedProgram
+        let next: BPFMapAccess
+        let folder: String
+        var package: String
+        let version: String
+        let hookFolder: String
+    }
+
+    private func hookFolder(_ interface: String, _ hook: Hook) -> String { "\(pinRoot)/\(interface)/\(hook.rawValue)" }
+
+    private func check(_ member: ChainMember, _ hook: Hook) throws(ChainError) {
+        guard member.program.hook == hook else {
+            throw ChainError(.wrongHook, "\(member.package)@\(member.version) runs on \(member.program.hook), not \(hook)")
+        }
+    }
+
+    private func kernel<T>(_ body: () throws(BPFError) -> T) throws(ChainError) -> T {
+        do { return try body() } catch {
+            if error.errno == ENODEV { throw ChainError(.unknownInterface, error.description, hint: "check the interface name with `ip link`") }
+            throw ChainError(.kernel, error.description)
+        }
+    }
+
+    /// Loads `member` and pins it under a staging folder, parameters written: the chain is not touched yet.
+    private func stage(_ member: ChainMember, _ interface: String, _ hook: Hook, reuse: [String: BPFDescriptor], seqID: Int? = nil) throws(ChainError) -> Staged {
+        _ = try kernel { () throws(BPFError) in try BPFAttachment.interfaceIndex(interface) }
+        let writes = try member.parameterWrites()
+        let loaded: LoadedProgram
+        do {
+            loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction, reuse: reuse)
+        } catch {
+            throw ChainError(.load, "\(member.package)@\(member.version) did not load: \(error.description)",
+                             hint: "the chain was not changed")
+        }
+        let folder = "\(hookFolder(interface, hook))/\(member.package)/.staging-\(member.version)-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            for write in writes {
+                let map = try loaded.map(write.map)
+                let valueSize = Int(loaded.maps[write.map]!.info.valueSize)
+                for (key, value) in write.entries {
+                    try map.update(key: key, value: value + [UInt8](repeating: 0, count: max(0, valueSize - value.count)))
+                }
+            }
+            try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: "\(folder)/seq_\(seqID ?? member.seqID)", withIntermediateDirectories: true)
+            try loaded.program.pin(at: "\(folder)/prog")
+            for (name, map) in loaded.maps { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
+            return Staged(loaded: loaded, next: try loaded.map(member.program.nextMap), folder: folder, package: member.package,
+                          version: member.version, hookFolder: hookFolder(interface, hook))
+        } catch let error as BPFError {
+            removePins(folder, pruneParent: true)
+            throw ChainError(.kernel, error.description, hint: "the chain was not changed")
+        } catch {
+            removePins(folder, pruneParent: true)
+            throw ChainError(.kernel, "pinning \(member.package)@\(member.version) under \(folder): \(error)", hint: "is a bpf file system mounted at \(pinRoot)?")
+        }
+    }
+
+    /// The one step a packet can observe: `predecessor`'s slot 0 now names `program`.
+    private func flip(predecessor: BPFMapAccess, to program: BPFDescriptor) throws(ChainError) {
+        try kernel { () throws(BPFError) in try predecessor.setProgram(program) }
+    }
+
+    /// Renames the staging folder of a member that joined the chain to `<package>/<version>`.
+    private func finish(_ staged: Staged) throws(ChainError) {
+        let target = "\(staged.hookFolder)/\(staged.package)/\(staged.version)"
+        removePins(target, pruneParent: false)
+        guard rename(staged.folder, target) == 0 else {
+            throw ChainError(.kernel, "renaming \(staged.folder) to \(target): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private func removePins(_ folder: String, pruneParent: Bool) {
+        try? FileManager.default.removeItem(atPath: folder)
+        if pruneParent {
+            let parent = (folder as NSString).deletingLastPathComponent
+            if (try? FileManager.default.contentsOfDirectory(atPath: parent))?.isEmpty == true { rmdir(parent) }
+        }
+    }
+
+    /// The root's next map, loading and attaching the root first when the hook has no chain yet.
+    private func ensureRoot(_ state: inout State, _ interface: String, _ hook: Hook) throws(ChainError) -> BPFMapAccess {
+        if let next = state.rootNext { return next }
+        guard let root = roots[hook] else { throw ChainError(.kernel, "no root program is configured for \(hook)") }
+        let folder = "\(hookFolder(interface, hook))/root"
+        removePins(folder, pruneParent: false)
+        let loaded: LoadedProgram
+        do { loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction) } catch {
+            throw ChainError(.load, "the root program \(root.package)@\(root.version) did not load: \(error.description)")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
+        } catch {
+            throw ChainError(.kernel, "creating \(folder): \(error)", hint: "is a bpf file system mounted at \(pinRoot)? (mount -t bpf bpf /sys/fs/bpf)")
+        }
+        let next = try kernel { () throws(BPFError) -> BPFMapAccess in
+            try loaded.program.pin(at: "\(folder)/prog")
+            for (name, map) in loaded.maps { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
+            if hook == .xdpIngress {
+                let link = try BPFAttachment.attachXDP(loaded.program, interface: interface)
+                try link.pin(at: "\(folder)/link")
+            } else {
+                try BPFAttachment.attachTC(loaded.program, interface: interface, hook: hook)
+            }
+            return try loaded.map(root.program.nextMap)
+        }
+        state.rootNext = next
+        return next
+    }
+
+    private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) {
+        let folder = "\(hookFolder(interface, hook))/root"
+        if hook != .xdpIngress { try? BPFAttachment.detachTC(interface: interface, hook: hook) }
+        // Unpinning the XDP link drops the last reference to it, which detaches the root.
+        removePins(folder, pruneParent: false)
+        removePins(hookFolder(interface, hook), pruneParent: true)
+    }
+
+    /// Reads the chain: walks from the root's slot 0 through each program's next map, matching program ids to
+    /// pinned members. Finishes what an interrupted change left (a staged member that never joined is removed;
+    /// one that joined is renamed into place) and refuses pins that don't form a chain.
+    private func read(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
+        let base = hookFolder(interface, hook)
+        let fm = FileManager.default
+        guard let root = try? BPFDescriptor.pinned(at: "\(base)/root/prog"), let rootNextName = roots[hook]?.program.nextMap,
+              let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/maps/\(rootNextName)") else {
+            return State(members: [], rootNext: nil)
+        }
+        _ = root
+        var pinned: [UInt32: (folder: String, package: String, version: String, seq: Int, program: BPFDescriptor)] = [:]
+        for package in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where package != "root" {
+            for item in (try? fm.contentsOfDirectory(atPath: "\(base)/\(package)")) ?? [] {
+                let folder = "\(base)/\(package)/\(item)"
+                guard let program = try? BPFDescriptor.pinned(at: "\(folder)/prog"), let id = try? program.programID() else {
+                    removePins(folder, pruneParent: false)
+                    continue
+                }
+                var version = item
+                if item.hasPrefix(".staging-") {
+                    version = String(item.dropFirst(".staging-".count).split(separator: "-").dropLast().joined(separator: "-"))
+                }
+                let seq = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).compactMap { $0.hasPrefix("seq_") ? Int($0.dropFirst(4)) : nil }.first ?? 0
+                pinned[id] = (folder, package, version, seq, program)
+            }
+        }
+        var members: [Member] = []
+        var next = BPFMapAccess(rootNext, name: rootNextName)
+        var seen = Set<UInt32>()
+        while let id = try kernel({ () throws(BPFError) in try next.programID() }) {
+            guard let found = pinned[id], !seen.contains(id) else {
+                throw ChainError(.inconsistent, "the \(hook) chain of \(interface) runs program id \(id), which no pin under \(base) holds",
+                                 hint: "inspect with `bpftool prog show id \(id)`; remove \(base) to start over")
+            }
+            seen.insert(id)
+            let program = found.program
+            guard let nextName = nextMapName(folder: found.folder, program: program) else {
+                throw ChainError(.inconsistent, "\(found.folder) has no next map pinned")
+            }
+            let nextMap = try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(found.folder)/maps/\(nextName)"), name: nextName) }
+            var folder = found.folder
+            if (folder as NSString).lastPathComponent.hasPrefix(".staging-") {
+                let target = "\(base)/\(found.package)/\(found.version)"
+                if let old = pinned.values.first(where: { $0.folder == target }), (try? old.program.programID()).map({ !seen.contains($0) }) ?? true {
+                    removePins(target, pruneParent: false)
+                }
+                if rename(folder, target) == 0 { folder = target }
+            }
+            members.append(Member(entry: ChainEntry(package: found.package, version: found.version, seqID: found.seq, programID: id),
+                                  folder: folder, program: program, next: nextMap))
+            next = nextMap
+        }
+        // What no walk reached: staged members that never joined, or a version a replace left behind.
+        for (id, item) in pinned where !seen.contains(id) {
+            if members.contains(where: { $0.folder == item.folder }) { continue }
+            removePins(item.folder, pruneParent: true)
+        }
+        return State(members: members, rootNext: BPFMapAccess(rootNext, name: rootNextName))
+    }
+
+    /// The name of the pinned prog array among a member's maps (each member pins exactly one).
+    private func nextMapName(folder: String, program: BPFDescriptor) -> String? {
+        let maps = (try? FileManager.default.contentsOfDirectory(atPath: "\(folder)/maps")) ?? []
+        return maps.sorted().first { name in
+            guard let descriptor = try? BPFDescriptor.pinned(at: "\(folder)/maps/\(name)") else { return false }
+            return BPFMapAccess(descriptor, name: name).isProgramArray
+        }
+    }
+}

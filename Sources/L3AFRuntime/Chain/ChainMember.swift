@@ -1,0 +1,79 @@
+import L3AFModel
+
+/// A program as a chain holds it: which package and version it comes from, its manifest entry, the object
+/// file on disk, its parameters, and where it goes (`seq_id`: lower runs first).
+public struct ChainMember: Hashable, Sendable {
+    public var package: String
+    public var version: String
+    public var program: Manifest.Program
+    public var objectPath: String
+    public var parameters: [String: String]
+    public var seqID: Int
+
+    public init(package: String, version: String, program: Manifest.Program, objectPath: String, parameters: [String: String] = [:], seqID: Int = 0) {
+        self.package = package
+        self.version = version
+        self.program = program
+        self.objectPath = objectPath
+        self.parameters = parameters
+        self.seqID = seqID
+    }
+
+    /// The map updates the parameters ask for, checked against the manifest: an unknown name, a missing required
+    /// value or a bad value is refused here, before anything loads.
+    public func parameterWrites() throws(ChainError) -> [(map: String, entries: [(key: [UInt8], value: [UInt8])], isSet: Bool)] {
+        let known = Set(program.parameters.map(\.name))
+        if let unknown = parameters.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ChainError(.badParameter, "\(package)@\(version) has no parameter '\(unknown)'",
+                             hint: known.isEmpty ? "it takes no parameters" : "it takes: \(known.sorted().joined(separator: ", "))")
+        }
+        var writes: [(map: String, entries: [(key: [UInt8], value: [UInt8])], isSet: Bool)] = []
+        for parameter in program.parameters {
+            guard let text = parameters[parameter.name] ?? parameter.defaultValue else {
+                if parameter.required {
+                    throw ChainError(.badParameter, "\(package)@\(version) needs a value for '\(parameter.name)'", hint: "pass \(parameter.name)=VALUE")
+                }
+                continue
+            }
+            let values: [ParameterValue]
+            do { values = try parameter.parse(text) } catch {
+                throw ChainError(.badParameter, "\(package)@\(version): \(error.description)", hint: error.hint)
+            }
+            switch parameter.destination {
+            case .config(let map, let key):
+                writes.append((map, values.map { (key.bytes, $0.bytes) }, false))
+            case .set(let map):
+                writes.append((map, values.map { ($0.bytes, [1]) }, true))
+            }
+        }
+        return writes
+    }
+}
+
+/// A member found in a chain on the kernel side: what it is and the kernel id of its program.
+public struct ChainEntry: Hashable, Sendable {
+    public let package: String
+    public let version: String
+    public let seqID: Int
+    public let programID: UInt32
+}
+
+/// A chain change that could not be made; the chain is as it was.
+public struct ChainError: L3AFError {
+    public enum Kind: String, Sendable {
+        case badParameter = "bad-parameter", load = "load-failed", notInChain = "not-in-chain", alreadyInChain = "already-in-chain"
+        case tooLong = "chain-too-long", inconsistent = "inconsistent-pins", kernel = "kernel-call-failed", wrongHook = "wrong-hook"
+        case unknownInterface = "unknown-interface"
+    }
+
+    public let kind: Kind
+    public let description: String
+    public let hint: String?
+    public var code: String { kind.rawValue }
+
+    public init(_ kind: Kind, _ description: String, hint: String? = nil) {
+        self.kind = kind
+        self.description = description
+        self.hint = hint
+    }
+}
