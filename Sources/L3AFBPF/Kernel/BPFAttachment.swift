@@ -32,7 +32,7 @@ public enum BPFAttachment {
 
     private static func tcHook(_ index: Int32, _ hook: Hook) -> bpf_tc_hook {
         var tcHook = bpf_tc_hook()
-        tcHook.sz = MemoryLayout<bpf_tc_hook>.size
+        tcHook.sz = optionsSize(\bpf_tc_hook.parent, UInt32.self)
         tcHook.ifindex = index
         tcHook.attach_point = hook == .tcEgress ? BPF_TC_EGRESS : BPF_TC_INGRESS
         return tcHook
@@ -40,7 +40,7 @@ public enum BPFAttachment {
 
     private static func tcOptions(_ programFD: Int32) -> bpf_tc_opts {
         var options = bpf_tc_opts()
-        options.sz = MemoryLayout<bpf_tc_opts>.size
+        options.sz = optionsSize(\bpf_tc_opts.priority, UInt32.self)
         options.handle = tcHandle
         options.priority = tcPriority
         options.prog_fd = programFD
@@ -81,4 +81,11 @@ public enum BPFAttachment {
         let rc = bpf_tc_query(&tcHook, &options)
         return rc == 0 ? options.prog_id : nil
     }
+}
+
+/// The `sz` to give a libbpf options struct: the end of the last field set. Not `MemoryLayout.size`: libbpf
+/// refuses options whose bytes past the fields it knows are not zero, and Swift copies a struct field by field,
+/// leaving its trailing padding undefined.
+func optionsSize<Options, Field>(_ field: KeyPath<Options, Field>, _: Field.Type) -> Int {
+    MemoryLayout<Options>.offset(of: field)! + MemoryLayout<Field>.size
 }

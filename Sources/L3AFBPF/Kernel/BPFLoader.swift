@@ -32,7 +32,7 @@ public enum BPFLoader {
         log.initialize(repeating: 0, count: logSize)
         defer { log.deallocate() }
         var options = bpf_object_open_opts()
-        options.sz = MemoryLayout<bpf_object_open_opts>.size
+        options.sz = optionsSize(\bpf_object_open_opts.kernel_log_level, UInt32.self)
         // Level 0 with a buffer: libbpf loads without a log, and only on failure loads again with one.
         options.kernel_log_buf = log
         options.kernel_log_size = logSize

@@ -14,7 +14,7 @@ public enum BPFTestRun {
     public static func run(_ program: BPFDescriptor, packet: [UInt8], repeat count: Int = 1) throws(BPFError) -> Result {
         var output = [UInt8](repeating: 0, count: packet.count + 256)
         var options = bpf_test_run_opts()
-        options.sz = MemoryLayout<bpf_test_run_opts>.size
+        options.sz = optionsSize(\bpf_test_run_opts.duration, UInt32.self)
         options.repeat = Int32(max(count, 1))
         let rc = packet.withUnsafeBytes { input in
             output.withUnsafeMutableBytes { out in

@@ -8,8 +8,10 @@ import L3AFModel
 /// operations on one host (the lifecycle layer holds a lock).
 ///
 /// Pins: `root/` (the root program, its maps, and for XDP its link) and `<package>/<version>/` (the program and
-/// every map of its object, plus a `seq_<n>` folder recording its seq_id). A member being staged lives in
-/// `<package>/.staging-<version>-<random>/` until its flip is done.
+/// every named map of its object, plus a `seq_<n>` folder recording its seq_id). bpffs refuses names with a dot,
+/// so the version folder writes `1.2.0` as `1_2_0` (SemVer never uses `_`), and libbpf's internal maps
+/// (`.rodata`, `.bss`) are not pinned. A member being staged lives in `<package>/staging-<version>-<random>/`
+/// until its flip is done.
 public struct ChainEngine: Sendable {
     /// The kernel's tail-call limit is 33 per packet; the root's call into the chain is one of them.
     public static let maximumLength = 32
@@ -162,6 +164,11 @@ public struct ChainEngine: Sendable {
         let hookFolder: String
     }
 
+    private static let stagingPrefix = "staging-"
+
+    /// A version as a bpffs name: dots become underscores.
+    private static func pinName(_ version: String) -> String { version.replacingOccurrences(of: ".", with: "_") }
+
     private func hookFolder(_ interface: String, _ hook: Hook) -> String { "\(pinRoot)/\(interface)/\(hook.rawValue)" }
 
     private func check(_ member: ChainMember, _ hook: Hook) throws(ChainError) {
@@ -188,7 +195,7 @@ public struct ChainEngine: Sendable {
             throw ChainError(.load, "\(member.package)@\(member.version) did not load: \(error.description)",
                              hint: "the chain was not changed")
         }
-        let folder = "\(hookFolder(interface, hook))/\(member.package)/.staging-\(member.version)-\(UInt32.random(in: 0...UInt32.max))"
+        let folder = "\(hookFolder(interface, hook))/\(member.package)/\(Self.stagingPrefix)\(Self.pinName(member.version))-\(UInt32.random(in: 0...UInt32.max))"
         do {
             for write in writes {
                 let map = try loaded.map(write.map)
@@ -200,7 +207,7 @@ public struct ChainEngine: Sendable {
             try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: "\(folder)/seq_\(seqID ?? member.seqID)", withIntermediateDirectories: true)
             try loaded.program.pin(at: "\(folder)/prog")
-            for (name, map) in loaded.maps { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
+            for (name, map) in loaded.maps where !name.contains(".") { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
             return Staged(loaded: loaded, next: try loaded.map(member.program.nextMap), folder: folder, package: member.package,
                           version: member.version, hookFolder: hookFolder(interface, hook))
         } catch let error as BPFError {
@@ -219,7 +226,7 @@ public struct ChainEngine: Sendable {
 
     /// Renames the staging folder of a member that joined the chain to `<package>/<version>`.
     private func finish(_ staged: Staged) throws(ChainError) {
-        let target = "\(staged.hookFolder)/\(staged.package)/\(staged.version)"
+        let target = "\(staged.hookFolder)/\(staged.package)/\(Self.pinName(staged.version))"
         removePins(target, pruneParent: false)
         guard rename(staged.folder, target) == 0 else {
             throw ChainError(.kernel, "renaming \(staged.folder) to \(target): \(String(cString: strerror(errno)))")
@@ -251,7 +258,7 @@ public struct ChainEngine: Sendable {
         }
         let next = try kernel { () throws(BPFError) -> BPFMapAccess in
             try loaded.program.pin(at: "\(folder)/prog")
-            for (name, map) in loaded.maps { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
+            for (name, map) in loaded.maps where !name.contains(".") { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
             if hook == .xdpIngress {
                 let link = try BPFAttachment.attachXDP(loaded.program, interface: interface)
                 try link.pin(at: "\(folder)/link")
@@ -292,9 +299,10 @@ public struct ChainEngine: Sendable {
                     continue
                 }
                 var version = item
-                if item.hasPrefix(".staging-") {
-                    version = String(item.dropFirst(".staging-".count).split(separator: "-").dropLast().joined(separator: "-"))
+                if item.hasPrefix(Self.stagingPrefix) {
+                    version = String(item.dropFirst(Self.stagingPrefix.count).split(separator: "-").dropLast().joined(separator: "-"))
                 }
+                version = version.replacingOccurrences(of: "_", with: ".")
                 let seq = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).compactMap { $0.hasPrefix("seq_") ? Int($0.dropFirst(4)) : nil }.first ?? 0
                 pinned[id] = (folder, package, version, seq, program)
             }
@@ -314,8 +322,8 @@ public struct ChainEngine: Sendable {
             }
             let nextMap = try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(found.folder)/maps/\(nextName)"), name: nextName) }
             var folder = found.folder
-            if (folder as NSString).lastPathComponent.hasPrefix(".staging-") {
-                let target = "\(base)/\(found.package)/\(found.version)"
+            if (folder as NSString).lastPathComponent.hasPrefix(Self.stagingPrefix) {
+                let target = "\(base)/\(found.package)/\(Self.pinName(found.version))"
                 if let old = pinned.values.first(where: { $0.folder == target }), (try? old.program.programID()).map({ !seen.contains($0) }) ?? true {
                     removePins(target, pruneParent: false)
                 }

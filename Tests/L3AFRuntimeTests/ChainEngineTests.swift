@@ -1,0 +1,194 @@
+import Foundation
+import L3AFBPF
+import L3AFModel
+import L3AFRuntime
+import L3AFTestSupport
+import Synchronization
+import Testing
+
+/// The chain engine on real interfaces: veth pairs in namespaces this suite makes, real traffic, and
+/// BPF_PROG_TEST_RUN through the root for exact counts while the chain changes.
+@Suite(.serialized, .enabled(if: bpfUnavailable == nil, "\(bpfUnavailable ?? "")"))
+struct ChainEngineTests {
+    func engine(_ network: TestNetwork) throws -> ChainEngine {
+        ChainEngine(pinRoot: network.pinRoot, roots: try Packages.roots)
+    }
+
+    func root(_ engine: ChainEngine, _ network: TestNetwork) throws -> BPFDescriptor {
+        let id = try #require(try engine.rootProgramID(interface: network.senderPort, hook: .xdpIngress))
+        return try BPFDescriptor.program(id: id)
+    }
+
+    @Test func chainOnAnInterfaceWithRealTraffic() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        #expect(try network.ping(3) == 3, "the network works before anything is attached")
+
+        try engine.insert(try Packages.member("packet-counter", seq: 10), interface: port, hook: .xdpIngress)
+        try engine.insert(try Packages.member("ratelimiting", parameters: ["rate": "5", "ports": "8080"], seq: 30), interface: port, hook: .xdpIngress)
+        try engine.insert(try Packages.member("ip-denylist", parameters: ["ipv4": "198.51.100.0/24"], seq: 20), interface: port, hook: .xdpIngress)
+        #expect(try engine.chain(interface: port, hook: .xdpIngress).map(\.package) == ["packet-counter", "ip-denylist", "ratelimiting"])
+        let link = try Executable.run("/usr/sbin/ip", ["link", "show", port])
+        #expect(link.stdout.contains("xdp"), "the root is attached: \(link.stdout)")
+
+        #expect(try network.ping(20) == 20, "pings pass the whole chain")
+        let counter = try engine.map("xdp_counter_map", of: "packet-counter", interface: port, hook: .xdpIngress)
+        #expect(try countedPackets(counter, protocol: 1) >= 20, "the counter saw the ICMP echo requests")
+
+        // 20 SYNs to a port limited to 5 per second: most are dropped, so most connects time out instead of being refused.
+        let refused = try network.connect(20, port: 8080)
+        #expect(refused >= 1 && refused <= 10, "refused \(refused) of 20")
+        let drops = try engine.map("rl_drop_count_map", of: "ratelimiting", interface: port, hook: .xdpIngress)
+        #expect((try drops.lookup(key: UInt32(0).bytes, valueSize: 8)?.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } ?? 0) >= 10)
+
+        // Deny the sender itself: pings stop; the deny list's counter says why.
+        try engine.replace(package: "ip-denylist", with: try Packages.member("ip-denylist", version: "1.0.1", parameters: ["ipv4": "\(network.senderAddress)/32"], seq: 20),
+                           interface: port, hook: .xdpIngress)
+        #expect(try network.ping(5) == 0)
+        #expect(try engine.chain(interface: port, hook: .xdpIngress).map { "\($0.package)@\($0.version)" } == ["packet-counter@1.0.0", "ip-denylist@1.0.1", "ratelimiting@1.0.0"])
+
+        // Reorder: the deny list first; then take it out of the middle.
+        try engine.apply([try Packages.member("ip-denylist", version: "1.0.1", parameters: ["ipv4": "\(network.senderAddress)/32"], seq: 5),
+                          try Packages.member("packet-counter", seq: 10), try Packages.member("ratelimiting", parameters: ["rate": "5", "ports": "8080"], seq: 30)],
+                         interface: port, hook: .xdpIngress)
+        #expect(try engine.chain(interface: port, hook: .xdpIngress).map(\.package) == ["ip-denylist", "packet-counter", "ratelimiting"])
+        try engine.remove(package: "ip-denylist", interface: port, hook: .xdpIngress)
+        #expect(try network.ping(5) == 5)
+
+        // A new engine (a new process) adopts the chain from the pins.
+        let again = ChainEngine(pinRoot: network.pinRoot, roots: try Packages.roots)
+        #expect(try again.chain(interface: port, hook: .xdpIngress).map(\.package) == ["packet-counter", "ratelimiting"])
+
+        try again.remove(package: "packet-counter", interface: port, hook: .xdpIngress)
+        try again.remove(package: "ratelimiting", interface: port, hook: .xdpIngress)
+        #expect(try again.rootProgramID(interface: port, hook: .xdpIngress) == nil)
+        #expect(!(try Executable.run("/usr/sbin/ip", ["link", "show", port])).stdout.contains("xdp"), "the root is detached")
+        #expect(!FileManager.default.fileExists(atPath: "\(network.pinRoot)/\(port)/xdp_ingress"), "no pins left")
+        #expect(try network.ping(3) == 3)
+    }
+
+    @Test func tcChainsOnBothDirections() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        try engine.insert(try Packages.member("packet-counter", program: 1), interface: port, hook: .tcEgress)
+        #expect(try BPFAttachment.tcProgramID(interface: port, hook: .tcEgress) != nil)
+        #expect(try network.ping(5) == 5)
+        let counter = try engine.map("tc_egress_counter_map", of: "packet-counter", interface: port, hook: .tcEgress)
+        #expect(try countedPackets(counter, protocol: 1) >= 5, "echo replies leave the bridge through the sender's port")
+        try engine.remove(package: "packet-counter", interface: port, hook: .tcEgress)
+        #expect(try BPFAttachment.tcProgramID(interface: port, hook: .tcEgress) == nil)
+    }
+
+    /// Chain [A, X, B] of counters; X is replaced (and taken out and put back) hundreds of times while a thread
+    /// runs packets through the root without pause: A and B must count exactly the same packets.
+    @Test func noPacketSkipsTheChainDuringChanges() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        try engine.insert(try Packages.member("packet-counter", as: "counter-a", seq: 10), interface: port, hook: .xdpIngress)
+        try engine.insert(try Packages.member("packet-counter", as: "counter-b", seq: 30), interface: port, hook: .xdpIngress)
+        let x1 = try Packages.member("ratelimiting", version: "1.0.0", seq: 20), x2 = try Packages.member("ratelimiting", version: "2.0.0", seq: 20)
+        try engine.insert(x1, interface: port, hook: .xdpIngress)
+        let root = try root(engine, network)
+        let running = Atomic<Bool>(true)
+        let verdicts = Mutex<Set<UInt32>>([])
+        let traffic = Thread {
+            while running.load(ordering: .relaxed) {
+                if let result = try? BPFTestRun.run(root, packet: udpPacket(), repeat: 50) { verdicts.withLock { _ = $0.insert(result.verdict) } }
+            }
+        }
+        traffic.start()
+        let rounds = Int(ProcessInfo.processInfo.environment["L3AF_CHAIN_ROUNDS"] ?? "") ?? 500
+        for round in 0..<rounds {
+            try engine.replace(package: "ratelimiting", with: round % 2 == 0 ? x2 : x1, interface: port, hook: .xdpIngress)
+        }
+        for _ in 0..<(rounds / 5) {
+            try engine.remove(package: "ratelimiting", interface: port, hook: .xdpIngress)
+            try engine.insert(x1, interface: port, hook: .xdpIngress)
+        }
+        running.store(false, ordering: .relaxed)
+        while !traffic.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        let a = try countedPackets(engine.map("xdp_counter_map", of: "counter-a", interface: port, hook: .xdpIngress))
+        let b = try countedPackets(engine.map("xdp_counter_map", of: "counter-b", interface: port, hook: .xdpIngress))
+        #expect(a > 0 && a == b, "counter A saw \(a) packets, counter B \(b)")
+        #expect(verdicts.withLock { $0 } == [XDP_PASS])
+        try engine.apply([], interface: port, hook: .xdpIngress)
+    }
+
+    @Test func thirtyTwoProgramsRunForEveryPacketAndTheThirtyThirdIsRefused() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        for i in 1...ChainEngine.maximumLength {
+            try engine.insert(try Packages.member("packet-counter", as: "counter-\(i)", seq: i), interface: port, hook: .xdpIngress)
+        }
+        _ = try BPFTestRun.run(try root(engine, network), packet: udpPacket(), repeat: 7)
+        for i in [1, 16, 32] {
+            #expect(try countedPackets(engine.map("xdp_counter_map", of: "counter-\(i)", interface: port, hook: .xdpIngress)) == 7, "counter \(i)")
+        }
+        let extra = try Packages.member("packet-counter", as: "counter-33", seq: 33)
+        #expect(throws: ChainError.self) { try engine.insert(extra, interface: port, hook: .xdpIngress) }
+        do { try engine.insert(extra, interface: port, hook: .xdpIngress) } catch {
+            #expect(error.description.contains("already has 32 programs"), "\(error.description)")
+        }
+        #expect(try engine.chain(interface: port, hook: .xdpIngress).count == 32)
+        try engine.apply([], interface: port, hook: .xdpIngress)
+    }
+
+    @Test func aRejectedProgramLeavesTheChainExactlyAsItWas() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        try engine.insert(try Packages.member("packet-counter", seq: 10), interface: port, hook: .xdpIngress)
+        try engine.insert(try Packages.member("ratelimiting", seq: 20), interface: port, hook: .xdpIngress)
+        let before = try engine.chain(interface: port, hook: .xdpIngress)
+
+        // Reads a packet byte without a bounds check: the verifier refuses it.
+        let source = Packages.folder.appending(path: "bad.bpf.c")
+        try """
+            #include <linux/bpf.h>
+            #include <bpf/bpf_helpers.h>
+            struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } xdp_rl_ingress_next_prog SEC(".maps");
+            struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); } rl_config_map SEC(".maps");
+            struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); __type(key, __u16); __type(value, __u8); } rl_ports_map SEC(".maps");
+            SEC("xdp") int ratelimiting(struct xdp_md *ctx) { unsigned char *p = (void *)(long)ctx->data; return p[100] ? XDP_DROP : XDP_PASS; }
+            char LICENSE[] SEC("license") = "GPL";
+            """.write(to: source, atomically: true, encoding: .utf8)
+        let object = Packages.folder.appending(path: "bad.bpf.o").path
+        let compiled = try Executable.run("/usr/bin/env", ["clang", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu", "-c", source.path, "-o", object])
+        #expect(compiled.status == 0, "\(compiled.stderr)")
+        var bad = try Packages.member("ratelimiting", version: "9.9.9", seq: 20)
+        bad.objectPath = object
+        bad.program.stateMaps = []
+        bad.program.monitorMaps = []
+        do {
+            try engine.replace(package: "ratelimiting", with: bad, interface: port, hook: .xdpIngress)
+            Issue.record("the replace should have failed")
+        } catch {
+            #expect(error.kind == .load)
+            #expect(error.description.contains("verifier log") && error.description.contains("invalid access to packet"), "\(error.description)")
+        }
+        #expect(try engine.chain(interface: port, hook: .xdpIngress) == before, "same members, same program ids")
+        try engine.apply([], interface: port, hook: .xdpIngress)
+    }
+
+    @Test func anUnknownInterfaceIsAClearError() throws {
+        let engine = ChainEngine(pinRoot: "/sys/fs/bpf/l3af-test-none", roots: try Packages.roots)
+        let member = try Packages.member("packet-counter")
+        do {
+            try engine.insert(member, interface: "nosuch0", hook: .xdpIngress)
+            Issue.record("insert on a missing interface succeeded")
+        } catch {
+            #expect(error.kind == .unknownInterface)
+            #expect(error.description.contains("nosuch0"), "\(error.description)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/bpf/l3af-test-none/nosuch0/xdp_ingress/packet-counter"))
+    }
+}
