@@ -129,7 +129,7 @@ public final class FaultServer: Sendable {
         case .endless?:
             send(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", [])
             let chunk = [UInt8](repeating: 0x5a, count: 64 << 10)
-            while !stopped.withLock({ $0 }), write(fd, chunk, chunk.count) > 0 {}
+            while !stopped.withLock({ $0 }), Glibc.send(fd, chunk, chunk.count, Int32(MSG_NOSIGNAL)) > 0 {}
         case .body(let bytes)?:
             send(fd, "HTTP/1.1 200 OK\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n", bytes)
         case nil:
@@ -151,7 +151,8 @@ public final class FaultServer: Sendable {
         let bytes = Array(head.utf8) + body
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // MSG_NOSIGNAL: a client that hung up must not kill the test process with SIGPIPE.
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { return }
             offset += n
         }
