@@ -5,8 +5,6 @@
 
 __attribute__((visibility("hidden"))) struct l3af_lazy_library l3af_libcurl = {"libcurl.so.4", "libcurl4", 0};
 
-int l3af_curl_available(const char **reason) { return l3af_lazy_available(&l3af_libcurl, reason); }
-
 L3AF_LAZY_FORWARD(l3af_libcurl, CURLcode, curl_global_init, (long flags), (flags))
 L3AF_LAZY_FORWARD(l3af_libcurl, curl_version_info_data *, curl_version_info, (CURLversion age), (age))
 L3AF_LAZY_FORWARD(l3af_libcurl, CURL *, curl_easy_init, (void), ())

@@ -17,14 +17,10 @@ static void *open_library(struct l3af_lazy_library *library, const char **reason
         // RTLD_LOCAL: its symbols stay out of the global scope, so nothing else binds to them by accident.
         handle = dlopen(library->soname, RTLD_LAZY | RTLD_LOCAL);
         if (handle) __atomic_store_n(&library->handle, handle, __ATOMIC_RELEASE);
-        else if (reason) *reason = dlerror();
+        else *reason = dlerror();
     }
     pthread_mutex_unlock(&opening);
     return handle;
-}
-
-int l3af_lazy_available(struct l3af_lazy_library *library, const char **reason) {
-    return open_library(library, reason) != NULL;
 }
 
 void *l3af_lazy_symbol(struct l3af_lazy_library *library, const char *function) {

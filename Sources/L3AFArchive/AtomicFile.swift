@@ -66,10 +66,7 @@ public enum AtomicFile {
     /// fsync per file and per folder: on ext4 each fsync is its own journal commit. For trees of several files
     /// written at once (an unpacked package). `syncfs` reports writeback errors since Linux 5.8.
     public static func syncFileSystem(of folder: String) throws(StorageError) {
-        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError("opening \(folder)", errno: errno) }
-        defer { close(fd) }
-        guard l3af_syncfs(fd) == 0 else { throw StorageError("syncfs of \(folder)", errno: errno) }
+        try withFolder(folder, "syncfs") { l3af_syncfs($0) }
     }
 
     /// Creates `path` and its parents as needed.
@@ -82,10 +79,15 @@ public enum AtomicFile {
     }
 
     public static func syncFolder(_ path: String) throws(StorageError) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError("opening folder \(path)", errno: errno) }
+        try withFolder(path, "fsync") { fsync($0) }
+    }
+
+    /// Opens `folder` and runs `call` (a sync named `name`) on its descriptor; -1 from it is an error with errno.
+    private static func withFolder(_ folder: String, _ name: String, _ call: (Int32) -> Int32) throws(StorageError) {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError("opening folder \(folder)", errno: errno) }
         defer { close(fd) }
-        guard fsync(fd) == 0 else { throw StorageError("fsync of folder \(path)", errno: errno) }
+        guard call(fd) == 0 else { throw StorageError("\(name) of folder \(folder)", errno: errno) }
     }
 
     /// The file's bytes, or `nil` when it does not exist.

@@ -66,9 +66,7 @@ struct TokenAddCommand: AsyncParsableCommand {
     func run() async throws {
         let names = packages.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !names.isEmpty else { throw CLIError("no-packages", "--packages names no package", hint: "e.g. --packages 'ratelimiting,xdp-root' or '*'") }
-        for name in names where name != "*" {
-            do { _ = try PackageName(name) } catch { throw error }
-        }
+        for name in names where name != "*" { _ = try PackageName(name) }
         guard !owner.isEmpty, owner.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
             throw CLIError("invalid-owner", "invalid owner '\(owner)': use letters, digits, '-', '_' and '.'")
         }

@@ -10,10 +10,7 @@ struct ProgramLogicTests {
     /// Loads `member` and writes its parameters, as the chain engine does.
     func load(_ member: ChainMember) throws -> LoadedProgram {
         let loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction)
-        for write in try member.parameterWrites() {
-            let size = Int(loaded.maps[write.map]!.info.valueSize)
-            for (key, value) in write.entries { try loaded.map(write.map).update(key: key, value: value + Array(repeating: 0, count: size - value.count)) }
-        }
+        for write in try member.parameterWrites() { try write.apply(to: loaded) }
         return loaded
     }
 

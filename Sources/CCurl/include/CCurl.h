@@ -3,9 +3,6 @@
 #pragma once
 #include <curl/curl.h>
 
-/// Whether libcurl can be loaded here; on failure `reason` (when not NULL) receives the loader's message.
-int l3af_curl_available(const char **reason);
-
 typedef size_t (*l3af_curl_data_callback)(char *data, size_t size, size_t count, void *context);
 typedef int (*l3af_curl_progress_callback)(void *context, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                                            curl_off_t ulnow);

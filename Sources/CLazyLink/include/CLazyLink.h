@@ -20,9 +20,6 @@ struct l3af_lazy_library {
 /// The address of `function` in `library`, opening the library on first use; never NULL (exits instead).
 void *l3af_lazy_symbol(struct l3af_lazy_library *library, const char *function);
 
-/// Whether `library` can be opened here; on failure `reason` (when not NULL) receives dlerror's text.
-int l3af_lazy_available(struct l3af_lazy_library *library, const char **reason);
-
 // Defines `static type resolve_name(void)`, returning the library's `name` as a `type` pointer, resolved once.
 // For variadic functions (curl_easy_setopt), which a stub can't forward: the caller calls the pointer itself.
 // Resolving twice from two threads is harmless (both store the same address), and the accesses are atomic.

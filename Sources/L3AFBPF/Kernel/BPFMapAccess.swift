@@ -72,13 +72,3 @@ extension UInt32 {
     /// The four bytes of the value in this machine's order, as map keys and values hold them.
     public var bytes: [UInt8] { withUnsafeBytes(of: self) { Array($0) } }
 }
-
-extension BPFMapAccess {
-    /// Whether the map is a `BPF_MAP_TYPE_PROG_ARRAY` (`bpf_obj_get_info_by_fd`).
-    public var isProgramArray: Bool {
-        var info = bpf_map_info()
-        var length = UInt32(MemoryLayout<bpf_map_info>.size)
-        guard bpf_obj_get_info_by_fd(descriptor.fd, &info, &length) == 0 else { return false }
-        return info.type == BPF_MAP_TYPE_PROG_ARRAY.rawValue
-    }
-}

@@ -27,7 +27,6 @@ public struct HostState: Sendable {
 
     /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded).
     public func recordIndexVersion(_ version: UInt64, forKey registry: String) throws {
-        if let recorded = lastIndexVersion(forKey: registry), recorded >= version { return }
         let lockFile = "\(folder)/.lock"
         try AtomicFile.makeFolders(folder)
         try FileLock(path: lockFile).withLock { () throws(StorageError) in

@@ -225,15 +225,7 @@ private final class MultiLoop {
         transfer.handle = easy
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         transfer.job.url.withCString { _ = l3af_curl_setopt_pointer(easy, CURLOPT_URL, $0) }
-        policy.protocols.withCString {
-            _ = l3af_curl_setopt_pointer(easy, CURLOPT_PROTOCOLS_STR, $0)
-            _ = l3af_curl_setopt_pointer(easy, CURLOPT_REDIR_PROTOCOLS_STR, $0)
-        }
-        _ = l3af_curl_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 1)
-        _ = l3af_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        _ = l3af_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, policy.connectTimeoutSeconds)
-        _ = l3af_curl_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, policy.lowSpeedBytesPerSecond)
-        _ = l3af_curl_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, policy.lowSpeedSeconds)
+        _ = policy.configure(easy)
         if size > 0 { _ = l3af_curl_setopt_offset(easy, CURLOPT_RESUME_FROM_LARGE, curl_off_t(size)) }
         _ = l3af_curl_setopt_write(easy, { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()

@@ -31,17 +31,12 @@ public struct HTTPResponse: Sendable {
 
 /// HTTP over libcurl (easy interface). Each transfer runs on a Dispatch thread, off Swift's cooperative pool.
 public struct HTTPClient: Sendable {
-    /// Give up connecting after this long.
-    public var connectTimeoutSeconds: Int = 10
-    /// Abort a transfer slower than `lowSpeedBytesPerSecond` for `lowSpeedSeconds`, instead of a blind total timeout.
-    public var lowSpeedBytesPerSecond: Int = 1024
-    public var lowSpeedSeconds: Int = 30
+    /// Protocols, connect timeout and low-speed abort, shared with ``Downloader``; retries are the caller's.
+    public var policy: TransferPolicy
     /// Cut off a response body larger than this.
     public var maximumResponseBytes: Int = 256 << 20
-    /// Protocols curl may use, for requests and redirects.
-    public var allowedProtocols: String = "http,https,file"
 
-    public init() {}
+    public init(policy: TransferPolicy = TransferPolicy()) { self.policy = policy }
 
     /// Sends `request` and returns the response, whatever its status. Throws only when no response came.
     public func send(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
@@ -70,17 +65,9 @@ public struct HTTPClient: Sendable {
         request.url.withCString { setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_URL, $0)) }
         request.method.withCString { setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_CUSTOMREQUEST, $0)) }
         if request.method == "HEAD" { setup.append(l3af_curl_setopt_long(handle, CURLOPT_NOBODY, 1)) }
-        allowedProtocols.withCString {
-            setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_PROTOCOLS_STR, $0))
-            setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_REDIR_PROTOCOLS_STR, $0))
-        }
+        setup += policy.configure(handle)
         setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList))
-        setup.append(l3af_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
         setup.append(l3af_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5))
-        setup.append(l3af_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        setup.append(l3af_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeoutSeconds))
-        setup.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeedBytesPerSecond))
-        setup.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, lowSpeedSeconds))
         setup.append(l3af_curl_setopt_offset(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(maximumResponseBytes)))
         setup.append(l3af_curl_setopt_write(handle, { data, size, count, context in
             let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
@@ -175,5 +162,21 @@ public struct TransportError: L3AFError, Equatable {
         case "protocol-not-allowed": "only http, https and file URLs are allowed"
         default: nil
         }
+    }
+}
+
+extension TransferPolicy {
+    /// Sets what every transfer shares on an easy handle: allowed protocols (requests and redirects), redirects
+    /// followed, no signals, the connect timeout and the low-speed abort. Returns each `curl_easy_setopt` result.
+    func configure(_ handle: UnsafeMutableRawPointer) -> [CURLcode] {
+        var codes = protocols.withCString {
+            [l3af_curl_setopt_pointer(handle, CURLOPT_PROTOCOLS_STR, $0), l3af_curl_setopt_pointer(handle, CURLOPT_REDIR_PROTOCOLS_STR, $0)]
+        }
+        codes.append(l3af_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
+        codes.append(l3af_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        codes.append(l3af_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeoutSeconds))
+        codes.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeedBytesPerSecond))
+        codes.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, lowSpeedSeconds))
+        return codes
     }
 }

@@ -42,14 +42,7 @@ public struct PackageInstaller: Sendable {
         self.unpacker = Unpacker()
     }
 
-    var http: HTTPClient {
-        var client = HTTPClient()
-        client.allowedProtocols = policy.protocols
-        client.connectTimeoutSeconds = policy.connectTimeoutSeconds
-        client.lowSpeedBytesPerSecond = policy.lowSpeedBytesPerSecond
-        client.lowSpeedSeconds = policy.lowSpeedSeconds
-        return client
-    }
+    var http: HTTPClient { HTTPClient(policy: policy) }
 
     /// This host's platform segment, as l3afd names it: the distribution's codename (`focal`, `bookworm`).
     public static func hostPlatform() -> String {
@@ -67,9 +60,9 @@ public struct PackageInstaller: Sendable {
         guard let registry = configuration.registry, !registry.isEmpty else {
             throw ConfigurationError(description: "no registry URL is configured", hint: "pass --registry URL, set L3AF_REGISTRY, or add \"registry\" to \(ClientConfiguration.defaultFile)")
         }
-        Unpacker.removeLeftovers(in: configuration.repo)
         let metadata = signedMetadata(from: registry)
         if let installed = installedExactly(specs, source: metadata.registry) { return installed }
+        Unpacker.removeLeftovers(in: configuration.repo)
         let index = try await metadata.index()
         // Resolve everything first: a bad spec changes nothing.
         var chosen: [(spec: PackageSpec, entry: VersionEntry)] = []
@@ -164,7 +157,7 @@ public struct PackageInstaller: Sendable {
     /// The signed-metadata reader for `registry`, with this host's keys, state, cache and transfer policy.
     private func signedMetadata(from registry: String) -> SignedMetadata {
         SignedMetadata(registry: registry, trustedKeys: trustedKeys, state: HostState(folder: configuration.state),
-                       cacheFolder: configuration.cache, http: http, policy: policy)
+                       cacheFolder: configuration.cache, http: http)
     }
 
     private func cachePath(_ sha256: SHA256Digest) -> String { "\(configuration.cache)/artifacts/\(sha256.hex).tar.gz" }

@@ -11,16 +11,16 @@ public struct SignedMetadata: Sendable {
     public let verifier: IndexVerifier
     public let state: HostState
     public let cacheFolder: String
+    /// The transport; its policy also sets the retries of ``get(_:headers:)``.
     public let http: HTTPClient
-    public let policy: TransferPolicy
+    var policy: TransferPolicy { http.policy }
 
-    public init(registry: String, trustedKeys: [TrustedKey], state: HostState, cacheFolder: String, http: HTTPClient, policy: TransferPolicy) {
+    public init(registry: String, trustedKeys: [TrustedKey], state: HostState, cacheFolder: String, http: HTTPClient) {
         self.registry = registry.hasSuffix("/") ? String(registry.dropLast()) : registry
         self.verifier = IndexVerifier(trustedKeys: trustedKeys)
         self.state = state
         self.cacheFolder = cacheFolder
         self.http = http
-        self.policy = policy
     }
 
     private var indexCache: String { "\(cacheFolder)/metadata/\(SHA256Digest(of: Array(registry.utf8)).hex.prefix(16))" }
@@ -35,8 +35,13 @@ public struct SignedMetadata: Sendable {
         let response = try await get("\(registry)/index.json", headers: headers)
         let body = response.status == 304 ? (cachedBody ?? []) : response.body
         let state = self.state
-        let (index, keyID) = try verifier.verifyWithKey(body, now: now, lastAcceptedVersion: { state.lastIndexVersion(forKey: $0) })
-        try state.recordIndexVersion(index.version, forKey: keyID)
+        var accepted: UInt64?
+        let (index, keyID) = try verifier.verifyWithKey(body, now: now, lastAcceptedVersion: { key in
+            accepted = state.lastIndexVersion(forKey: key)
+            return accepted
+        })
+        // The state file was just read: write it (under its lock) only when this index is newer.
+        if accepted.map({ $0 < index.version }) ?? true { try state.recordIndexVersion(index.version, forKey: keyID) }
         if response.status != 304 {
             // A cache: verified again on every use, so it needs no fsync.
             try? AtomicFile.write(body, to: "\(indexCache)/index.json", durable: false)

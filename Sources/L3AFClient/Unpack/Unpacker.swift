@@ -137,7 +137,8 @@ public struct Unpacker: Sendable {
                 problems.append("\(relative) is missing")
                 continue
             }
-            if SHA256Digest(of: contents) != digest { problems.append("\(relative) was modified (sha256 \(SHA256Digest(of: contents)), installed \(digest))") }
+            let actual = SHA256Digest(of: contents)
+            if actual != digest { problems.append("\(relative) was modified (sha256 \(actual), installed \(digest))") }
         }
         let walker = FileManager.default.enumerator(atPath: folder)
         while let item = walker?.nextObject() as? String {

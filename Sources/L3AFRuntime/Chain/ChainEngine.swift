@@ -7,8 +7,9 @@ import L3AFModel
 /// `<pinRoot>/<interface>/<hook>/`, so a new process adopts what an earlier one left. Callers serialize
 /// operations on one host (the lifecycle layer holds a lock).
 ///
-/// Pins: `root/` (the root program, its maps, and for XDP its link) and `<package>/<version>/` (the program and
-/// every named map of its object, plus a `seq_<n>` folder recording its seq_id). bpffs refuses names with a dot,
+/// Pins: `root/` and `<package>/<version>/`, each holding `prog`, `next` (its next map, the link a chain walk
+/// follows) and every named map of its object under `maps/`; the root's also holds the XDP `link`, a member's a
+/// `seq_<n>` folder recording its seq_id. bpffs refuses names with a dot,
 /// so the version folder writes `1.2.0` as `1_2_0` (SemVer never uses `_`), and libbpf's internal maps
 /// (`.rodata`, `.bss`) are not pinned. A member being staged lives in `<package>/staging-<version>-<random>/`
 /// until its flip is done.
@@ -61,31 +62,25 @@ public struct ChainEngine: Sendable {
             throw ChainError(.tooLong, "the \(hook) chain of \(interface) already has \(Self.maximumLength) programs, the most a packet can pass through",
                              hint: "the kernel allows 33 tail calls per packet, one of them the root's; remove a program first")
         }
-        let staged = try stage(member, interface, hook, reuse: [:])
         let position = state.members.firstIndex { $0.entry.seqID > member.seqID } ?? state.members.count
-        let successor = position < state.members.count ? state.members[position] : nil
-        try kernel { () throws(BPFError) in
-            if let successor { try staged.next.setProgram(successor.program) }
-        }
-        let root = try ensureRoot(&state, interface, hook)
-        try flip(predecessor: position == 0 ? root : state.members[position - 1].next, to: staged.loaded.program)
+        let staged = try stage(member, interface, hook, reuse: [:], successor: state.program(at: position))
+        try ensureRoot(&state, interface, hook)
+        try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program)
         try finish(staged)
     }
 
     /// Takes `package` out of the chain; the root goes when the last program does.
     public func remove(package: String, interface: String, hook: Hook) throws(ChainError) {
-        var state = try read(interface, hook)
+        let state = try read(interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
             throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
         }
-        let predecessor = position == 0 ? state.rootNext! : state.members[position - 1].next
-        let successor = position + 1 < state.members.count ? state.members[position + 1].program : nil
+        let predecessor = state.predecessor(of: position)!, successor = state.program(at: position + 1)
         try kernel { () throws(BPFError) in
             if let successor { try predecessor.setProgram(successor) } else { try predecessor.clearProgram() }
         }
         removePins(state.members[position].folder, pruneParent: true)
-        state.members.remove(at: position)
-        if state.members.isEmpty { try removeRoot(interface, hook) }
+        if state.members.count == 1 { try removeRoot(interface, hook) }
     }
 
     /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
@@ -101,14 +96,9 @@ public struct ChainEngine: Sendable {
         for name in member.program.stateMaps {
             if let descriptor = try? BPFDescriptor.pinned(at: "\(old.folder)/maps/\(name)") { reuse[name] = descriptor }
         }
-        var staged = try stage(member, interface, hook, reuse: reuse, seqID: old.entry.seqID)
-        let successor = position + 1 < state.members.count ? state.members[position + 1].program : nil
-        try kernel { () throws(BPFError) in
-            if let successor { try staged.next.setProgram(successor) }
-        }
-        try flip(predecessor: position == 0 ? state.rootNext! : state.members[position - 1].next, to: staged.loaded.program)
+        let staged = try stage(member, interface, hook, reuse: reuse, successor: state.program(at: position + 1), seqID: old.entry.seqID)
+        try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program)
         removePins(old.folder, pruneParent: old.entry.package != member.package)
-        staged.package = member.package
         try finish(staged)
     }
 
@@ -153,13 +143,19 @@ public struct ChainEngine: Sendable {
     private struct State {
         var members: [Member]
         var rootNext: BPFMapAccess?
+
+        /// The prog array whose slot 0 leads to position `position`: the root's, or the previous member's.
+        func predecessor(of position: Int) -> BPFMapAccess? { position == 0 ? rootNext : members[position - 1].next }
+
+        /// The program at `position`, or `nil` past the end.
+        func program(at position: Int) -> BPFDescriptor? { position < members.count ? members[position].program : nil }
     }
 
     private struct Staged {
         let loaded: LoadedProgram
         let next: BPFMapAccess
         let folder: String
-        var package: String
+        let package: String
         let version: String
         let hookFolder: String
     }
@@ -184,8 +180,11 @@ public struct ChainEngine: Sendable {
         }
     }
 
-    /// Loads `member` and pins it under a staging folder, parameters written: the chain is not touched yet.
-    private func stage(_ member: ChainMember, _ interface: String, _ hook: Hook, reuse: [String: BPFDescriptor], seqID: Int? = nil) throws(ChainError) -> Staged {
+    /// Loads `member`, writes its parameters, pins it under a staging folder and points its next map at
+    /// `successor`: everything but the flip, so the chain is not touched yet.
+    private func stage(
+        _ member: ChainMember, _ interface: String, _ hook: Hook, reuse: [String: BPFDescriptor], successor: BPFDescriptor?, seqID: Int? = nil
+    ) throws(ChainError) -> Staged {
         _ = try kernel { () throws(BPFError) in try BPFAttachment.interfaceIndex(interface) }
         let writes = try member.parameterWrites()
         let loaded: LoadedProgram
@@ -196,26 +195,33 @@ public struct ChainEngine: Sendable {
                              hint: "the chain was not changed")
         }
         let folder = "\(hookFolder(interface, hook))/\(member.package)/\(Self.stagingPrefix)\(Self.pinName(member.version))-\(UInt32.random(in: 0...UInt32.max))"
-        do {
-            for write in writes {
-                let map = try loaded.map(write.map)
-                let valueSize = Int(loaded.maps[write.map]!.info.valueSize)
-                for (key, value) in write.entries {
-                    try map.update(key: key, value: value + [UInt8](repeating: 0, count: max(0, valueSize - value.count)))
-                }
-            }
-            try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: "\(folder)/seq_\(seqID ?? member.seqID)", withIntermediateDirectories: true)
-            try loaded.program.pin(at: "\(folder)/prog")
-            for (name, map) in loaded.maps where !name.contains(".") { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
-            return Staged(loaded: loaded, next: try loaded.map(member.program.nextMap), folder: folder, package: member.package,
-                          version: member.version, hookFolder: hookFolder(interface, hook))
-        } catch let error as BPFError {
-            removePins(folder, pruneParent: true)
-            throw ChainError(.kernel, error.description, hint: "the chain was not changed")
+        do throws(ChainError) {
+            try kernel { () throws(BPFError) in for write in writes { try write.apply(to: loaded) } }
+            let next = try pin(loaded, nextMap: member.program.nextMap, in: folder, marker: "seq_\(seqID ?? member.seqID)")
+            if let successor { try kernel { () throws(BPFError) in try next.setProgram(successor) } }
+            return Staged(loaded: loaded, next: next, folder: folder, package: member.package, version: member.version,
+                          hookFolder: hookFolder(interface, hook))
         } catch {
             removePins(folder, pruneParent: true)
-            throw ChainError(.kernel, "pinning \(member.package)@\(member.version) under \(folder): \(error)", hint: "is a bpf file system mounted at \(pinRoot)?")
+            throw ChainError(error.kind, error.description, hint: "the chain was not changed")
+        }
+    }
+
+    /// Pins `loaded` in `folder` (created, with the `marker` folder when given): `prog`, `next`, and every named map
+    /// under `maps/` (libbpf's internal `.rodata`/`.bss` maps have dotted names, which bpffs refuses). Returns the next map.
+    private func pin(_ loaded: LoadedProgram, nextMap: String, in folder: String, marker: String? = nil) throws(ChainError) -> BPFMapAccess {
+        do {
+            try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
+            if let marker { try FileManager.default.createDirectory(atPath: "\(folder)/\(marker)", withIntermediateDirectories: true) }
+        } catch {
+            throw ChainError(.kernel, "creating \(folder): \(error)", hint: "is a bpf file system mounted at \(pinRoot)? (mount -t bpf bpf /sys/fs/bpf)")
+        }
+        return try kernel { () throws(BPFError) -> BPFMapAccess in
+            try loaded.program.pin(at: "\(folder)/prog")
+            for (name, map) in loaded.maps where !name.contains(".") { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
+            let next = try loaded.map(nextMap)
+            try next.descriptor.pin(at: "\(folder)/next")
+            return next
         }
     }
 
@@ -241,9 +247,9 @@ public struct ChainEngine: Sendable {
         }
     }
 
-    /// The root's next map, loading and attaching the root first when the hook has no chain yet.
-    private func ensureRoot(_ state: inout State, _ interface: String, _ hook: Hook) throws(ChainError) -> BPFMapAccess {
-        if let next = state.rootNext { return next }
+    /// Loads, pins and attaches the root when the hook has no chain yet, recording its next map in `state`.
+    private func ensureRoot(_ state: inout State, _ interface: String, _ hook: Hook) throws(ChainError) {
+        if state.rootNext != nil { return }
         guard let root = roots[hook] else { throw ChainError(.kernel, "no root program is configured for \(hook)") }
         let folder = "\(hookFolder(interface, hook))/root"
         removePins(folder, pruneParent: false)
@@ -251,24 +257,15 @@ public struct ChainEngine: Sendable {
         do { loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction) } catch {
             throw ChainError(.load, "the root program \(root.package)@\(root.version) did not load: \(error.description)")
         }
-        do {
-            try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
-        } catch {
-            throw ChainError(.kernel, "creating \(folder): \(error)", hint: "is a bpf file system mounted at \(pinRoot)? (mount -t bpf bpf /sys/fs/bpf)")
-        }
-        let next = try kernel { () throws(BPFError) -> BPFMapAccess in
-            try loaded.program.pin(at: "\(folder)/prog")
-            for (name, map) in loaded.maps where !name.contains(".") { try map.descriptor.pin(at: "\(folder)/maps/\(name)") }
+        let next = try pin(loaded, nextMap: root.program.nextMap, in: folder)
+        try kernel { () throws(BPFError) in
             if hook == .xdpIngress {
-                let link = try BPFAttachment.attachXDP(loaded.program, interface: interface)
-                try link.pin(at: "\(folder)/link")
+                try BPFAttachment.attachXDP(loaded.program, interface: interface).pin(at: "\(folder)/link")
             } else {
                 try BPFAttachment.attachTC(loaded.program, interface: interface, hook: hook)
             }
-            return try loaded.map(root.program.nextMap)
         }
         state.rootNext = next
-        return next
     }
 
     private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) {
@@ -285,11 +282,7 @@ public struct ChainEngine: Sendable {
     private func read(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
         let base = hookFolder(interface, hook)
         let fm = FileManager.default
-        guard let root = try? BPFDescriptor.pinned(at: "\(base)/root/prog"), let rootNextName = roots[hook]?.program.nextMap,
-              let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/maps/\(rootNextName)") else {
-            return State(members: [], rootNext: nil)
-        }
-        _ = root
+        guard let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/next") else { return State(members: [], rootNext: nil) }
         var pinned: [UInt32: (folder: String, package: String, version: String, seq: Int, program: BPFDescriptor)] = [:]
         for package in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where package != "root" {
             for item in (try? fm.contentsOfDirectory(atPath: "\(base)/\(package)")) ?? [] {
@@ -308,7 +301,7 @@ public struct ChainEngine: Sendable {
             }
         }
         var members: [Member] = []
-        var next = BPFMapAccess(rootNext, name: rootNextName)
+        var next = BPFMapAccess(rootNext, name: "root/next")
         var seen = Set<UInt32>()
         while let id = try kernel({ () throws(BPFError) in try next.programID() }) {
             guard let found = pinned[id], !seen.contains(id) else {
@@ -316,21 +309,20 @@ public struct ChainEngine: Sendable {
                                  hint: "inspect with `bpftool prog show id \(id)`; remove \(base) to start over")
             }
             seen.insert(id)
-            let program = found.program
-            guard let nextName = nextMapName(folder: found.folder, program: program) else {
-                throw ChainError(.inconsistent, "\(found.folder) has no next map pinned")
+            guard let nextPin = try? BPFDescriptor.pinned(at: "\(found.folder)/next") else {
+                throw ChainError(.inconsistent, "\(found.folder) has no next map pinned", hint: "remove \(base) to start over")
             }
-            let nextMap = try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(found.folder)/maps/\(nextName)"), name: nextName) }
+            let nextMap = BPFMapAccess(nextPin, name: "\(found.package)/next")
             var folder = found.folder
             if (folder as NSString).lastPathComponent.hasPrefix(Self.stagingPrefix) {
+                // A change was cut between its flip and its rename: finish it. Whatever holds the target is stale,
+                // since a package is in a chain once (e.g. the version a same-version replace was swapping out).
                 let target = "\(base)/\(found.package)/\(Self.pinName(found.version))"
-                if let old = pinned.values.first(where: { $0.folder == target }), (try? old.program.programID()).map({ !seen.contains($0) }) ?? true {
-                    removePins(target, pruneParent: false)
-                }
+                removePins(target, pruneParent: false)
                 if rename(folder, target) == 0 { folder = target }
             }
             members.append(Member(entry: ChainEntry(package: found.package, version: found.version, seqID: found.seq, programID: id),
-                                  folder: folder, program: program, next: nextMap))
+                                  folder: folder, program: found.program, next: nextMap))
             next = nextMap
         }
         // What no walk reached: staged members that never joined, or a version a replace left behind.
@@ -338,15 +330,6 @@ public struct ChainEngine: Sendable {
             if members.contains(where: { $0.folder == item.folder }) { continue }
             removePins(item.folder, pruneParent: true)
         }
-        return State(members: members, rootNext: BPFMapAccess(rootNext, name: rootNextName))
-    }
-
-    /// The name of the pinned prog array among a member's maps (each member pins exactly one).
-    private func nextMapName(folder: String, program: BPFDescriptor) -> String? {
-        let maps = (try? FileManager.default.contentsOfDirectory(atPath: "\(folder)/maps")) ?? []
-        return maps.sorted().first { name in
-            guard let descriptor = try? BPFDescriptor.pinned(at: "\(folder)/maps/\(name)") else { return false }
-            return BPFMapAccess(descriptor, name: name).isProgramArray
-        }
+        return State(members: members, rootNext: BPFMapAccess(rootNext, name: "root/next"))
     }
 }

@@ -1,3 +1,4 @@
+import L3AFBPF
 import L3AFModel
 
 /// A program as a chain holds it: which package and version it comes from, its manifest entry, the object
@@ -21,13 +22,13 @@ public struct ChainMember: Hashable, Sendable {
 
     /// The map updates the parameters ask for, checked against the manifest: an unknown name, a missing required
     /// value or a bad value is refused here, before anything loads.
-    public func parameterWrites() throws(ChainError) -> [(map: String, entries: [(key: [UInt8], value: [UInt8])], isSet: Bool)] {
+    public func parameterWrites() throws(ChainError) -> [MapWrite] {
         let known = Set(program.parameters.map(\.name))
         if let unknown = parameters.keys.sorted().first(where: { !known.contains($0) }) {
             throw ChainError(.badParameter, "\(package)@\(version) has no parameter '\(unknown)'",
                              hint: known.isEmpty ? "it takes no parameters" : "it takes: \(known.sorted().joined(separator: ", "))")
         }
-        var writes: [(map: String, entries: [(key: [UInt8], value: [UInt8])], isSet: Bool)] = []
+        var writes: [MapWrite] = []
         for parameter in program.parameters {
             guard let text = parameters[parameter.name] ?? parameter.defaultValue else {
                 if parameter.required {
@@ -40,13 +41,26 @@ public struct ChainMember: Hashable, Sendable {
                 throw ChainError(.badParameter, "\(package)@\(version): \(error.description)", hint: error.hint)
             }
             switch parameter.destination {
-            case .config(let map, let key):
-                writes.append((map, values.map { (key.bytes, $0.bytes) }, false))
-            case .set(let map):
-                writes.append((map, values.map { ($0.bytes, [1]) }, true))
+            case .config(let map, let key): writes.append(MapWrite(map: map, entries: values.map { (key.bytes, $0.bytes) }))
+            case .set(let map): writes.append(MapWrite(map: map, entries: values.map { ($0.bytes, [1]) }))
             }
         }
         return writes
+    }
+}
+
+/// Entries to write into one map of a loaded program: a parameter's value, or the elements of a set.
+public struct MapWrite: Sendable {
+    public let map: String
+    public let entries: [(key: [UInt8], value: [UInt8])]
+
+    /// Writes the entries into `loaded`'s map, each value zero-padded to the map's value size.
+    public func apply(to loaded: LoadedProgram) throws(BPFError) {
+        let access = try loaded.map(map)
+        let valueSize = Int(loaded.maps[map]!.info.valueSize)
+        for (key, value) in entries {
+            try access.update(key: key, value: value + [UInt8](repeating: 0, count: max(0, valueSize - value.count)))
+        }
     }
 }
 
