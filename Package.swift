@@ -91,7 +91,7 @@ let package = Package(
             dependencies: ["L3AFRegistry", "L3AFArchive", "L3AFClient", "L3AFModel", "L3AFTestSupport"]),
         .testTarget(
             name: "L3AFCLITests",
-            dependencies: ["L3AFCLI", "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFTestSupport"]),
+            dependencies: ["L3AFCLI", "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,10 +24,13 @@ public enum Executable {
     }
 
     /// Runs `name` to completion.
-    public static func run(_ name: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil) throws -> Result {
+    public static func run(
+        _ name: String, _ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil, workingDirectory: String? = nil
+    ) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path(name))
         process.arguments = arguments
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out

@@ -15,7 +15,7 @@ public struct L3AFCommand: AsyncParsableCommand {
         subcommands: [
             ValidateCommand.self, PublishCommand.self, YankCommand.self, UnyankCommand.self, DistTagCommand.self,
             DeprecateCommand.self, OwnerCommand.self, SearchCommand.self, InfoCommand.self, AuditCommand.self,
-            FetchCommand.self, ListCommand.self, VerifyCommand.self,
+            FetchCommand.self, ListCommand.self, VerifyCommand.self, PackCommand.self,
         ]
     )
 
