@@ -77,6 +77,9 @@ let package = Package(
         .executableTarget(name: "l3afd", dependencies: ["L3AFCLI", "L3AFCLISupport"]),
         .executableTarget(name: "l3af-registry", dependencies: ["L3AFRegistryCLI", "L3AFCLISupport"]),
 
+        // bench/chain's in-process half (chains built with the engine, timed with BPF_PROG_TEST_RUN); not a product.
+        .executableTarget(name: "l3af-bench-chain", dependencies: ["L3AFRuntime", "L3AFBPF", "L3AFModel"], path: "bench/chain-helper"),
+
         // Helpers for the test targets only: BPF objects compiled from registry/, package tarballs, processes.
         .target(name: "L3AFTestSupport", dependencies: ["L3AFArchive"]),
 
