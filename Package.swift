@@ -36,7 +36,7 @@ let package = Package(
         // libarchive: reading tarballs safely (caps, no links or escapes) and writing reproducible ones.
         .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive", "CLinux"]),
         // libbpf: objects opened from files or memory, inspected, loaded; maps, programs, links.
-        .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF"]),
+        .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF", .product(name: "Logging", package: "swift-log")]),
         // Chains of programs on interfaces, changed one atomic prog-array update at a time.
         .target(name: "L3AFRuntime", dependencies: ["L3AFModel", "L3AFBPF"]),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.

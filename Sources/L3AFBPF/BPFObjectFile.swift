@@ -66,6 +66,7 @@ public struct BPFObjectFile: ~Copyable {
 
     /// Opens an object from its bytes with `bpf_object__open_mem`.
     public init(bytes: [UInt8], name: String) throws(BPFError) {
+        BPFLog.routeByDefault()
         // libelf reads the buffer in place for the object's life, so it gets its own copy.
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
         bytes.withUnsafeBytes { copy.copyMemory(from: $0) }

@@ -179,6 +179,72 @@ struct ChainEngineTests {
         try engine.apply([], interface: port, hook: .xdpIngress)
     }
 
+    /// Pins that don't form a chain are reported, naming what is wrong, and the kernel is left alone: a program
+    /// the chain runs that no pin holds, and a chain that loops back on itself.
+    @Test func pinsThatDoNotFormAChainAreReportedNotGuessed() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        let hookFolder = "\(network.pinRoot)/\(port)/xdp_ingress"
+        try engine.insert(try Packages.member("packet-counter", seq: 10), interface: port, hook: .xdpIngress)
+        try engine.insert(try Packages.member("ratelimiting", seq: 20), interface: port, hook: .xdpIngress)
+        let before = try engine.chain(interface: port, hook: .xdpIngress)
+        let rootID = try engine.rootProgramID(interface: port, hook: .xdpIngress)
+
+        // A loop: the last member's next slot names the first member again.
+        let counter = try BPFDescriptor.pinned(at: "\(hookFolder)/packet-counter/1_0_0/prog")
+        let lastNext = BPFMapAccess(try BPFDescriptor.pinned(at: "\(hookFolder)/ratelimiting/1_0_0/next"), name: "next")
+        try lastNext.setProgram(counter)
+        do {
+            _ = try engine.chain(interface: port, hook: .xdpIngress)
+            Issue.record("a looping chain was read as valid")
+        } catch {
+            #expect(error.kind == .inconsistent)
+            #expect(error.description.contains("loops back to packet-counter@1.0.0"), "\(error.description)")
+        }
+        try lastNext.clearProgram()
+        #expect(try engine.chain(interface: port, hook: .xdpIngress) == before)
+
+        // A member whose pins were removed by hand: the chain still runs it, so it is reported, not dropped.
+        let keep = try BPFDescriptor.pinned(at: "\(hookFolder)/ratelimiting/1_0_0/prog")
+        try FileManager.default.removeItem(atPath: "\(hookFolder)/ratelimiting")
+        do {
+            _ = try engine.chain(interface: port, hook: .xdpIngress)
+            Issue.record("a chain with an unpinned member was read as valid")
+        } catch {
+            #expect(error.kind == .inconsistent)
+            #expect(error.description.contains("runs program id \(try keep.programID())"), "\(error.description)")
+            #expect(error.hint?.contains("bpftool prog show id") == true)
+        }
+        #expect(try engine.rootProgramID(interface: port, hook: .xdpIngress) == rootID, "the kernel was left as it was")
+        let counterNext = BPFMapAccess(try BPFDescriptor.pinned(at: "\(hookFolder)/packet-counter/1_0_0/next"), name: "next")
+        #expect(try counterNext.programID() == (try keep.programID()))
+        try counterNext.clearProgram()
+        try engine.apply([], interface: port, hook: .xdpIngress)
+        #expect(!FileManager.default.fileExists(atPath: hookFolder))
+    }
+
+    /// An interface that vanishes under a chain: changes name it, and removing the chain cleans the pins up.
+    @Test func anInterfaceThatVanishesIsAClearErrorAndCanBeCleanedUp() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        try engine.insert(try Packages.member("packet-counter", seq: 10), interface: port, hook: .xdpIngress)
+        _ = try Executable.run("/usr/sbin/ip", ["link", "del", port])
+        let next = try Packages.member("ratelimiting", seq: 20)
+        do {
+            try engine.insert(next, interface: port, hook: .xdpIngress)
+            Issue.record("insert on a vanished interface succeeded")
+        } catch {
+            #expect(error.kind == .unknownInterface)
+            #expect(error.description.contains(port), "\(error.description)")
+        }
+        try engine.apply([], interface: port, hook: .xdpIngress)
+        #expect(!FileManager.default.fileExists(atPath: "\(network.pinRoot)/\(port)"))
+    }
+
     @Test func anUnknownInterfaceIsAClearError() throws {
         let engine = ChainEngine(pinRoot: "/sys/fs/bpf/l3af-test-none", roots: try Packages.roots)
         let member = try Packages.member("packet-counter")

@@ -27,6 +27,7 @@ public enum BPFLoader {
     public static func load(
         objectAt path: String, entry: String, reuse: [String: BPFDescriptor] = [:]
     ) throws(BPFError) -> LoadedProgram {
+        BPFLog.routeByDefault()
         let logSize = 1 << 20
         let log = UnsafeMutablePointer<CChar>.allocate(capacity: logSize)
         log.initialize(repeating: 0, count: logSize)

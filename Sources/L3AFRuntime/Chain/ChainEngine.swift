@@ -22,6 +22,7 @@ public struct ChainEngine: Sendable {
     public let roots: [Hook: ChainMember]
 
     public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember]) {
+        BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
     }
@@ -304,9 +305,13 @@ public struct ChainEngine: Sendable {
         var next = BPFMapAccess(rootNext, name: "root/next")
         var seen = Set<UInt32>()
         while let id = try kernel({ () throws(BPFError) in try next.programID() }) {
-            guard let found = pinned[id], !seen.contains(id) else {
+            guard let found = pinned[id] else {
                 throw ChainError(.inconsistent, "the \(hook) chain of \(interface) runs program id \(id), which no pin under \(base) holds",
                                  hint: "inspect with `bpftool prog show id \(id)`; remove \(base) to start over")
+            }
+            guard !seen.contains(id) else {
+                throw ChainError(.inconsistent, "the \(hook) chain of \(interface) loops back to \(found.package)@\(found.version) (program id \(id))",
+                                 hint: "a packet would stop after the tail-call limit; remove \(base) to start over")
             }
             seen.insert(id)
             guard let nextPin = try? BPFDescriptor.pinned(at: "\(found.folder)/next") else {
