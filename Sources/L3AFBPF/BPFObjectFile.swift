@@ -135,6 +135,7 @@ public struct BPFObjectFile: ~Copyable {
         var referenced = program.parameters.map { ($0.destination.map, "parameter \($0.name)") }
         referenced += program.monitorMaps.map { ($0.name, "monitor map") }
         referenced += program.stateMaps.map { ($0, "state map") }
+        referenced += program.health.flatMap(\.maps).map { ($0, "health rule map") }
         for (map, use) in referenced where maps[map] == nil {
             problems.append("\(name) has no map '\(map)' (named as \(use))")
         }

@@ -140,10 +140,12 @@ extension Manifest {
         public var monitorMaps: [MonitorMap]
         /// Maps whose contents carry over to the new version on upgrade or rollback.
         public var stateMaps: [String]
+        /// What a healthy program's maps show; `--watch` rolls a change back when one fails.
+        public var health: [HealthRule]
 
         public init(
             hook: Hook, objectFile: String, entryFunction: String, nextMap: String,
-            parameters: [Parameter] = [], monitorMaps: [MonitorMap] = [], stateMaps: [String] = []
+            parameters: [Parameter] = [], monitorMaps: [MonitorMap] = [], stateMaps: [String] = [], health: [HealthRule] = []
         ) {
             self.hook = hook
             self.objectFile = objectFile
@@ -152,6 +154,7 @@ extension Manifest {
             self.parameters = parameters
             self.monitorMaps = monitorMaps
             self.stateMaps = stateMaps
+            self.health = health
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -162,6 +165,7 @@ extension Manifest {
             case parameters
             case monitorMaps = "monitor_maps"
             case stateMaps = "state_maps"
+            case health
         }
 
         public init(from decoder: any Decoder) throws {
@@ -182,6 +186,7 @@ extension Manifest {
             monitorMaps = try c.decodeIfPresent([MonitorMap].self, forKey: .monitorMaps) ?? []
             stateMaps = try c.decodeIfPresent([String].self, forKey: .stateMaps) ?? []
             for map in stateMaps { try Self.requireIdentifier(map, .stateMaps, in: c) }
+            health = try c.decodeIfPresent([HealthRule].self, forKey: .health) ?? []
             if stateMaps.contains(nextMap) {
                 throw DecodingError.dataCorruptedError(
                     forKey: .stateMaps, in: c,
@@ -199,6 +204,76 @@ extension Manifest {
             }
         }
     }
+}
+
+/// A condition on a program's maps that holds while it is healthy, checked on each sample during `--watch`:
+/// over each interval, the increase of `map[key]` divided by the increase of `per`'s map (`max_ratio`), or per
+/// second (`max_per_second`), stays at or under the limit. Intervals where `per` grew by less than `min_count`
+/// are not judged. Per-CPU maps are summed over CPUs. A program that is gone from its chain fails every rule.
+public struct HealthRule: Hashable, Sendable, Codable {
+    public struct MapKey: Hashable, Sendable, Codable {
+        public var map: String
+        public var key: Int
+        public init(map: String, key: Int = 0) {
+            self.map = map
+            self.key = key
+        }
+        enum CodingKeys: String, CodingKey, CaseIterable { case map, key }
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            map = try c.decode(String.self, forKey: .map)
+            key = try c.decodeIfPresent(Int.self, forKey: .key) ?? 0
+        }
+    }
+
+    /// What the rule says, in words, for messages (`"drops stay under half of the limited SYNs"`).
+    public var name: String
+    public var map: String
+    public var key: Int
+    public var per: MapKey?
+    public var maxRatio: Double?
+    public var maxPerSecond: Double?
+    public var minCount: UInt64
+
+    public init(name: String, map: String, key: Int = 0, per: MapKey? = nil, maxRatio: Double? = nil, maxPerSecond: Double? = nil, minCount: UInt64 = 1) {
+        self.name = name
+        self.map = map
+        self.key = key
+        self.per = per
+        self.maxRatio = maxRatio
+        self.maxPerSecond = maxPerSecond
+        self.minCount = minCount
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, map, key, per
+        case maxRatio = "max_ratio"
+        case maxPerSecond = "max_per_second"
+        case minCount = "min_count"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        map = try c.decode(String.self, forKey: .map)
+        key = try c.decodeIfPresent(Int.self, forKey: .key) ?? 0
+        per = try c.decodeIfPresent(MapKey.self, forKey: .per)
+        maxRatio = try c.decodeIfPresent(Double.self, forKey: .maxRatio)
+        maxPerSecond = try c.decodeIfPresent(Double.self, forKey: .maxPerSecond)
+        minCount = try c.decodeIfPresent(UInt64.self, forKey: .minCount) ?? 1
+        switch (per, maxRatio, maxPerSecond) {
+        case (.some, .some, nil), (nil, nil, .some): break
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .maxRatio, in: c,
+                debugDescription: "a health rule takes either 'per' with 'max_ratio', or 'max_per_second' alone")
+        }
+    }
+
+    /// The maps the rule reads.
+    public var maps: [String] { [map] + (per.map { [$0.map] } ?? []) }
 }
 
 /// A map the runtime exports as a metric: l3afd's `monitor_maps` entry.
