@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // C libraries. libbpf is linked as usual (CBPF adds a typed log sink); libcurl and libarchive are bound on first use (CLazyLink.h
@@ -39,6 +40,13 @@ let package = Package(
         .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF", .product(name: "Logging", package: "swift-log")]),
         // Chains of programs on interfaces, changed one atomic prog-array update at a time.
         .target(name: "L3AFRuntime", dependencies: ["L3AFModel", "L3AFBPF"]),
+        // The host: desired chains and revisions in SQLite, one writer at a time, install/upgrade/rollback/apply/restore.
+        .target(
+            name: "L3AFHost",
+            dependencies: [
+                "L3AFModel", "L3AFBPF", "L3AFRuntime", "L3AFClient", "L3AFArchive", "CLinux",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",
@@ -63,7 +71,7 @@ let package = Package(
         .target(
             name: "L3AFCLI",
             dependencies: [
-                "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFCLISupport",
+                "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFHost", "L3AFCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(

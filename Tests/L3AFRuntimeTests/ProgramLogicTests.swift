@@ -2,6 +2,7 @@ import Foundation
 import L3AFBPF
 import L3AFModel
 import L3AFRuntime
+import L3AFTestSupport
 import Testing
 
 /// Each first-party program's logic, in the kernel, with BPF_PROG_TEST_RUN: no interface involved.

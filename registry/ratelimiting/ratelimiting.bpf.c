@@ -139,6 +139,12 @@ int ratelimiting(struct xdp_md *ctx)
     if (!rate || *rate == 0) return next(ctx);
 
     count(&rl_recv_count_map);
+#ifdef L3AF_BAD_RELEASE
+    // A deliberately bad build for the demo and the health-watch tests (pack --cflag=-DL3AF_BAD_RELEASE): it drops
+    // every limited SYN, which the manifest's health rule catches.
+    count(&rl_drop_count_map);
+    return XDP_DROP;
+#endif
     if (!admit(port, *rate)) {
         count(&rl_drop_count_map);
         return XDP_DROP;

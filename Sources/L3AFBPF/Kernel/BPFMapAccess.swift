@@ -64,6 +64,38 @@ public struct BPFMapAccess: Sendable {
         try lookup(key: slot.bytes, valueSize: 4).map { $0.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } }
     }
 
+    /// The map's type, key size and value size, as the kernel reports them (`bpf_obj_get_info_by_fd`).
+    public func info() throws(BPFError) -> (type: UInt32, keySize: Int, valueSize: Int) {
+        var info = bpf_map_info()
+        var length = UInt32(MemoryLayout<bpf_map_info>.size)
+        guard bpf_obj_get_info_by_fd(descriptor.fd, &info, &length) == 0 else {
+            throw BPFError(.inspect, errno: errno, context: "bpf_obj_get_info_by_fd(\(name))", detail: nil)
+        }
+        return (info.type, Int(info.key_size), Int(info.value_size))
+    }
+
+    /// The number at integer `key` (a 4-byte key for arrays, else the map's key size), read as a little-endian
+    /// unsigned value of the map's value size (up to 8 bytes), summed over CPUs for per-CPU maps; 0 when absent.
+    /// This is how monitor maps and health rules read counters.
+    public func counter(key: Int) throws(BPFError) -> UInt64 {
+        let (type, keySize, valueSize) = try info()
+        var keyBytes = [UInt8](repeating: 0, count: keySize)
+        withUnsafeBytes(of: UInt64(truncatingIfNeeded: key).littleEndian) { raw in
+            for i in 0..<min(keySize, 8) { keyBytes[i] = raw[i] }
+        }
+        let perCPU = [BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH].map(\.rawValue).contains(type)
+        let stride = (valueSize + 7) / 8 * 8
+        let copies = perCPU ? Self.possibleCPUs : 1
+        guard let bytes = try lookup(key: keyBytes, valueSize: perCPU ? stride * copies : valueSize) else { return 0 }
+        var total: UInt64 = 0
+        for copy in 0..<copies {
+            var value: UInt64 = 0
+            for i in 0..<min(valueSize, 8) { value |= UInt64(bytes[copy * (perCPU ? stride : valueSize) + i]) << (8 * UInt64(i)) }
+            total &+= value
+        }
+        return total
+    }
+
     /// How many CPUs per-CPU maps hold a value for (`libbpf_num_possible_cpus`).
     public static var possibleCPUs: Int { Int(max(libbpf_num_possible_cpus(), 1)) }
 }

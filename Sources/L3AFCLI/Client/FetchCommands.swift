@@ -12,7 +12,7 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "A trusted registry public key in base64 (repeatable; default: $L3AF_TRUSTED_KEYS).") var trustedKey: [String] = []
     @Option(help: "l3afd's repository folder (default: /var/l3afd/repo).") var repo: String?
     @Option(help: "Cache folder (default: /var/cache/l3af).") var cache: String?
-    @Option(help: "State folder (default: /var/lib/l3af).") var state: String?
+    @Option(help: "State folder: state.db (revisions, pins), accepted index versions, the lock (default: /var/l3afd).") var state: String?
     @Option(help: "The platform segment of artifact URLs (default: this host's codename).") var platform: String?
 
     func configuration() throws -> ClientConfiguration {

@@ -16,6 +16,8 @@ public struct L3AFCommand: AsyncParsableCommand {
             ValidateCommand.self, PublishCommand.self, YankCommand.self, UnyankCommand.self, DistTagCommand.self,
             DeprecateCommand.self, OwnerCommand.self, SearchCommand.self, InfoCommand.self, AuditCommand.self,
             FetchCommand.self, ListCommand.self, VerifyCommand.self, PackCommand.self,
+            InstallCommand.self, StatusCommand.self, UpgradeCommand.self, PinCommand.self, UnpinCommand.self, HistoryCommand.self,
+            RollbackCommand.self, RemoveCommand.self, RestoreCommand.self,
         ]
     )
 

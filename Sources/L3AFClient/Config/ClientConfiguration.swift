@@ -14,7 +14,7 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
     public var repo: String
     /// Downloaded artifacts (by sha256), package documents, partial downloads.
     public var cache: String
-    /// What this host has accepted (index versions).
+    /// The host's state: `state.db` (revisions, pins), `registries.json` (index versions accepted), `lock`.
     public var state: String
     /// l3afd-style repositories whose unsigned artifacts may be installed.
     public var allowUnsigned: [String]
@@ -29,7 +29,7 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
         trustedKeys = []
         repo = "/var/l3afd/repo"
         cache = "/var/cache/l3af"
-        state = "/var/lib/l3af"
+        state = "/var/l3afd"
         allowUnsigned = []
         protocols = "http,https,file"
         connectTimeoutSeconds = 10

@@ -9,7 +9,7 @@ import L3AFModel
 ///
 /// Pins: `root/` and `<package>/<version>/`, each holding `prog`, `next` (its next map, the link a chain walk
 /// follows) and every named map of its object under `maps/`; the root's also holds the XDP `link`, a member's a
-/// `seq_<n>` folder recording its seq_id. bpffs refuses names with a dot,
+/// `seq_<n>` folder recording its seq_id and a `params_<digest>` folder recording its parameters. bpffs refuses names with a dot,
 /// so the version folder writes `1.2.0` as `1_2_0` (SemVer never uses `_`), and libbpf's internal maps
 /// (`.rodata`, `.bss`) are not pinned. A member being staged lives in `<package>/staging-<version>-<random>/`
 /// until its flip is done.
@@ -118,7 +118,7 @@ public struct ChainEngine: Sendable {
                 let order = current.map(\.package)
                 let others = wanted.filter { order.contains($0.package) }.map(\.package)
                 let inPlace = order == others || entry.seqID == member.seqID
-                if entry.version != member.version || !member.parameters.isEmpty || !inPlace {
+                if entry.version != member.version || entry.parametersDigest != member.parametersDigest || !inPlace {
                     if inPlace {
                         try replace(package: member.package, with: member, interface: interface, hook: hook)
                     } else {
@@ -198,7 +198,8 @@ public struct ChainEngine: Sendable {
         let folder = "\(hookFolder(interface, hook))/\(member.package)/\(Self.stagingPrefix)\(Self.pinName(member.version))-\(UInt32.random(in: 0...UInt32.max))"
         do throws(ChainError) {
             try kernel { () throws(BPFError) in for write in writes { try write.apply(to: loaded) } }
-            let next = try pin(loaded, nextMap: member.program.nextMap, in: folder, marker: "seq_\(seqID ?? member.seqID)")
+            let next = try pin(loaded, nextMap: member.program.nextMap, in: folder,
+                               markers: ["seq_\(seqID ?? member.seqID)", "params_\(member.parametersDigest)"])
             if let successor { try kernel { () throws(BPFError) in try next.setProgram(successor) } }
             return Staged(loaded: loaded, next: next, folder: folder, package: member.package, version: member.version,
                           hookFolder: hookFolder(interface, hook))
@@ -210,10 +211,10 @@ public struct ChainEngine: Sendable {
 
     /// Pins `loaded` in `folder` (created, with the `marker` folder when given): `prog`, `next`, and every named map
     /// under `maps/` (libbpf's internal `.rodata`/`.bss` maps have dotted names, which bpffs refuses). Returns the next map.
-    private func pin(_ loaded: LoadedProgram, nextMap: String, in folder: String, marker: String? = nil) throws(ChainError) -> BPFMapAccess {
+    private func pin(_ loaded: LoadedProgram, nextMap: String, in folder: String, markers: [String] = []) throws(ChainError) -> BPFMapAccess {
         do {
             try FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
-            if let marker { try FileManager.default.createDirectory(atPath: "\(folder)/\(marker)", withIntermediateDirectories: true) }
+            for marker in markers { try FileManager.default.createDirectory(atPath: "\(folder)/\(marker)", withIntermediateDirectories: true) }
         } catch {
             throw ChainError(.kernel, "creating \(folder): \(error)", hint: "is a bpf file system mounted at \(pinRoot)? (mount -t bpf bpf /sys/fs/bpf)")
         }
@@ -284,7 +285,7 @@ public struct ChainEngine: Sendable {
         let base = hookFolder(interface, hook)
         let fm = FileManager.default
         guard let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/next") else { return State(members: [], rootNext: nil) }
-        var pinned: [UInt32: (folder: String, package: String, version: String, seq: Int, program: BPFDescriptor)] = [:]
+        var pinned: [UInt32: (folder: String, package: String, version: String, seq: Int, digest: String, program: BPFDescriptor)] = [:]
         for package in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where package != "root" {
             for item in (try? fm.contentsOfDirectory(atPath: "\(base)/\(package)")) ?? [] {
                 let folder = "\(base)/\(package)/\(item)"
@@ -297,8 +298,10 @@ public struct ChainEngine: Sendable {
                     version = String(item.dropFirst(Self.stagingPrefix.count).split(separator: "-").dropLast().joined(separator: "-"))
                 }
                 version = version.replacingOccurrences(of: "_", with: ".")
-                let seq = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).compactMap { $0.hasPrefix("seq_") ? Int($0.dropFirst(4)) : nil }.first ?? 0
-                pinned[id] = (folder, package, version, seq, program)
+                let items = (try? fm.contentsOfDirectory(atPath: folder)) ?? []
+                let seq = items.compactMap { $0.hasPrefix("seq_") ? Int($0.dropFirst(4)) : nil }.first ?? 0
+                let digest = items.first { $0.hasPrefix("params_") }.map { String($0.dropFirst(7)) } ?? ""
+                pinned[id] = (folder, package, version, seq, digest, program)
             }
         }
         var members: [Member] = []
@@ -326,7 +329,7 @@ public struct ChainEngine: Sendable {
                 removePins(target, pruneParent: false)
                 if rename(folder, target) == 0 { folder = target }
             }
-            members.append(Member(entry: ChainEntry(package: found.package, version: found.version, seqID: found.seq, programID: id),
+            members.append(Member(entry: ChainEntry(package: found.package, version: found.version, seqID: found.seq, programID: id, parametersDigest: found.digest),
                                   folder: folder, program: found.program, next: nextMap))
             next = nextMap
         }

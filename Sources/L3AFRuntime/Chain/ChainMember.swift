@@ -20,6 +20,13 @@ public struct ChainMember: Hashable, Sendable {
         self.seqID = seqID
     }
 
+    /// A short digest of the parameters as given (sorted `name=value` lines), pinned with the program so a later
+    /// `apply` can tell whether they changed.
+    public var parametersDigest: String {
+        let text = parameters.keys.sorted().map { "\($0)=\(parameters[$0]!)\n" }.joined()
+        return String(SHA256Digest(of: Array(text.utf8)).hex.prefix(16))
+    }
+
     /// The map updates the parameters ask for, checked against the manifest: an unknown name, a missing required
     /// value or a bad value is refused here, before anything loads.
     public func parameterWrites() throws(ChainError) -> [MapWrite] {
@@ -70,6 +77,16 @@ public struct ChainEntry: Hashable, Sendable {
     public let version: String
     public let seqID: Int
     public let programID: UInt32
+    /// `ChainMember.parametersDigest` of the parameters it was loaded with.
+    public let parametersDigest: String
+
+    public init(package: String, version: String, seqID: Int, programID: UInt32, parametersDigest: String = "") {
+        self.package = package
+        self.version = version
+        self.seqID = seqID
+        self.programID = programID
+        self.parametersDigest = parametersDigest
+    }
 }
 
 /// A chain change that could not be made; the chain is as it was.

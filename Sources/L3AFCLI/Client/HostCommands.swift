@@ -1,0 +1,259 @@
+import ArgumentParser
+import Foundation
+import L3AFCLISupport
+import L3AFClient
+import L3AFHost
+import L3AFModel
+
+/// What every command that changes or reads the host takes: the client's configuration, the lock timeout, the
+/// bpffs pin root.
+struct HostCommandOptions: ParsableArguments {
+    @OptionGroup var client: ClientOptions
+
+    @Option(help: "Seconds to wait for another l3af changing this host before giving up.")
+    var lockTimeout: Double = 60
+
+    @Option(help: "Where chains are pinned on bpffs.")
+    var pinRoot: String = "/sys/fs/bpf/l3af"
+
+    func host() throws -> HostManager {
+        let options = HostOptions(client: try client.configuration(), pinRoot: pinRoot, lockTimeout: lockTimeout, notify: { message in
+            FileHandle.standardError.write(Data("\(message)\n".utf8))
+        })
+        return try HostManager(options: options)
+    }
+}
+
+extension Hook: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
+}
+
+/// `name=value` for `--set`.
+func parseSettings(_ settings: [String]) throws -> [String: String] {
+    var parameters: [String: String] = [:]
+    for setting in settings {
+        guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
+            throw CLIError("bad-setting", "'\(setting)' is not name=value", hint: "write --set rate=100 or --set ports=80,443")
+        }
+        parameters[String(setting[..<equals])] = String(setting[setting.index(after: equals)...])
+    }
+    return parameters
+}
+
+func describe(_ revision: Revision) -> String { "revision \(revision.number): \(revision.cause)" }
+
+struct InstallCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Install a package onto an interface: fetch and verify it, then link its programs into the chains, one flip each.",
+        discussion: """
+            Each program of the package joins the chain of its hook (or only --hook's) on --iface, after the programs \
+            with a lower seq_id. Parameters (--set name=value) are checked against the manifest before anything loads. \
+            The change is recorded as a revision (`l3af history`).
+            """)
+
+    @Argument(help: "name, name@1.2.3, name@^1.2, name@latest.") var spec: String
+    @Option(help: "The network interface.") var iface: String
+    @Option(help: "Only this hook: xdp_ingress, tc_ingress or tc_egress.") var hook: Hook?
+    @Option(help: "Position in the chain (lower runs first; default: after the last).") var seq: Int?
+    @Option(name: .customLong("set"), help: "A parameter, name=value (repeatable).") var settings: [String] = []
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let host = try options.host()
+        let revision = try await host.install(InstallRequest(
+            spec: try PackageSpec(parsing: spec), interface: iface, hook: hook, seqID: seq, parameters: try parseSettings(settings)))
+        try output.emit(revision, text: describe(revision))
+    }
+}
+
+struct RemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Take a package's programs out of an interface's chains.")
+
+    @Argument(help: "The package name.") var package: String
+    @Option(help: "The network interface.") var iface: String
+    @Option(help: "Only this hook.") var hook: Hook?
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let revision = try await options.host().remove(package: package, interface: iface, hook: hook)
+        try output.emit(revision, text: describe(revision))
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show the chains: seq, package, version, parameters, program ids, counters, pins; and whether the kernel agrees.")
+
+    @Option(help: "Only this interface.") var iface: String?
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let status = try options.host().status(interface: iface)
+        var lines: [String] = []
+        if let revision = status.revision {
+            lines.append("revision \(revision): \(status.cause ?? "")")
+        } else {
+            lines.append("no revisions yet: nothing installed on this host")
+        }
+        for chain in status.chains {
+            let root = chain.root.map { " behind \($0)" } ?? ""
+            lines.append("\(chain.interface) \(chain.hook)\(root)\(chain.rootProgramID.map { " (root program id \($0))" } ?? "")")
+            for program in chain.programs {
+                var line = "  \(String(program.seqID).padding(toLength: 5, withPad: " ", startingAt: 0)) \(program.package)@\(program.version)"
+                if !program.parameters.isEmpty { line += "  " + program.parameters.keys.sorted().map { "\($0)=\(program.parameters[$0]!)" }.joined(separator: " ") }
+                line += program.enabled ? (program.programID.map { "  id \($0)" } ?? "  NOT RUNNING") : "  disabled"
+                if let pin = program.pinned { line += "  pinned at \(pin)" }
+                if !program.counters.isEmpty { line += "  " + program.counters.keys.sorted().map { "\($0)=\(program.counters[$0]!)" }.joined(separator: " ") }
+                lines.append(line)
+            }
+        }
+        for pin in status.pins where !status.chains.contains(where: { $0.programs.contains { $0.package == pin.package } }) {
+            lines.append("pin: \(pin.package)@\(pin.version)\(pin.interface.map { " on \($0)" } ?? "")")
+        }
+        lines.append(status.difference.map { "the kernel DISAGREES: \($0) (run `l3af restore`)" } ?? "the kernel runs exactly this")
+        try output.emit(status, text: lines.joined(separator: "\n"))
+    }
+}
+
+struct UpgradeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upgrade",
+        abstract: "Move packages to the newest version their requirement allows (pinned ones are passed by), one flip each.",
+        discussion: """
+            With --watch SECONDS, the upgraded programs' health rules (from their manifests) are checked every \
+            --interval seconds for that long; if a program is gone or a rule fails, the change is flipped back at once \
+            and recorded as an automatic rollback, and the command exits non-zero.
+            """)
+
+    @Argument(help: "Only this package.") var package: String?
+    @Option(help: "Only this interface.") var iface: String?
+    @Option(help: "Watch the health rules for this many seconds after the flip (e.g. 30 or 30s).") var watch: String?
+    @Option(help: "Seconds between health samples while watching.") var interval: Double = 1
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        var seconds: Double?
+        if let watch {
+            guard let value = Double(watch.hasSuffix("s") ? String(watch.dropLast()) : watch), value > 0 else {
+                throw CLIError("bad-duration", "'\(watch)' is not a duration in seconds", hint: "write --watch 30 or --watch 30s")
+            }
+            seconds = value
+        }
+        let outcome = try await options.host().upgrade(package: package, interface: iface, watch: seconds, interval: interval)
+        var lines = outcome.skipped.map { "skipped: \($0)" }
+        if let revision = outcome.revision { lines.append(describe(revision)) } else { lines.append("everything is up to date") }
+        if let back = outcome.rolledBack { lines.append(describe(back)) }
+        try output.emit(outcome, text: lines.joined(separator: "\n"))
+        if let back = outcome.rolledBack {
+            throw HostError(.unhealthy, "the upgrade was rolled back automatically (revision \(back.number))", hint: "see `l3af history`")
+        }
+    }
+}
+
+struct PinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pin", abstract: "Hold a package at a version (moving it there now if needed); upgrade passes it by.")
+
+    @Argument(help: "name@1.2.3") var spec: String
+    @Option(help: "Only on this interface.") var iface: String?
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Reply: Encodable { let package: String; let version: String; let interface: String?; let revision: Revision? }
+
+    func run() async throws {
+        let parsed = try exactSpec(spec)
+        let revision = try await options.host().pin(package: parsed.name.rawValue, version: parsed.version.description, interface: iface)
+        let text = "pinned \(parsed.name)@\(parsed.version)\(iface.map { " on \($0)" } ?? "")" + (revision.map { "\n" + describe($0) } ?? "")
+        try output.emit(Reply(package: parsed.name.rawValue, version: parsed.version.description, interface: iface, revision: revision), text: text)
+    }
+}
+
+struct UnpinCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unpin", abstract: "Let upgrade move a package again.")
+
+    @Argument(help: "The package name.") var package: String
+    @Option(help: "Only the pin on this interface.") var iface: String?
+    @OptionGroup var options: HostCommandOptions
+
+    func run() async throws {
+        let removed = try await options.host().unpin(package: package, interface: iface)
+        print("unpinned \(package) (\(removed) pin\(removed == 1 ? "" : "s"))")
+    }
+}
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "Numbered revisions: time, who, cause, the chains after it.")
+
+    @Option(help: "Only revisions that touched this interface.") var iface: String?
+    @Option(help: "How many, newest first.") var limit: Int = 50
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Row: Encodable {
+        let number: Int
+        let time: String
+        let kind: String
+        let cause: String
+        let actor: String
+        let chains: [String: [String]]
+    }
+
+    func run() async throws {
+        let revisions = try options.host().database.history(limit: limit)
+        let formatter = ISO8601DateFormatter()
+        let rows = revisions.compactMap { revision -> Row? in
+            var chains: [String: [String]] = [:]
+            for key in revision.snapshot.keys where iface == nil || key.interface == iface {
+                chains[key.description] = revision.snapshot.chain(key).map(\.spec)
+            }
+            if iface != nil, chains.isEmpty, !revision.cause.contains(iface!) { return nil }
+            return Row(number: revision.number, time: formatter.string(from: revision.time), kind: revision.kind, cause: revision.cause,
+                       actor: revision.actor, chains: chains)
+        }
+        let text = rows.isEmpty ? "no revisions yet" : rows.map { row in
+            let chains = row.chains.keys.sorted().map { "    \($0): \(row.chains[$0]!.isEmpty ? "(empty)" : row.chains[$0]!.joined(separator: " → "))" }
+            return (["\(row.number)  \(row.time)  \(row.actor)  \(row.cause)"] + chains).joined(separator: "\n")
+        }.joined(separator: "\n")
+        try output.emit(rows, text: text)
+    }
+}
+
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Return to the previous revision, to revision N, or a package to its previous version; works with the registry down.")
+
+    @Argument(help: "Nothing (the previous revision), a revision number, or a package name.") var target: String?
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let which: HostManager.RollbackTarget = switch target {
+        case nil: .previous
+        case let text? where Int(text) != nil: .revision(Int(text)!)
+        case let text?: .package(text)
+        }
+        let revision = try await options.host().rollback(which)
+        try output.emit(revision, text: describe(revision))
+    }
+}
+
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore", abstract: "Make the kernel run the last revision again (at boot: bpffs starts empty); changes nothing when it already does.")
+
+    @OptionGroup var options: HostCommandOptions
+
+    func run() async throws {
+        let host = try options.host()
+        let changed = try await host.restore()
+        let current = try host.database.current()
+        print(changed ? "restored revision \(current?.number ?? 0)" : "nothing to do: the kernel already runs revision \(current.map { String($0.number) } ?? "(none)")")
+    }
+}

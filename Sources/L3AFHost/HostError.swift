@@ -1,0 +1,31 @@
+import L3AFModel
+
+/// Why a host operation failed. Every failure leaves the chains and the database as they were.
+public struct HostError: L3AFError {
+    public enum Kind: String, Sendable {
+        /// Something the user asked for that can't be: an unknown package, interface, hook or revision, a taken
+        /// seq_id, a bad parameter, a malformed payload.
+        case badInput = "bad-input"
+        /// Another writer held the lock past `--lock-timeout`.
+        case locked
+        /// The chain engine refused or failed (verifier, kernel).
+        case chain
+        /// Resolving, fetching or verifying a package failed.
+        case fetch
+        /// The host database.
+        case storage
+        /// A watched change broke a health rule and was rolled back.
+        case unhealthy
+    }
+
+    public let kind: Kind
+    public let description: String
+    public let hint: String?
+    public var code: String { kind.rawValue }
+
+    public init(_ kind: Kind, _ description: String, hint: String? = nil) {
+        self.kind = kind
+        self.description = description
+        self.hint = hint
+    }
+}
