@@ -407,11 +407,21 @@ public final class HostManager: Sendable {
             case .package(let package):
                 new = current.snapshot
                 var moved: [String] = []
+                if let pin = try database.pins().first(where: { $0.package == package }) {
+                    throw HostError(.badInput, "\(package) is pinned at \(pin.version)\(pin.interface.map { " on \($0)" } ?? ""); a rollback would move it off its pin",
+                                    hint: "`l3af unpin \(package)` first, or `l3af pin \(package)@VERSION` to move it")
+                }
+                let history = try database.history().dropFirst()
                 for (i, placed) in current.snapshot.programs.enumerated() where placed.package == package {
-                    // The newest earlier revision where this program ran another version.
-                    let earlier = try database.history().dropFirst().lazy.compactMap { $0.snapshot.program(package, on: placed.key) }
-                        .first { $0.version != placed.version }
-                    guard let earlier else { continue }
+                    // The version it ran before this one: the newest earlier revision where it ran a lower version
+                    // (so a bad release that was already undone isn't picked), else any other version.
+                    let earlier = history.compactMap { $0.snapshot.program(package, on: placed.key) }
+                    let current = try? SemanticVersion(parsing: placed.version)
+                    let lower = earlier.first { candidate in
+                        guard let current, let version = try? SemanticVersion(parsing: candidate.version) else { return false }
+                        return version < current
+                    }
+                    guard let earlier = lower ?? earlier.first(where: { $0.version != placed.version }) else { continue }
                     new.programs[i].version = earlier.version
                     new.programs[i].program = earlier.program
                     new.programs[i].objectPath = earlier.objectPath
@@ -450,14 +460,15 @@ public final class HostManager: Sendable {
         }
         let engine = engine(revision.snapshot)
         let deadline = Date().addingTimeInterval(seconds)
-        var last = try Self.sample(watched, engine)
+        let first = try Self.sample(watched, engine)
+        var last = first
         options.notify("watching \(watched.map(\.spec).joined(separator: ", ")) for \(seconds) s")
         while Date() < deadline {
             try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
             let failure: String?
             do {
                 let now = try Self.sample(watched, engine)
-                failure = Self.judge(watched, before: last, after: now, seconds: interval)
+                failure = Self.judge(watched, since: first, before: last, after: now, seconds: interval)
                 last = now
             } catch {
                 failure = "\(error)"
@@ -490,24 +501,26 @@ public final class HostManager: Sendable {
         return values
     }
 
-    /// The first health rule broken between two samples, in words.
-    static func judge(_ programs: [PlacedProgram], before: [String: UInt64], after: [String: UInt64], seconds: Double) -> String? {
+    /// The first health rule broken, in words: ratios over everything since the watch began (`since`), so a trickle
+    /// of traffic is judged once it adds up to `min_count`; per-second limits over the last interval.
+    static func judge(_ programs: [PlacedProgram], since first: [String: UInt64], before: [String: UInt64], after: [String: UInt64],
+                      seconds: Double) -> String? {
         for placed in programs {
             for rule in placed.program.health {
-                func delta(_ map: String, _ key: Int) -> UInt64 {
+                func delta(_ map: String, _ key: Int, from start: [String: UInt64]) -> UInt64 {
                     let name = "\(placed.package)/\(placed.key)/\(map)/\(key)"
-                    return (after[name] ?? 0) &- (before[name] ?? 0)
+                    return (after[name] ?? 0) &- (start[name] ?? 0)
                 }
-                let count = delta(rule.map, rule.key)
                 if let per = rule.per, let limit = rule.maxRatio {
-                    let base = delta(per.map, per.key)
+                    let count = delta(rule.map, rule.key, from: first)
+                    let base = delta(per.map, per.key, from: first)
                     guard base >= rule.minCount, base > 0 else { continue }
                     let ratio = Double(count) / Double(base)
                     if ratio > limit {
                         return "\(placed.spec) on \(placed.key) broke '\(rule.name)': \(rule.map) rose by \(count) while \(per.map) rose by \(base) (ratio \(String(format: "%.2f", ratio)) > \(limit))"
                     }
                 } else if let limit = rule.maxPerSecond {
-                    let rate = Double(count) / seconds
+                    let rate = Double(delta(rule.map, rule.key, from: before)) / seconds
                     if rate > limit {
                         return "\(placed.spec) on \(placed.key) broke '\(rule.name)': \(rule.map) rose \(String(format: "%.1f", rate))/s > \(limit)/s"
                     }

@@ -16,7 +16,7 @@ public let bpfUnavailable: String? = {
 /// A test's own network: a sender and a receiver namespace, each joined by a veth pair to a bridge in the root
 /// namespace. Programs go on `senderPort` (the root-side end of the sender's pair); traffic goes from the
 /// sender to `receiverAddress`. Removed, with everything attached, by `remove()`.
-public final class TestNetwork {
+public final class TestNetwork: Sendable {
     private static let counter = Atomic<Int>(0)
     public let id: String
     public let sender: String
@@ -76,10 +76,10 @@ public final class TestNetwork {
     }
 
     /// Opens `count` TCP connections (SYNs) from the sender to `port` of the receiver, each given up after a
-    /// short wait; nothing listens, so each SYN that arrives is answered with a reset.
-    public func connect(_ count: Int, port: Int) throws -> Int {
+    /// short wait; nothing listens, so each SYN that arrives is answered with a reset. `perSecond` paces them.
+    public func connect(_ count: Int, port: Int, perSecond: Double = 0) throws -> Int {
         let script = """
-            import socket
+            import socket, time
             refused = 0
             for _ in range(\(count)):
                 s = socket.socket(); s.settimeout(0.2)
@@ -87,6 +87,7 @@ public final class TestNetwork {
                 except ConnectionRefusedError: refused += 1
                 except OSError: pass
                 s.close()
+                if \(perSecond) > 0: time.sleep(1.0 / \(perSecond))
             print(refused)
             """
         let run = try Executable.run("/usr/sbin/ip", ["netns", "exec", sender, "python3", "-c", script])

@@ -13,11 +13,12 @@ struct HostCommandOptions: ParsableArguments {
     @Option(help: "Seconds to wait for another l3af changing this host before giving up.")
     var lockTimeout: Double = 60
 
-    @Option(help: "Where chains are pinned on bpffs.")
-    var pinRoot: String = "/sys/fs/bpf/l3af"
+    @Option(help: "Where chains are pinned on bpffs (default: $L3AF_PIN_ROOT, else /sys/fs/bpf/l3af).")
+    var pinRoot: String?
 
     func host() throws -> HostManager {
-        let options = HostOptions(client: try client.configuration(), pinRoot: pinRoot, lockTimeout: lockTimeout, notify: { message in
+        let root = pinRoot ?? ProcessInfo.processInfo.environment["L3AF_PIN_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? "/sys/fs/bpf/l3af"
+        let options = HostOptions(client: try client.configuration(), pinRoot: root, lockTimeout: lockTimeout, notify: { message in
             FileHandle.standardError.write(Data("\(message)\n".utf8))
         })
         return try HostManager(options: options)
@@ -92,7 +93,10 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let status = try options.host().status(interface: iface)
+        let host = try options.host()
+        // Takes the lock once, so a change an interrupted l3af left in flight is finished (or undone) first.
+        try await host.withLock {}
+        let status = try host.status(interface: iface)
         var lines: [String] = []
         if let revision = status.revision {
             lines.append("revision \(revision): \(status.cause ?? "")")

@@ -206,10 +206,10 @@ extension Manifest {
     }
 }
 
-/// A condition on a program's maps that holds while it is healthy, checked on each sample during `--watch`:
-/// over each interval, the increase of `map[key]` divided by the increase of `per`'s map (`max_ratio`), or per
-/// second (`max_per_second`), stays at or under the limit. Intervals where `per` grew by less than `min_count`
-/// are not judged. Per-CPU maps are summed over CPUs. A program that is gone from its chain fails every rule.
+/// A condition on a program's maps that holds while it is healthy, checked on each sample during `--watch`: the
+/// increase of `map[key]` since the watch began divided by the increase of `per`'s map (`max_ratio`; judged once `per`
+/// grew by `min_count`), or its increase per second over the last interval (`max_per_second`), stays at or under the
+/// limit. Per-CPU maps are summed over CPUs. A program that is gone from its chain fails every rule.
 public struct HealthRule: Hashable, Sendable, Codable {
     public struct MapKey: Hashable, Sendable, Codable {
         public var map: String
