@@ -36,6 +36,8 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     public var source: String?
     /// The l3afd payload entry it came from, when it came from one (`apply`), so `GET` can give it back.
     public var payload: BPFProgram?
+    /// l3afd's `map_args`, written into maps after the parameters.
+    public var mapArguments: [MapArg] = []
 
     public init(interface: String, hook: Hook, package: String, version: String, requirement: String, seqID: Int,
                 parameters: [String: String], enabled: Bool = true, program: Manifest.Program, objectPath: String,
@@ -58,7 +60,8 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     public var spec: String { "\(package)@\(version)" }
 
     var member: ChainMember {
-        ChainMember(package: package, version: version, program: program, objectPath: objectPath, parameters: parameters, seqID: seqID)
+        ChainMember(package: package, version: version, program: program, objectPath: objectPath, parameters: parameters, seqID: seqID,
+                    mapArguments: mapArguments)
     }
 }
 

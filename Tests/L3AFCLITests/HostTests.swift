@@ -166,4 +166,86 @@ struct HostTests {
         #expect(try host.history().count == 1, "nothing recorded")
         #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))
     }
+
+    /// l3afd payloads through `l3af apply`: add, no-op, version change, disable, remove, delete by name, and refusals.
+    @Test func appliesL3afdPayloads() throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        func payload(_ xdp: String, tcEgress: String = "[]", hostName: String = "node-1", iface: String? = nil) throws -> String {
+            let file = host.folder.appending(path: "payload-\(UUID().uuidString).json")
+            try """
+                [{"host_name": "\(hostName)", "iface": "\(iface ?? host.port)", "bpf_programs": {"xdp_ingress": \(xdp), "tc_egress": \(tcEgress)}}]
+                """.write(to: file, atomically: true, encoding: .utf8)
+            return file.path
+        }
+        // L3AF's documented ratelimiting example (its user program fields are ignored: the manifest's parameters
+        // take start_args), behind a packet counter, and the counter on TC egress too.
+        let ratelimiting = """
+            {"name": "ratelimiting", "seq_id": 2, "artifact": "l3af_ratelimiting.tar.gz", "map_name": "xdp_rl_ingress_next_prog",
+             "cmd_start": "ratelimiting", "version": "latest", "user_program_daemon": true, "admin_status": "enabled",
+             "prog_type": "xdp", "cfg_version": 1, "start_args": {"ports": "8080,8081", "rate": "2"},
+             "monitor_maps": [{"name": "rl_drop_count_map", "key": 0, "aggregator": "scalar"},
+                              {"name": "rl_recv_count_map", "key": 0, "aggregator": "max-rate"}]}
+            """
+        let counter = #"{"name": "packet-counter", "seq_id": 1, "version": "1.0.0", "admin_status": "enabled", "prog_type": "xdp"}"#
+        let egress = #"[{"name": "packet-counter", "seq_id": 1, "version": "latest", "admin_status": "enabled", "prog_type": "tc"}]"#
+        let apply = { (file: String, extra: [String]) throws -> Executable.Result in try host.l3af(["apply", file, "--host-name", "node-1"] + extra) }
+
+        var run = try apply(try payload("[\(counter), \(ratelimiting)]", tcEgress: egress), [])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0", "ratelimiting@1.0.0"])
+        #expect(try host.chain("tc_egress").map(\.spec) == ["packet-counter@1.0.0"])
+        _ = try host.network.connect(10, port: 8080)
+        #expect(try host.chain()[1].counters["rl_drop_count_map[0]", default: 0] >= 5, "rate 2 from start_args")
+        let ids = try host.chain().map(\.programID)
+
+        run = try apply(try payload("[\(counter), \(ratelimiting)]", tcEgress: egress), [])
+        #expect(run.stdout.contains("nothing to change"), "\(run.stdout) \(run.stderr)")
+
+        // A version change: one flip, the counter untouched.
+        try host.publish("ratelimiting", version: "1.1.0")
+        run = try apply(try payload("[\(counter), \(ratelimiting.replacingOccurrences(of: #""version": "latest""#, with: #""version": "1.1.0""#))]", tcEgress: egress), [])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0", "ratelimiting@1.1.0"])
+        #expect(try host.chain()[0].programID == ids[0])
+
+        // Disabled: out of the chain, still configured.
+        run = try apply(try payload("[\(counter), \(ratelimiting.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""admin_status": "disabled""#))]", tcEgress: egress), [])
+        #expect(run.status == 0, "\(run.stderr)")
+        let status = try host.status()
+        let programs = ((status["chains"] as? [[String: Any]])?.first { $0["hook"] as? String == "xdp_ingress" }?["programs"] as? [[String: Any]]) ?? []
+        #expect(programs.count == 2)
+        #expect(programs.first { $0["package"] as? String == "ratelimiting" }?["enabled"] as? Bool == false)
+        #expect(programs.first { $0["package"] as? String == "ratelimiting" }?["program_id"] == nil)
+
+        // Left out of the payload: removed. Then delete by name.
+        run = try apply(try payload("[\(counter)]", tcEgress: egress), [])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0"])
+        let names = host.folder.appending(path: "names.json")
+        try #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"tc_egress": ["packet-counter"]}}]"#.write(to: names, atomically: true, encoding: .utf8)
+        run = try apply(names.path, ["--delete"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try host.chain("tc_egress").isEmpty)
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0"])
+        let revisions = try host.history().count
+
+        // Refusals, each naming the problem; nothing changes.
+        let cases: [(String, String)] = [
+            (try payload("[\(counter)]", hostName: "node-2"), "host_name is 'node-2', but this host is 'node-1'"),
+            (try payload("[\(counter), \(counter.replacingOccurrences(of: "packet-counter", with: "ratelimiting"))]"), "seq_id"),
+            (try payload("[\(counter)]", iface: "nosuch0"), "no network interface 'nosuch0'"),
+            (try payload(#"[{"name": "packet-counter", "seq_id": "one"}]"#), "seq_id"),
+            (try payload(#"[{"name": "ratelimiting", "seq_id": 3, "start_args": {"burst": "5"}}]"#), "has no parameter 'burst'"),
+            (try payload(#"[{"name": "ratelimiting", "seq_id": 3, "start_args": {"rate": "lots"}}]"#), "rate"),
+            (try payload(#"[{"name": "nosuchpackage", "seq_id": 3}]"#), "nosuchpackage"),
+        ]
+        for (file, message) in cases {
+            let refused = try apply(file, [])
+            #expect(refused.status == 1, "\(message): \(refused.stdout)")
+            #expect(refused.stderr.contains(message), "\(message): \(refused.stderr)")
+        }
+        #expect(try host.history().count == revisions)
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0"])
+    }
 }

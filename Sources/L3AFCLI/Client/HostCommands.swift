@@ -261,3 +261,40 @@ struct RestoreCommand: AsyncParsableCommand {
         print(changed ? "restored revision \(current?.number ?? 0)" : "nothing to do: the kernel already runs revision \(current.map { String($0.number) } ?? "(none)")")
     }
 }
+
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Apply an l3afd L3afBPFPrograms payload declaratively: each interface named gets exactly its programs.",
+        discussion: """
+            The payload is what l3afd's REST API takes (an array of {host_name, iface, bpf_programs}). seq_id orders each \
+            chain; version is a version, range or dist-tag; admin_status "disabled" keeps a program configured but out \
+            of the chain; start_args become the manifest's parameters; map_args are written into maps; monitor_maps \
+            replace the manifest's; ebpf_package_repo_url names another registry (or an unsigned l3afd repository \
+            listed in allow_unsigned); object_file, entry_function_name and map_name describe a legacy artifact \
+            without a manifest. Everything is fetched and checked before the first flip; the change is one revision. \
+            With --add, programs not in the payload stay; with --delete, the file is an L3afBPFProgramNames payload \
+            and the named programs are removed.
+            """)
+
+    @Argument(help: "The payload file (- for standard input).") var file: String
+    @Flag(help: "Add or change the payload's programs; keep the others (l3afd's /add).") var add = false
+    @Flag(help: "The file names programs to remove (L3afBPFProgramNames, l3afd's /delete).") var delete = false
+    @Option(help: "This host's name, which payloads' host_name must match (default: the system's host name).") var hostName: String?
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let bytes = Array(try readInput(file))
+        let host = try options.host()
+        let revision: Revision?
+        if delete {
+            let payloads = try DocumentDecoder.decode([L3afBPFProgramNames].self, from: bytes, document: "payload \(file)")
+            revision = try await host.delete(payloads, hostName: hostName)
+        } else {
+            let payloads = try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: "payload \(file)")
+            revision = try await host.apply(payloads, mode: add ? .add : .replace, hostName: hostName)
+        }
+        try output.emit(revision, text: revision.map(describe) ?? "nothing to change: the host already runs this")
+    }
+}

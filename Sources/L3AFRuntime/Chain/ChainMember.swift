@@ -10,20 +10,25 @@ public struct ChainMember: Hashable, Sendable {
     public var objectPath: String
     public var parameters: [String: String]
     public var seqID: Int
+    /// l3afd's `map_args`: integer values written into named maps after the parameters.
+    public var mapArguments: [MapArg]
 
-    public init(package: String, version: String, program: Manifest.Program, objectPath: String, parameters: [String: String] = [:], seqID: Int = 0) {
+    public init(package: String, version: String, program: Manifest.Program, objectPath: String, parameters: [String: String] = [:], seqID: Int = 0,
+                mapArguments: [MapArg] = []) {
         self.package = package
         self.version = version
         self.program = program
         self.objectPath = objectPath
         self.parameters = parameters
         self.seqID = seqID
+        self.mapArguments = mapArguments
     }
 
     /// A short digest of the parameters as given (sorted `name=value` lines), pinned with the program so a later
     /// `apply` can tell whether they changed.
     public var parametersDigest: String {
-        let text = parameters.keys.sorted().map { "\($0)=\(parameters[$0]!)\n" }.joined()
+        var text = parameters.keys.sorted().map { "\($0)=\(parameters[$0]!)\n" }.joined()
+        for argument in mapArguments { text += "map \(argument.name): " + argument.args.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "\n" }
         return String(SHA256Digest(of: Array(text.utf8)).hex.prefix(16))
     }
 
@@ -52,6 +57,10 @@ public struct ChainMember: Hashable, Sendable {
             case .set(let map): writes.append(MapWrite(map: map, entries: values.map { ($0.bytes, [1]) }))
             }
         }
+        for argument in mapArguments where !argument.args.isEmpty {
+            func littleEndian(_ value: Int) -> [UInt8] { withUnsafeBytes(of: Int64(value).littleEndian) { Array($0) } }
+            writes.append(MapWrite(map: argument.name, entries: argument.args.map { (littleEndian($0.key), littleEndian($0.value)) }))
+        }
         return writes
     }
 }
@@ -61,12 +70,16 @@ public struct MapWrite: Sendable {
     public let map: String
     public let entries: [(key: [UInt8], value: [UInt8])]
 
-    /// Writes the entries into `loaded`'s map, each value zero-padded to the map's value size.
+    /// Writes the entries into `loaded`'s map, keys and values fitted to the map's sizes (zero-padded, or cut: they
+    /// are little-endian integers or exactly sized already).
     public func apply(to loaded: LoadedProgram) throws(BPFError) {
         let access = try loaded.map(map)
-        let valueSize = Int(loaded.maps[map]!.info.valueSize)
+        let info = loaded.maps[map]!.info
+        func fit(_ bytes: [UInt8], _ size: UInt32) -> [UInt8] {
+            Array(bytes.prefix(Int(size))) + [UInt8](repeating: 0, count: max(0, Int(size) - bytes.count))
+        }
         for (key, value) in entries {
-            try access.update(key: key, value: value + [UInt8](repeating: 0, count: max(0, valueSize - value.count)))
+            try access.update(key: fit(key, info.keySize), value: fit(value, info.valueSize))
         }
     }
 }

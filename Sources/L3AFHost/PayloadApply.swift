@@ -1,0 +1,149 @@
+import Foundation
+import L3AFClient
+import L3AFModel
+
+extension HostManager {
+    /// How an l3afd payload changes the host.
+    public enum PayloadMode: String, Sendable {
+        /// Each interface named gets exactly the payload's programs (`l3af apply`; l3afd's `/update` per interface).
+        case replace
+        /// The payload's programs are added or changed; others stay (l3afd's `/add`).
+        case add
+    }
+
+    /// Applies l3afd `L3afBPFPrograms` payloads declaratively, as one revision: `seq_id` orders each chain, `version`
+    /// is what to install (a version, a range or a dist-tag such as `latest`), `admin_status: disabled` keeps a
+    /// program (an empty `admin_status` counts as enabled) in the configuration but out of the chain, `start_args` become the manifest's parameters, `map_args`
+    /// are written into maps, `monitor_maps` replace the manifest's, `ebpf_package_repo_url` names another registry
+    /// (or, when listed in `allow_unsigned`, an unsigned l3afd repository), and for a legacy artifact without a
+    /// manifest `object_file`, `entry_function_name` and `map_name` say what to load. Every program is resolved,
+    /// fetched and checked before the first flip.
+    public func apply(_ payloads: [L3afBPFPrograms], mode: PayloadMode = .replace, hostName: String? = nil, cause: String? = nil) async throws -> Revision? {
+        let problems = payloads.enumerated().flatMap { i, payload in payload.problems(at: "[\(i)].") }
+        if let first = problems.first {
+            throw HostError(.badInput, "the payload is not valid: \(first)", hint: problems.count > 1 ? "and \(problems.count - 1) more problem(s)" : nil)
+        }
+        let thisHost = hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        for (i, payload) in payloads.enumerated() {
+            if !payload.hostName.isEmpty, payload.hostName != thisHost, payload.hostName != ProcessInfo.processInfo.hostName {
+                throw HostError(.badInput, "[\(i)].host_name is '\(payload.hostName)', but this host is '\(thisHost)'",
+                                hint: "send the payload to the host it names, or pass --host-name to say this host's name")
+            }
+            try Self.checkInterface(payload.iface)
+        }
+        return try await withLock {
+            let old = try snapshot()
+            var new = old
+            var changed: [String] = []
+            for payload in payloads {
+                if mode == .replace { new.programs.removeAll { $0.interface == payload.iface } }
+                for hook in Hook.allCases {
+                    var seqs: [Int: String] = [:]
+                    for (position, entry) in payload.bpfPrograms[hook].enumerated() {
+                        let at = "\(payload.iface).bpf_programs.\(hook)[\(position)]"
+                        if let other = seqs[entry.seqID] {
+                            throw HostError(.badInput, "\(at): seq_id \(entry.seqID) is also \(other)'s", hint: "give each program of a chain its own seq_id")
+                        }
+                        seqs[entry.seqID] = entry.name
+                        let placed = try await place(entry, interface: payload.iface, hook: hook, at: at, into: &new)
+                        new.programs.removeAll { $0.package == placed.package && $0.key == placed.key }
+                        if let clash = new.programs.first(where: { $0.key == placed.key && $0.seqID == placed.seqID && $0.enabled && placed.enabled }) {
+                            throw HostError(.badInput, "\(at): seq_id \(placed.seqID) is taken by \(clash.spec) on \(placed.key)", hint: "pick another seq_id")
+                        }
+                        new.programs.append(placed)
+                        changed.append("\(placed.spec)\(placed.enabled ? "" : " (disabled)") on \(placed.key)")
+                    }
+                }
+            }
+            if new == old { return nil }
+            let interfaces = Set(payloads.map(\.iface)).sorted().joined(separator: ", ")
+            return try change(kind: "apply", cause: cause ?? "apply an l3afd payload for \(interfaces): " + (changed.isEmpty ? "no programs" : changed.joined(separator: "; ")),
+                              from: old, to: new)
+        }
+    }
+
+    /// Removes programs by name from interfaces (l3afd's `/delete` with `L3afBPFProgramNames`).
+    public func delete(_ payloads: [L3afBPFProgramNames], hostName: String? = nil) async throws -> Revision? {
+        try await withLock {
+            let old = try snapshot()
+            var new = old
+            for payload in payloads {
+                for hook in Hook.allCases {
+                    for name in payload.bpfPrograms[hook] {
+                        guard new.programs.contains(where: { $0.package == name && $0.interface == payload.iface && $0.hook == hook }) else {
+                            throw HostError(.badInput, "\(payload.iface).bpf_programs.\(hook): \(name) is not configured there", hint: "`l3af status` lists what is")
+                        }
+                        new.programs.removeAll { $0.package == name && $0.interface == payload.iface && $0.hook == hook }
+                    }
+                }
+            }
+            if new == old { return nil }
+            return try change(kind: "apply", cause: "delete " + payloads.map { payload in "\(Hook.allCases.flatMap { payload.bpfPrograms[$0] }.joined(separator: ", ")) from \(payload.iface)" }.joined(separator: "; "),
+                              from: old, to: new)
+        }
+    }
+
+    /// One payload entry as a placed program: fetched, its program found (in its manifest, or as the entry says).
+    func place(_ entry: BPFProgram, interface: String, hook: Hook, at: String, into snapshot: inout HostSnapshot) async throws -> PlacedProgram {
+        let name: PackageName
+        do { name = try PackageName(entry.name) } catch { throw HostError(.badInput, "\(at).name: \(error.description)", hint: error.hint) }
+        let version = entry.version.isEmpty ? "latest" : entry.version
+        let spec = try Self.spec("\(name)@\(version)")
+        var configuration = options.client
+        let repository = entry.ebpfPackageRepoURL.trimmingCharacters(in: .whitespaces)
+        if !repository.isEmpty { configuration.registry = repository }
+        let installer: PackageInstaller
+        do { installer = try PackageInstaller(configuration: configuration) } catch { throw HostError(.fetch, "\(error)") }
+        let installed: InstalledPackage
+        if !repository.isEmpty, configuration.allowUnsigned.contains(where: { $0 == repository || $0 == repository + "/" || $0 + "/" == repository }) {
+            let artifact = entry.artifact.isEmpty ? "l3af_\(name).tar.gz" : entry.artifact
+            installed = try await installer.fetchUnsigned(name: name, version: version, artifact: artifact, from: repository, allowed: true)
+        } else {
+            installed = try await installer.fetch([spec])[0]
+        }
+        var program: Manifest.Program
+        var parameters: [String: String] = [:]
+        if FileManager.default.fileExists(atPath: "\(installed.path)/\(Manifest.fileName)") {
+            let manifest = try Self.manifest(at: installed.path)
+            guard let found = manifest.programs.first(where: { $0.hook == hook }) else {
+                throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no program for \(hook)",
+                                hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
+            }
+            program = found
+            let known = Set(program.parameters.map(\.name))
+            for (key, value) in entry.startParameters {
+                guard known.contains(key) else {
+                    throw HostError(.badInput, "\(at).start_args.\(key): \(installed.name)@\(installed.version) has no parameter '\(key)'",
+                                    hint: known.isEmpty ? "it takes none" : "it takes: \(known.sorted().joined(separator: ", "))")
+                }
+                parameters[key] = value
+            }
+        } else {
+            // A legacy l3afd artifact: the payload says what to load.
+            guard !entry.objectFile.isEmpty, !entry.entryFunctionName.isEmpty, !entry.mapName.isEmpty else {
+                throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no \(Manifest.fileName), and the payload doesn't name its object_file, entry_function_name and map_name",
+                                hint: "add those three fields for a legacy artifact")
+            }
+            program = Manifest.Program(hook: hook, objectFile: entry.objectFile, entryFunction: entry.entryFunctionName, nextMap: entry.mapName)
+            if !entry.startArgs.isEmpty {
+                throw HostError(.badInput, "\(at).start_args: \(installed.name) is a legacy artifact; its start_args go to its user program, which l3af doesn't run yet",
+                                hint: "package it with a manifest whose parameters take these values (l3af pack)")
+            }
+        }
+        if !entry.cmdStart.isEmpty && !FileManager.default.fileExists(atPath: "\(installed.path)/\(Manifest.fileName)") {
+            throw HostError(.badInput, "\(at).cmd_start: legacy user programs are not run by l3af yet", hint: "package the program with a manifest (l3af pack)")
+        }
+        if !entry.monitorMaps.isEmpty { program.monitorMaps = entry.monitorMaps }
+        try await ensureRoot(hook, in: &snapshot)
+        var placed = PlacedProgram(
+            interface: interface, hook: hook, package: installed.name, version: installed.version, requirement: version, seqID: entry.seqID,
+            parameters: parameters, enabled: entry.adminStatus.isEmpty || entry.isEnabled, program: program, objectPath: "\(installed.path)/\(program.objectFile)",
+            source: configuration.registry, payload: entry)
+        placed.mapArguments = entry.mapArgs
+        guard FileManager.default.fileExists(atPath: placed.objectPath) else {
+            throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no object file \(program.objectFile)", hint: "check object_file")
+        }
+        try Self.checkParameters(placed)
+        return placed
+    }
+}
