@@ -111,11 +111,26 @@ struct ChainEngineTests {
             try engine.remove(package: "ratelimiting", interface: port, hook: .xdpIngress)
             try engine.insert(x1, interface: port, hook: .xdpIngress)
         }
+        // Reorder: X and a middle counter M swap places, each swap one flip of a rebuilt suffix.
+        let a = try Packages.member("packet-counter", as: "counter-a", seq: 10), b = try Packages.member("packet-counter", as: "counter-b", seq: 30)
+        try engine.insert(try Packages.member("packet-counter", as: "counter-m", seq: 25), interface: port, hook: .xdpIngress)
+        let idsBefore = try engine.chain(interface: port, hook: .xdpIngress).map(\.programID)
+        for round in 0..<(rounds / 5) {
+            let swapped = round % 2 == 0
+            var x = x1, m = try Packages.member("packet-counter", as: "counter-m", seq: 25)
+            x.seqID = swapped ? 25 : 20
+            m.seqID = swapped ? 20 : 25
+            try engine.apply([a, x, m, b], interface: port, hook: .xdpIngress)
+            let order = try engine.chain(interface: port, hook: .xdpIngress).map(\.package)
+            #expect(order == (swapped ? ["counter-a", "counter-m", "ratelimiting", "counter-b"] : ["counter-a", "ratelimiting", "counter-m", "counter-b"]))
+        }
+        let idsAfter = try engine.chain(interface: port, hook: .xdpIngress).map(\.programID)
+        #expect(idsAfter.first == idsBefore.first && idsAfter.last != idsBefore.last, "the prefix stays, the suffix was rebuilt")
         running.store(false, ordering: .relaxed)
         while !traffic.isFinished { Thread.sleep(forTimeInterval: 0.01) }
-        let a = try countedPackets(engine.map("xdp_counter_map", of: "counter-a", interface: port, hook: .xdpIngress))
-        let b = try countedPackets(engine.map("xdp_counter_map", of: "counter-b", interface: port, hook: .xdpIngress))
-        #expect(a > 0 && a == b, "counter A saw \(a) packets, counter B \(b)")
+        let countA = try countedPackets(engine.map("xdp_counter_map", of: "counter-a", interface: port, hook: .xdpIngress))
+        let countB = try countedPackets(engine.map("xdp_counter_map", of: "counter-b", interface: port, hook: .xdpIngress))
+        #expect(countA > 0 && countA == countB, "counter A saw \(countA) packets, counter B \(countB)")
         #expect(verdicts.withLock { $0 } == [XDP_PASS])
         try engine.apply([], interface: port, hook: .xdpIngress)
     }

@@ -112,6 +112,11 @@ public struct ChainEngine: Sendable {
         for entry in try chain(interface: interface, hook: hook) where !names.contains(entry.package) {
             try remove(package: entry.package, interface: interface, hook: hook)
         }
+        let order = try chain(interface: interface, hook: hook).map(\.package)
+        if order != wanted.map(\.package).filter({ order.contains($0) }) {
+            try reorder(wanted, interface: interface, hook: hook)
+            return
+        }
         for member in wanted {
             let current = try chain(interface: interface, hook: hook)
             if let entry = current.first(where: { $0.package == member.package }) {
@@ -130,6 +135,50 @@ public struct ChainEngine: Sendable {
                 try insert(member, interface: interface, hook: hook)
             }
         }
+    }
+
+    /// Makes the chain exactly `wanted` (sorted by seq_id) when its members must change order, in one flip: from the
+    /// first position where the chain and `wanted` differ, every member is staged again in the new order, last first,
+    /// each linked to the one after it; then that position's predecessor flips to the new suffix. A member staged
+    /// again keeps its maps (all of them at the same version; its state maps at another), so counters and windows
+    /// carry on. What the new suffix replaced is unpinned afterwards.
+    public func reorder(_ wanted: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
+        for member in wanted { try check(member, hook) }
+        guard wanted.count <= Self.maximumLength else {
+            throw ChainError(.tooLong, "\(wanted.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
+        }
+        var state = try read(interface, hook)
+        let start = zip(state.members.map(\.entry.package), wanted.map(\.package)).prefix { $0 == $1 }.count
+        var staged: [Staged] = []
+        var successor: BPFDescriptor? = nil
+        do throws(ChainError) {
+            for member in wanted[start...].reversed() {
+                var reuse: [String: BPFDescriptor] = [:]
+                if let old = state.members.first(where: { $0.entry.package == member.package }) {
+                    let names = old.entry.version == member.version
+                        ? ((try? FileManager.default.contentsOfDirectory(atPath: "\(old.folder)/maps")) ?? []).filter { $0 != member.program.nextMap }
+                        : member.program.stateMaps
+                    for name in names {
+                        if let descriptor = try? BPFDescriptor.pinned(at: "\(old.folder)/maps/\(name)") { reuse[name] = descriptor }
+                    }
+                }
+                let next = try stage(member, interface, hook, reuse: reuse, successor: successor)
+                staged.append(next)
+                successor = next.loaded.program
+            }
+        } catch {
+            for item in staged { removePins(item.folder, pruneParent: true) }
+            throw error
+        }
+        try ensureRoot(&state, interface, hook)
+        if let first = successor {
+            try flip(predecessor: state.predecessor(of: start)!, to: first)
+        } else if let predecessor = state.predecessor(of: start) {
+            try kernel { () throws(BPFError) in try predecessor.clearProgram() }
+        }
+        for old in state.members[start...] { removePins(old.folder, pruneParent: true) }
+        for item in staged { try finish(item) }
+        if wanted.isEmpty { try removeRoot(interface, hook) }
     }
 
     // MARK: Steps
