@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // C libraries. libbpf is linked as usual (CBPF adds a typed log sink); libcurl and libarchive are bound on first use (CLazyLink.h
@@ -82,7 +83,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "l3af", dependencies: ["L3AFCLI", "L3AFCLISupport"]),
-        .executableTarget(name: "l3afd", dependencies: ["L3AFCLI", "L3AFCLISupport"]),
+        // The node daemon: l3afd's REST API and ours over L3AFHost, metrics, TLS.
+        .target(
+            name: "L3AFDaemon",
+            dependencies: [
+                "L3AFModel", "L3AFHost", "L3AFRuntime", "L3AFCLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .executableTarget(name: "l3afd", dependencies: ["L3AFDaemon", "L3AFCLISupport"]),
         .executableTarget(name: "l3af-registry", dependencies: ["L3AFRegistryCLI", "L3AFCLISupport"]),
 
         // bench/chain's in-process half (chains built with the engine, timed with BPF_PROG_TEST_RUN); not a product.
@@ -102,7 +115,7 @@ let package = Package(
             dependencies: ["L3AFRegistry", "L3AFArchive", "L3AFClient", "L3AFModel", "L3AFTestSupport"]),
         .testTarget(
             name: "L3AFCLITests",
-            dependencies: ["L3AFCLI", "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFTestSupport"]),
+            dependencies: ["L3AFCLI", "L3AFDaemon", "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

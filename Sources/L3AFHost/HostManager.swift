@@ -70,7 +70,7 @@ public final class HostManager: Sendable {
     /// The last recorded revision's snapshot (empty before the first change).
     public func snapshot() throws(HostError) -> HostSnapshot { try database.current()?.snapshot ?? HostSnapshot() }
 
-    func engine(_ snapshot: HostSnapshot) -> ChainEngine {
+    public func engine(_ snapshot: HostSnapshot) -> ChainEngine {
         var roots: [Hook: ChainMember] = [:]
         for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
         return ChainEngine(pinRoot: options.pinRoot, roots: roots)
@@ -198,7 +198,7 @@ public final class HostManager: Sendable {
                                                     objectPath: "\(installed.path)/\(program.objectFile)")
     }
 
-    static func spec(_ text: String) throws(HostError) -> PackageSpec {
+    public static func spec(_ text: String) throws(HostError) -> PackageSpec {
         do { return try PackageSpec(parsing: text) } catch { throw HostError(.badInput, error.description, hint: error.hint) }
     }
 

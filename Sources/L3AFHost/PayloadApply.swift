@@ -9,6 +9,9 @@ extension HostManager {
         case replace
         /// The payload's programs are added or changed; others stay (l3afd's `/add`).
         case add
+        /// The host gets exactly the payload's programs: every interface the payload doesn't name is emptied too
+        /// (l3afd's `/update`).
+        case host
     }
 
     /// Applies l3afd `L3afBPFPrograms` payloads declaratively, as one revision: `seq_id` orders each chain, `version`
@@ -35,6 +38,7 @@ extension HostManager {
             let old = try snapshot()
             var new = old
             var changed: [String] = []
+            if mode == .host { new.programs.removeAll() }
             for payload in payloads {
                 if mode == .replace { new.programs.removeAll { $0.interface == payload.iface } }
                 for hook in Hook.allCases {

@@ -1,4 +1,4 @@
 import L3AFCLISupport
-import L3AFCLI
+import L3AFDaemon
 
 await CommandRunner.main(L3AFDCommand.self)

@@ -36,6 +36,22 @@ final class HostHarness {
         guard published.status == 0 else { throw FixtureError("publish \(package)@\(version): \(published.stderr)") }
     }
 
+    /// Publishes `registry/<package>` under another name (its manifest renamed), e.g. a second counter for a chain.
+    func publishRenamed(_ package: String, as name: String, version: String) throws {
+        let source = folder.appending(path: "src/\(name)-\(version)")
+        try FileManager.default.createDirectory(at: source.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Fixtures.repositoryRoot.appending(path: "registry/\(package)"), to: source)
+        let manifest = source.appending(path: "l3af.json")
+        try String(contentsOf: manifest, encoding: .utf8)
+            .replacingOccurrences(of: "\"name\": \"\(package)\"", with: "\"name\": \"\(name)\"")
+            .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"\(version)\"")
+            .write(to: manifest, atomically: true, encoding: .utf8)
+        let packed = try Executable.run("l3af", ["pack", source.path, "-o", folder.appending(path: "dist").path])
+        guard packed.status == 0 else { throw FixtureError("pack \(name): \(packed.stderr)") }
+        let published = try registry.l3af(["publish", folder.appending(path: "dist/l3af_\(name)-\(version).tar.gz").path])
+        guard published.status == 0 else { throw FixtureError("publish \(name): \(published.stderr)") }
+    }
+
     var state: String { folder.appending(path: "state").path }
     var pinRoot: String { network.pinRoot }
 
@@ -59,11 +75,11 @@ final class HostHarness {
         return object
     }
 
-    /// The programs of the chain on `hook` of the port, from `status --json`: (package@version, counters).
+    /// The enabled programs of the chain on `hook` of the port, from `status --json`: (package@version, counters, id).
     func chain(_ hook: String = "xdp_ingress") throws -> [(spec: String, counters: [String: UInt64], programID: Int?)] {
         let chains = (try status()["chains"] as? [[String: Any]]) ?? []
         guard let chain = chains.first(where: { $0["interface"] as? String == port && $0["hook"] as? String == hook }) else { return [] }
-        return ((chain["programs"] as? [[String: Any]]) ?? []).map { program in
+        return ((chain["programs"] as? [[String: Any]]) ?? []).filter { $0["enabled"] as? Bool != false }.map { program in
             let counters = ((program["counters"] as? [String: Any]) ?? [:]).mapValues { ($0 as? NSNumber)?.uint64Value ?? 0 }
             return ("\(program["package"]!)@\(program["version"]!)", counters, program["program_id"] as? Int)
         }

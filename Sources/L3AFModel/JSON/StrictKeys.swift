@@ -9,7 +9,7 @@ struct AnyCodingKey: CodingKey {
 extension Decoder {
     /// Refuses members other than `Keys`' cases, naming the first unknown one and the known ones,
     /// so a misspelt field in a hand-written document is an error rather than silently ignored.
-    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+    public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
         let known = Set(Keys.allCases.map(\.stringValue))
         let container = try self.container(keyedBy: AnyCodingKey.self)
         if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {

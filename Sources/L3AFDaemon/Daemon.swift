@@ -1,0 +1,132 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import L3AFHost
+import L3AFModel
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+
+/// The node daemon: l3afd's REST API and ours over the same host state, lock and atomic flips as the CLI, plus
+/// `/metrics`. On start it takes the daemon's pid lock (one daemon per state folder), finishes what an interrupted
+/// change left, and makes the kernel run the last revision. On SIGTERM or SIGINT it stops serving and exits,
+/// leaving every program attached: traffic keeps flowing while it is down.
+public enum Daemon {
+    public static func run(_ configuration: DaemonConfiguration, logger: Logger, onListening: @escaping @Sendable (Int, Int?) -> Void) async throws {
+        let pidLock = try PIDLock(path: "\(configuration.client.state)/l3afd.pid")
+        defer { withExtendedLifetime(pidLock) {} }
+        var options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
+                                  actor: "l3afd", notify: { message in logger.notice("\(message)") })
+        options.actor = "l3afd"
+        let host = try HostManager(options: options)
+        if try await host.restore() {
+            logger.notice("the kernel did not run the last revision; restored it")
+        }
+        let hostName = configuration.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        let metrics = DaemonMetrics(samples: configuration.samples)
+        metrics.sample(host)
+
+        let api = try DaemonConfiguration.address(configuration.listen, option: "listen")
+        let router = Router()
+        router.add(middleware: DaemonErrorMiddleware())
+        DaemonRoutes(host: host, metrics: metrics, hostName: hostName).register(on: router, metricsHere: configuration.metricsListen == nil)
+        let ports = PortsSeen(onListening: onListening, expected: configuration.metricsListen == nil ? 1 : 2)
+        var services: [any Service] = [MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger)]
+        let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(), tlsConfiguration: try Self.tls(tls)) } else { .http1() }
+        services.append(Application(
+            router: router, server: server,
+            configuration: .init(address: .hostname(api.host, port: api.port), serverName: "l3afd/\(L3AFBuild.version)"),
+            onServerRunning: { channel in ports.api(channel.localAddress?.port ?? api.port) }, logger: logger))
+        if let metricsListen = configuration.metricsListen {
+            let address = try DaemonConfiguration.address(metricsListen, option: "metrics-listen")
+            let metricsRouter = Router()
+            DaemonRoutes.registerMetrics(on: metricsRouter, metrics)
+            services.append(Application(
+                router: metricsRouter, configuration: .init(address: .hostname(address.host, port: address.port), serverName: "l3afd/\(L3AFBuild.version)"),
+                onServerRunning: { channel in ports.metrics(channel.localAddress?.port ?? address.port) }, logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.notice("stopped; programs stay attached")
+    }
+
+    /// Server TLS from PEM files; with a client CA, clients must present a certificate that chains to it.
+    static func tls(_ tls: DaemonConfiguration.TLS) throws -> TLSConfiguration {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .file(tls.key))
+        if let ca = tls.clientCA {
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .file(ca)
+        }
+        return configuration
+    }
+}
+
+/// Tells the caller the bound ports once every server listens.
+final class PortsSeen: Sendable {
+    private let state = Mutex<(api: Int?, metrics: Int?)>((nil, nil))
+    let onListening: @Sendable (Int, Int?) -> Void
+    let expected: Int
+
+    init(onListening: @escaping @Sendable (Int, Int?) -> Void, expected: Int) {
+        self.onListening = onListening
+        self.expected = expected
+    }
+
+    func api(_ port: Int) { update { $0.api = port } }
+    func metrics(_ port: Int) { update { $0.metrics = port } }
+
+    private func update(_ body: (inout (api: Int?, metrics: Int?)) -> Void) {
+        let ready = state.withLock { value -> (Int, Int?)? in
+            body(&value)
+            guard let api = value.api, expected == 1 || value.metrics != nil else { return nil }
+            return (api, value.metrics)
+        }
+        if let ready { onListening(ready.0, ready.1) }
+    }
+}
+
+/// Samples the monitor maps and revisions every interval.
+struct MetricsSampler: Service {
+    let host: HostManager
+    let metrics: DaemonMetrics
+    let interval: Double
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+                metrics.sample(host)
+            }
+        }
+    }
+}
+
+/// One daemon per state folder: an flock on `l3afd.pid` held for the process's life, holding its pid.
+final class PIDLock: Sendable {
+    private let fd: Int32
+
+    init(path: String) throws(DaemonError) {
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DaemonError(.badConfiguration, "can't open \(path): \(String(cString: strerror(errno)))", hint: "check --state") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let other = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            close(fd)
+            throw DaemonError(.alreadyRunning, "another l3afd (pid \(other)) already runs with this state folder (\(path))",
+                              hint: "stop it first, or give this one another --state")
+        }
+        _ = ftruncate(fd, 0)
+        let text = "\(getpid())\n"
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import L3AFHost
+import L3AFModel
+import L3AFRuntime
+import Prometheus
+import Synchronization
+
+/// The daemon's metrics in Prometheus text format, named as l3afd names them: per program `l3afd_BPFRunning`
+/// (1 while it runs, with its version), `l3afd_BPFStartCount`, `l3afd_BPFStopCount`, `l3afd_BPFUpdateCount` and
+/// `l3afd_BPFUpdateFailedCount`, and every `monitor_maps` entry as `l3afd_BPFMonitorMap` through its aggregator:
+/// `scalar` the last value, `max-rate` the largest per-second increase between consecutive samples of the last N,
+/// `avg` the mean of the last N samples. Starts, stops and updates are counted from the revisions, so changes made
+/// with the `l3af` CLI while the daemon runs count too.
+public final class DaemonMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let samples: Int
+
+    private struct State {
+        var revision: Int?
+        var snapshot = HostSnapshot()
+        var history: [String: [(time: Double, value: UInt64)]] = [:]
+        var running: [String: Gauge] = [:]
+        var monitors: [String: Gauge] = [:]
+    }
+    private let state = Mutex(State())
+
+    public init(samples: Int) {
+        self.samples = max(2, samples)
+    }
+
+    static func labels(_ placed: PlacedProgram) -> [(String, String)] {
+        [("ebpf_program", placed.package), ("direction", placed.hook.rawValue), ("interface_name", placed.interface)]
+    }
+
+    /// One sample: revisions seen since the last one are counted, running programs and monitor maps read.
+    public func sample(_ host: HostManager) {
+        guard let current = try? host.database.current() else { return }
+        let kernel = (try? host.kernelChains(current.snapshot)) ?? [:]
+        let now = Date().timeIntervalSince1970
+        state.withLock { state in
+            if state.revision != current.number {
+                let old = state.snapshot.programs.filter(\.enabled), new = current.snapshot.programs.filter(\.enabled)
+                if state.revision != nil {
+                    for placed in new {
+                        if let before = old.first(where: { $0.package == placed.package && $0.key == placed.key }) {
+                            if before.version != placed.version || before.parameters != placed.parameters {
+                                registry.makeCounter(name: "l3afd_BPFUpdateCount", labels: Self.labels(placed)).increment()
+                            }
+                        } else {
+                            registry.makeCounter(name: "l3afd_BPFStartCount", labels: Self.labels(placed)).increment()
+                        }
+                    }
+                    for placed in old where !new.contains(where: { $0.package == placed.package && $0.key == placed.key }) {
+                        registry.makeCounter(name: "l3afd_BPFStopCount", labels: Self.labels(placed)).increment()
+                    }
+                } else {
+                    for placed in new { registry.makeCounter(name: "l3afd_BPFStartCount", labels: Self.labels(placed)).increment() }
+                }
+                state.revision = current.number
+                state.snapshot = current.snapshot
+            }
+            var seenRunning = Set<String>(), seenMonitors = Set<String>()
+            for placed in current.snapshot.programs {
+                let runningLabels = [("ebpf_program", placed.package), ("version", placed.version), ("direction", placed.hook.rawValue),
+                                     ("interface_name", placed.interface)]
+                let runningKey = runningLabels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+                let isRunning = kernel[placed.key]?.contains { $0.package == placed.package && $0.version == placed.version } ?? false
+                let gauge = state.running[runningKey] ?? registry.makeGauge(name: "l3afd_BPFRunning", labels: runningLabels)
+                state.running[runningKey] = gauge
+                gauge.set(Double(isRunning ? 1 : 0))
+                seenRunning.insert(runningKey)
+                guard isRunning else { continue }
+                for monitor in placed.program.monitorMaps {
+                    let labels = [("ebpf_program", placed.package), ("map_name", monitor.name), ("key", String(monitor.key)),
+                                  ("interface_name", placed.interface), ("direction", placed.hook.rawValue)]
+                    let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+                    guard let access = try? host.engine(current.snapshot).map(monitor.name, of: placed.package, interface: placed.interface, hook: placed.hook),
+                          let value = try? access.counter(key: monitor.key)
+                    else { continue }
+                    var history = state.history[key, default: []]
+                    history.append((now, value))
+                    if history.count > samples { history.removeFirst(history.count - samples) }
+                    state.history[key] = history
+                    let gauge = state.monitors[key] ?? registry.makeGauge(name: "l3afd_BPFMonitorMap", labels: labels)
+                    state.monitors[key] = gauge
+                    gauge.set(Self.aggregate(monitor.aggregator, history))
+                    seenMonitors.insert(key)
+                }
+            }
+            for (key, gauge) in state.running where !seenRunning.contains(key) {
+                registry.unregisterGauge(gauge)
+                state.running[key] = nil
+            }
+            for (key, gauge) in state.monitors where !seenMonitors.contains(key) {
+                registry.unregisterGauge(gauge)
+                state.monitors[key] = nil
+                state.history[key] = nil
+            }
+        }
+    }
+
+    /// A failed change of `programs` (names), counted as l3afd does.
+    public func failed(_ programs: [(package: String, interface: String, hook: Hook)]) {
+        for program in programs {
+            registry.makeCounter(name: "l3afd_BPFUpdateFailedCount", labels: [
+                ("ebpf_program", program.package), ("direction", program.hook.rawValue), ("interface_name", program.interface),
+            ]).increment()
+        }
+    }
+
+    /// A value of `history` (oldest first) through `aggregator`.
+    static func aggregate(_ aggregator: MonitorMap.Aggregator, _ history: [(time: Double, value: UInt64)]) -> Double {
+        guard let last = history.last else { return 0 }
+        switch aggregator {
+        case .scalar:
+            return Double(last.value)
+        case .avg:
+            return history.map { Double($0.value) }.reduce(0, +) / Double(history.count)
+        case .maxRate:
+            var best = 0.0
+            for (a, b) in zip(history, history.dropFirst()) where b.time > a.time && b.value >= a.value {
+                best = max(best, Double(b.value - a.value) / (b.time - a.time))
+            }
+            return best
+        }
+    }
+
+    /// The text `/metrics` serves.
+    public func text() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import L3AFClient
+import L3AFTestSupport
+import Testing
+
+/// A running `l3afd` for one host harness, driven with plain HTTP through libcurl.
+final class DaemonHarness {
+    let host: HostHarness
+    var process: RunningProcess
+    var url: String
+    var metricsURL: String?
+    let extra: [String]
+
+    init(host: HostHarness, extra: [String] = []) throws {
+        self.host = host
+        self.extra = extra
+        (process, url, metricsURL) = try Self.start(host, extra)
+    }
+
+    static func arguments(_ host: HostHarness) -> [String] {
+        ["--listen", "127.0.0.1:0", "--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning"] + host.settings
+    }
+
+    static func start(_ host: HostHarness, _ extra: [String]) throws -> (RunningProcess, String, String?) {
+        let process = try RunningProcess("l3afd", arguments(host) + extra)
+        let line = try process.waitForLine(containing: "l3afd listening on ")
+        guard let start = line.range(of: "://"), let url = line[line.index(start.lowerBound, offsetBy: -5)...].split(separator: " ").first else {
+            throw FixtureError("no URL in '\(line)'")
+        }
+        let api = String(url).hasPrefix("shttp") ? String(url.dropFirst()) : String(url)
+        var metrics: String?
+        if let m = line.range(of: "(metrics on ") { metrics = String(line[m.upperBound...].dropLast()) }
+        return (process, api, metrics)
+    }
+
+    func restart() throws {
+        #expect(process.stop(signal: SIGTERM) == 0)
+        (process, url, metricsURL) = try Self.start(host, extra)
+    }
+
+    func request(_ method: String, _ path: String, _ body: String? = nil) async throws -> (status: Int, text: String) {
+        let response = try await HTTPClient().send(HTTPRequest(
+            method: method, url: url + path, headers: body == nil ? [] : [("Content-Type", "application/json")], body: body.map { Array($0.utf8) }))
+        return (response.status, String(decoding: response.body, as: UTF8.self))
+    }
+
+    func json(_ path: String) async throws -> Any {
+        let (status, text) = try await request("GET", path)
+        #expect(status == 200, "\(path): \(text)")
+        return try JSONSerialization.jsonObject(with: Data(text.utf8))
+    }
+
+    func metrics() async throws -> String {
+        let response = try await HTTPClient().send(HTTPRequest(method: "GET", url: (metricsURL ?? url + "/metrics"), headers: [], body: nil))
+        return String(decoding: response.body, as: UTF8.self)
+    }
+
+    func stop() { _ = process.stop(signal: SIGTERM) }
+}
+
+/// `l3afd` on loopback with real programs on a veth port: l3afd's API with L3AF's documented payloads, bad payloads,
+/// metrics checked against the maps, restarts under traffic, our routes, OpenAPI coverage.
+@Suite(.serialized, .enabled(if: bpfUnavailable == nil, "\(bpfUnavailable ?? "")"))
+struct DaemonTests {
+    /// L3AF's ratelimiting example, on this test's interface, behind a packet counter.
+    static func payload(_ iface: String, ratelimiting: String = "", counter: Bool = true, host: String = "node-1") -> String {
+        let rl = """
+            {"name": "ratelimiting", "seq_id": 2, "artifact": "l3af_ratelimiting.tar.gz", "map_name": "xdp_rl_ingress_next_prog",
+             "cmd_start": "ratelimiting", "version": "latest", "user_program_daemon": true, "admin_status": "enabled",
+             "prog_type": "xdp", "cfg_version": 1, "start_args": {"ports": "8080,8081", "rate": "2"},
+             "monitor_maps": [{"name": "rl_drop_count_map", "key": 0, "aggregator": "scalar"},
+                              {"name": "rl_recv_count_map", "key": 0, "aggregator": "max-rate"}]\(ratelimiting)}
+            """
+        let pc = #"{"name": "packet-counter", "seq_id": 1, "version": "latest", "admin_status": "enabled", "prog_type": "xdp"}"#
+        return #"[{"host_name": "\#(host)", "iface": "\#(iface)", "bpf_programs": {"xdp_ingress": [\#(counter ? pc + ", " : "")\#(rl)]}}]"#
+    }
+
+    static func programs(_ config: Any) -> [String] {
+        ((config as? [[String: Any]]) ?? []).flatMap { payload -> [String] in
+            let lists = (payload["bpf_programs"] as? [String: Any]) ?? [:]
+            return ((lists["xdp_ingress"] as? [[String: Any]]) ?? []).map { "\($0["name"]!)@\($0["seq_id"]!)" }
+        }
+    }
+
+    @Test func l3afdAddUpdateDeleteAndGet() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        #expect(Self.programs(try await daemon.json("/l3af/configs/v1")).isEmpty)
+
+        var reply = try await daemon.request("POST", "/l3af/configs/v1/add", Self.payload(host.port))
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0", "ratelimiting@1.0.0"])
+        let config = try await daemon.json("/l3af/configs/v1/\(host.port)")
+        #expect(Self.programs(config) == ["packet-counter@1", "ratelimiting@2"])
+        let first = ((config as! [[String: Any]])[0]["bpf_programs"] as! [String: Any])["xdp_ingress"] as! [[String: Any]]
+        #expect((first[1]["start_args"] as? [String: String]) == ["ports": "8080,8081", "rate": "2"], "the payload comes back as sent")
+        #expect(first[1]["cmd_start"] as? String == "ratelimiting")
+        #expect(Self.programs(try await daemon.json("/l3af/configs/v1")) == ["packet-counter@1", "ratelimiting@2"])
+
+        // The CLI sees what the daemon did: same state, same lock.
+        #expect(try host.history().first?.kind == "apply")
+
+        // A version change through /update.
+        try host.publish("ratelimiting", version: "1.1.0")
+        reply = try await daemon.request("POST", "/l3af/configs/v1/update",
+                                         Self.payload(host.port).replacingOccurrences(of: #""version": "latest", "user"#, with: #""version": "1.1.0", "user"#))
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0", "ratelimiting@1.1.0"])
+
+        // admin_status disabled: out of the chain, still in the configuration.
+        reply = try await daemon.request("POST", "/l3af/configs/v1/update",
+                                         Self.payload(host.port).replacingOccurrences(of: #""user_program_daemon": true, "admin_status": "enabled""#,
+                                                                                     with: #""user_program_daemon": true, "admin_status": "disabled""#))
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0"], "\(reply.text)")
+        #expect(Self.programs(try await daemon.json("/l3af/configs/v1")) == ["packet-counter@1", "ratelimiting@2"])
+
+        // Delete by name (L3AF's L3afBPFProgramNames).
+        reply = try await daemon.request("POST", "/l3af/configs/v1/delete",
+                                         #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": ["ratelimiting"]}}]"#)
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(Self.programs(try await daemon.json("/l3af/configs/v1")) == ["packet-counter@1"])
+        // /update is declarative for the host: an empty list empties it.
+        reply = try await daemon.request("POST", "/l3af/configs/v1/update", "[]")
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "\(host.pinRoot)/\(host.port)"))
+    }
+
+    @Test func badPayloadsAreA400NamingTheProblem() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/add", Self.payload(host.port)).status == 200)
+        let before = try host.chain().map(\.programID)
+        let cases: [(String, String, String)] = [
+            ("/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [{"name": "ratelimiting", "seq_id": "two"}]}}]"#, "seq_id"),
+            ("/l3af/configs/v1/add", #"{"host_name": "node-1"}"#, "expected an array"),
+            ("/l3af/configs/v1/add", "not json", "request body"),
+            ("/l3af/configs/v1/add", Self.payload("nosuch0"), "no network interface 'nosuch0'"),
+            ("/l3af/configs/v1/add", Self.payload(host.port, host: "elsewhere"), "host_name is 'elsewhere'"),
+            ("/l3af/configs/v1/update", Self.payload(host.port).replacingOccurrences(of: #""seq_id": 2"#, with: #""seq_id": 1"#), "seq_id"),
+            ("/l3af/configs/v1/delete", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": ["nosuch"]}}]"#, "nosuch is not configured"),
+            ("/l3af/v1/install", #"{"spec": "ratelimiting", "iface": "\#(host.port)", "hook": "sideways"}"#, "sideways"),
+            ("/l3af/v1/rollback", #"{"revision": 99}"#, "there is no revision 99"),
+        ]
+        for (path, body, message) in cases {
+            let reply = try await daemon.request("POST", path, body)
+            #expect(reply.status == 400, "\(path) \(message): \(reply.status) \(reply.text)")
+            #expect(reply.text.contains(message), "\(path): \(reply.text)")
+            #expect(reply.text.contains(#""error""#), "a JSON error body: \(reply.text)")
+        }
+        #expect(try await daemon.request("GET", "/l3af/configs/v1/nosuch0").status == 400)
+        #expect(try await daemon.request("GET", "/no/such/route").status == 404)
+        #expect(try host.chain().map(\.programID) == before, "nothing changed")
+        #expect(try await daemon.metrics().contains("l3afd_BPFUpdateFailedCount"))
+    }
+
+    @Test func metricsFollowTheMapsUnderTraffic() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host, extra: ["--metrics-listen", "127.0.0.1:0"])
+        defer { daemon.stop() }
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/add", Self.payload(host.port)).status == 200)
+        func value(_ text: String, _ metric: String, _ labels: [String]) -> Double? {
+            text.split(separator: "\n").first { line in line.hasPrefix(metric + "{") && labels.allSatisfy { line.contains($0) } }
+                .flatMap { Double($0.split(separator: " ").last!) }
+        }
+        var text = try await daemon.metrics()
+        #expect(value(text, "l3afd_BPFRunning", [#"ebpf_program="ratelimiting""#, #"version="1.0.0""#, #"interface_name="\#(host.port)""#]) == 1, "\(text)")
+        #expect(value(text, "l3afd_BPFStartCount", [#"ebpf_program="ratelimiting""#]) == 1, "\(text)")
+        // SYNs at a steady pace; the drop counter (scalar) must equal the map read directly.
+        _ = try host.network.connect(30, port: 8080, perSecond: 20)
+        try await Task.sleep(for: .seconds(1))
+        text = try await daemon.metrics()
+        let drops = try #require(host.chain()[1].counters["rl_drop_count_map[0]"])
+        #expect(drops > 0)
+        #expect(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_drop_count_map""#]) == Double(drops), "\(text)")
+        let rate = try #require(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_recv_count_map""#]))
+        #expect(rate > 5 && rate < 100, "max-rate of ~20 SYNs/s: \(rate)")
+        // An update counts.
+        try host.publish("ratelimiting", version: "1.1.0")
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/add",
+                                         Self.payload(host.port).replacingOccurrences(of: #""version": "latest", "user"#, with: #""version": "1.1.0", "user"#)).status == 200)
+        text = try await daemon.metrics()
+        #expect(value(text, "l3afd_BPFUpdateCount", [#"ebpf_program="ratelimiting""#]) == 1, "\(text)")
+        #expect(value(text, "l3afd_BPFRunning", [#"version="1.1.0""#]) == 1)
+    }
+
+    @Test func restartsUnderTrafficSkipNoPacketAndKeepTheConfiguration() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        // Two counters around the rate limiter: the second is the same program under another name.
+        try host.publishRenamed("packet-counter", as: "packet-counter-b", version: "1.0.0")
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        let payload = #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": ["#
+            + #"{"name": "packet-counter", "seq_id": 1, "version": "latest", "admin_status": "enabled"},"#
+            + #"{"name": "ratelimiting", "seq_id": 2, "version": "latest", "admin_status": "enabled", "start_args": {"rate": "100000", "ports": "8080"}},"#
+            + #"{"name": "packet-counter-b", "seq_id": 3, "version": "latest", "admin_status": "enabled"}]}}]"#
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/update", payload).status == 200)
+        let expected = try await daemon.request("GET", "/l3af/configs/v1").text
+        let ids = try host.chain().map(\.programID)
+        let network = host.network
+        let traffic = Thread { _ = try? network.connect(400, port: 8080, perSecond: 40) }
+        traffic.start()
+        let restarts = Int(ProcessInfo.processInfo.environment["L3AF_DAEMON_RESTARTS"] ?? "") ?? 20
+        for round in 1...restarts {
+            try daemon.restart()
+            #expect(try await daemon.request("GET", "/l3af/configs/v1").text == expected, "round \(round)")
+        }
+        while !traffic.isFinished { try await Task.sleep(for: .milliseconds(50)) }
+        let chain = try host.chain()
+        #expect(chain.map(\.programID) == ids, "the programs were never detached or reloaded")
+        let a = chain[0].counters["xdp_counter_map[6]", default: 0], b = chain[2].counters["xdp_counter_map[6]", default: 0]
+        #expect(a > 0 && a == b, "first counter \(a), last counter \(b)")
+        #expect(chain[1].counters["rl_recv_count_map[0]", default: 0] >= 400)
+    }
+
+    @Test func ourRoutesDriveTheSameOperations() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        var reply = try await daemon.request("POST", "/l3af/v1/install",
+                                             #"{"spec": "ratelimiting", "iface": "\#(host.port)", "parameters": {"rate": "10", "ports": "8080"}}"#)
+        #expect(reply.status == 200, "\(reply.text)")
+        try host.publish("ratelimiting", version: "1.1.0")
+        reply = try await daemon.request("POST", "/l3af/v1/pin", #"{"package": "ratelimiting", "version": "1.0.0"}"#)
+        #expect(reply.status == 200, "\(reply.text)")
+        reply = try await daemon.request("POST", "/l3af/v1/upgrade", "{}")
+        #expect(reply.text.contains("pinned at 1.0.0"), "\(reply.text)")
+        #expect(try await daemon.request("POST", "/l3af/v1/unpin", #"{"package": "ratelimiting"}"#).status == 200)
+        reply = try await daemon.request("POST", "/l3af/v1/upgrade", "{}")
+        #expect(try host.chain().map(\.spec) == ["ratelimiting@1.1.0"], "\(reply.text)")
+        reply = try await daemon.request("POST", "/l3af/v1/rollback", "{}")
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().map(\.spec) == ["ratelimiting@1.0.0"])
+        let status = try await daemon.json("/l3af/v1/status") as? [String: Any]
+        #expect((status?["chains"] as? [[String: Any]])?.count == 1)
+        let history = try await daemon.json("/l3af/v1/history") as? [[String: Any]]
+        #expect(history?.first?["kind"] as? String == "rollback")
+        #expect(history?.first?["actor"] as? String == "l3afd")
+        reply = try await daemon.request("POST", "/l3af/v1/remove", #"{"package": "ratelimiting", "iface": "\#(host.port)"}"#)
+        let emptied = try host.chain().isEmpty
+        #expect(reply.status == 200 && emptied, "\(reply.text)")
+    }
+
+    @Test func aSecondDaemonOnTheSameStateIsRefused() throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        let second = try Executable.run("l3afd", DaemonHarness.arguments(host))
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another l3afd"), "\(second.stderr)")
+    }
+}
