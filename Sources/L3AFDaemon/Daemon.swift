@@ -55,11 +55,18 @@ public enum Daemon {
 
     /// Server TLS from PEM files; with a client CA, clients must present a certificate that chains to it.
     static func tls(_ tls: DaemonConfiguration.TLS) throws -> TLSConfiguration {
-        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .file(tls.key))
+        func load<T>(_ what: String, _ path: String, _ body: () throws -> T) throws -> T {
+            do { return try body() } catch {
+                throw DaemonError(.badConfiguration, "can't load the TLS \(what) \(path): \(error)", hint: "give a PEM file")
+            }
+        }
+        let chain = try load("certificate", tls.certificate) { try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) } }
+        let key = try load("key", tls.key) { try NIOSSLPrivateKey(file: tls.key, format: .pem) }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         if let ca = tls.clientCA {
+            let roots = try load("client CA", ca) { try NIOSSLCertificate.fromPEMFile(ca) }
             configuration.certificateVerification = .noHostnameVerification
-            configuration.trustRoots = .file(ca)
+            configuration.trustRoots = .certificates(roots)
         }
         return configuration
     }

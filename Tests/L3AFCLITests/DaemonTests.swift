@@ -1,5 +1,6 @@
 import Foundation
 import L3AFClient
+import L3AFDaemon
 import L3AFTestSupport
 import Testing
 
@@ -257,5 +258,68 @@ struct DaemonTests {
         let second = try Executable.run("l3afd", DaemonHarness.arguments(host))
         #expect(second.status == 1)
         #expect(second.stderr.contains("another l3afd"), "\(second.stderr)")
+    }
+
+    /// Every route in schemas/openapi.yaml is served, and every served route is in it.
+    @Test func theOpenAPIDocumentListsExactlyTheServedRoutes() async throws {
+        let text = try String(contentsOf: Fixtures.repositoryRoot.appending(path: "schemas/openapi.yaml"), encoding: .utf8)
+        var documented = Set<String>(), path: String?
+        var inPaths = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            if inPaths, !line.hasPrefix(" ") { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") { path = String(line.dropFirst(2).dropLast()) }
+            for method in ["get", "post", "put", "delete", "patch"] where line == "    \(method):" {
+                documented.insert("\(method.uppercased()) \(path ?? "")")
+            }
+        }
+        let served = Set(daemonRoutes.map { "\($0.method) \($0.path)" })
+        #expect(documented == served, "documented only: \(documented.subtracting(served)); served only: \(served.subtracting(documented))")
+
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        for route in daemonRoutes {
+            let reply = try await daemon.request(route.method, route.path.replacingOccurrences(of: "{iface}", with: host.port), route.method == "POST" ? "{}" : nil)
+            #expect(reply.status != 404 && reply.status < 500, "\(route.method) \(route.path): \(reply.status) \(reply.text)")
+        }
+    }
+
+    /// With a client CA configured, a client with a certificate from it gets in; one without is refused.
+    @Test func mutualTLS() throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let folder = host.folder.appending(path: "tls").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        func openssl(_ arguments: String) throws {
+            let run = try Executable.run("/usr/bin/openssl", arguments.split(separator: " ").map(String.init))
+            #expect(run.status == 0, "openssl \(arguments): \(run.stderr)")
+        }
+        try openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=l3af-test-ca -keyout \(folder)/ca.key -out \(folder)/ca.pem")
+        for name in ["server", "client", "stranger"] {
+            try openssl("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=\(name) -keyout \(folder)/\(name).key -out \(folder)/\(name).csr")
+        }
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: "\(folder)/san.ext", atomically: true, encoding: .utf8)
+        try openssl("x509 -req -in \(folder)/server.csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -extfile \(folder)/san.ext -out \(folder)/server.pem")
+        try openssl("x509 -req -in \(folder)/client.csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -out \(folder)/client.pem")
+        // Signed by itself, not by the CA.
+        try openssl("x509 -req -in \(folder)/stranger.csr -signkey \(folder)/stranger.key -days 2 -out \(folder)/stranger.pem")
+        let daemon = try DaemonHarness(host: host, extra: [
+            "--tls-certificate", "\(folder)/server.pem", "--tls-key", "\(folder)/server.key", "--tls-client-ca", "\(folder)/ca.pem",
+        ])
+        defer { daemon.stop() }
+        #expect(daemon.url.hasPrefix("https://"), "\(daemon.url)")
+        func curl(_ extra: [String]) throws -> Executable.Result {
+            try Executable.run("/usr/bin/curl", ["-sS", "--max-time", "5", "--cacert", "\(folder)/ca.pem", "\(daemon.url)/l3af/configs/v1"] + extra)
+        }
+        let allowed = try curl(["--cert", "\(folder)/client.pem", "--key", "\(folder)/client.key"])
+        #expect(allowed.status == 0 && allowed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]" || allowed.stdout.contains("["),
+                "\(allowed.stdout) \(allowed.stderr)")
+        let anonymous = try curl([])
+        #expect(anonymous.status != 0, "no client certificate: \(anonymous.stdout)")
+        let stranger = try curl(["--cert", "\(folder)/stranger.pem", "--key", "\(folder)/stranger.key"])
+        #expect(stranger.status != 0, "a certificate from another issuer: \(stranger.stdout)")
     }
 }
