@@ -322,4 +322,31 @@ struct DaemonTests {
         let stranger = try curl(["--cert", "\(folder)/stranger.pem", "--key", "\(folder)/stranger.key"])
         #expect(stranger.status != 0, "a certificate from another issuer: \(stranger.stdout)")
     }
+
+    /// `l3af --host URL` drives the daemon: the same commands, the daemon doing the work and recording it.
+    @Test func theCLIDrivesARemoteDaemon() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        func remote(_ arguments: [String]) throws -> Executable.Result { try Executable.run("l3af", arguments + ["--host", daemon.url]) }
+        var run = try remote(["install", "ratelimiting", "--iface", host.port, "--set", "rate=10", "--set", "ports=8080"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("revision 1: install ratelimiting@1.0.0"), "\(run.stdout)")
+        try host.publish("ratelimiting", version: "1.1.0")
+        #expect(try remote(["pin", "ratelimiting@1.0.0"]).status == 0)
+        run = try remote(["upgrade"])
+        #expect(run.stdout.contains("skipped: ratelimiting on \(host.port)/xdp_ingress is pinned at 1.0.0"), "\(run.stdout) \(run.stderr)")
+        #expect(try remote(["unpin", "ratelimiting"]).status == 0)
+        #expect(try remote(["upgrade"]).status == 0)
+        run = try remote(["status"])
+        #expect(run.stdout.contains("ratelimiting@1.1.0") && run.stdout.contains("the kernel runs exactly this"), "\(run.stdout)")
+        #expect(try remote(["rollback"]).status == 0)
+        run = try remote(["history"])
+        #expect(run.stdout.contains("l3afd") && run.stdout.contains("rollback to revision"), "\(run.stdout)")
+        run = try remote(["rollback", "99"])
+        #expect(run.status == 1 && run.stderr.contains("there is no revision 99"), "\(run.stderr)")
+        #expect(try remote(["remove", "ratelimiting", "--iface", host.port]).status == 0)
+        #expect(try host.chain().isEmpty)
+    }
 }

@@ -16,6 +16,14 @@ struct HostCommandOptions: ParsableArguments {
     @Option(help: "Where chains are pinned on bpffs (default: $L3AF_PIN_ROOT, else /sys/fs/bpf/l3af).")
     var pinRoot: String?
 
+    @Option(name: .customLong("host"), help: "Drive a remote l3afd at this URL instead of this host (default: $L3AF_HOST).")
+    var remoteURL: String?
+
+    /// The remote daemon to ask, when `--host` or `$L3AF_HOST` names one.
+    var remote: RemoteHost? {
+        (remoteURL ?? ProcessInfo.processInfo.environment["L3AF_HOST"]).flatMap { $0.isEmpty ? nil : RemoteHost(url: $0) }
+    }
+
     func host() throws -> HostManager {
         let root = pinRoot ?? ProcessInfo.processInfo.environment["L3AF_PIN_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? "/sys/fs/bpf/l3af"
         let options = HostOptions(client: try client.configuration(), pinRoot: root, lockTimeout: lockTimeout, notify: { message in
@@ -62,6 +70,11 @@ struct InstallCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        if let remote = options.remote {
+            let reply = try await remote.call("POST", "/l3af/v1/install", RemoteInstall(
+                spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)), as: RemoteChange.self)
+            return try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
+        }
         let host = try options.host()
         let revision = try await host.install(InstallRequest(
             spec: try PackageSpec(parsing: spec), interface: iface, hook: hook, seqID: seq, parameters: try parseSettings(settings)))
@@ -79,6 +92,10 @@ struct RemoveCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        if let remote = options.remote {
+            let revision = try await remote.call("POST", "/l3af/v1/remove", RemoteRemove(package: package, iface: iface), as: Revision.self)
+            return try output.emit(revision, text: describe(revision))
+        }
         let revision = try await options.host().remove(package: package, interface: iface, hook: hook)
         try output.emit(revision, text: describe(revision))
     }
@@ -93,10 +110,16 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let host = try options.host()
-        // Takes the lock once, so a change an interrupted l3af left in flight is finished (or undone) first.
-        try await host.withLock {}
-        let status = try host.status(interface: iface)
+        let status: HostStatus
+        if let remote = options.remote {
+            let query = iface.map { "?iface=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" } ?? ""
+            status = try await remote.call("GET", "/l3af/v1/status\(query)", as: HostStatus.self)
+        } else {
+            let host = try options.host()
+            // Takes the lock once, so a change an interrupted l3af left in flight is finished (or undone) first.
+            try await host.withLock {}
+            status = try host.status(interface: iface)
+        }
         var lines: [String] = []
         if let revision = status.revision {
             lines.append("revision \(revision): \(status.cause ?? "")")
@@ -148,7 +171,12 @@ struct UpgradeCommand: AsyncParsableCommand {
             }
             seconds = value
         }
-        let outcome = try await options.host().upgrade(package: package, interface: iface, watch: seconds, interval: interval)
+        let outcome: HostManager.UpgradeOutcome = if let remote = options.remote {
+            try await remote.call("POST", "/l3af/v1/upgrade", RemoteUpgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval),
+                                  as: HostManager.UpgradeOutcome.self)
+        } else {
+            try await options.host().upgrade(package: package, interface: iface, watch: seconds, interval: interval)
+        }
         var lines = outcome.skipped.map { "skipped: \($0)" }
         if let revision = outcome.revision { lines.append(describe(revision)) } else { lines.append("everything is up to date") }
         if let back = outcome.rolledBack { lines.append(describe(back)) }
@@ -172,7 +200,12 @@ struct PinCommand: AsyncParsableCommand {
 
     func run() async throws {
         let parsed = try exactSpec(spec)
-        let revision = try await options.host().pin(package: parsed.name.rawValue, version: parsed.version.description, interface: iface)
+        let revision: Revision? = if let remote = options.remote {
+            try await remote.call("POST", "/l3af/v1/pin", RemotePin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface),
+                                  as: RemoteChange.self).revision
+        } else {
+            try await options.host().pin(package: parsed.name.rawValue, version: parsed.version.description, interface: iface)
+        }
         let text = "pinned \(parsed.name)@\(parsed.version)\(iface.map { " on \($0)" } ?? "")" + (revision.map { "\n" + describe($0) } ?? "")
         try output.emit(Reply(package: parsed.name.rawValue, version: parsed.version.description, interface: iface, revision: revision), text: text)
     }
@@ -186,7 +219,11 @@ struct UnpinCommand: AsyncParsableCommand {
     @OptionGroup var options: HostCommandOptions
 
     func run() async throws {
-        let removed = try await options.host().unpin(package: package, interface: iface)
+        let removed = if let remote = options.remote {
+            try await remote.call("POST", "/l3af/v1/unpin", RemoteUnpin(package: package, iface: iface), as: RemoteUnpinned.self).removed
+        } else {
+            try await options.host().unpin(package: package, interface: iface)
+        }
         print("unpinned \(package) (\(removed) pin\(removed == 1 ? "" : "s"))")
     }
 }
@@ -209,7 +246,11 @@ struct HistoryCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let revisions = try options.host().database.history(limit: limit)
+        let revisions: [Revision] = if let remote = options.remote {
+            Array(try await remote.call("GET", "/l3af/v1/history", as: [Revision].self).prefix(limit))
+        } else {
+            try options.host().database.history(limit: limit)
+        }
         let formatter = ISO8601DateFormatter()
         let rows = revisions.compactMap { revision -> Row? in
             var chains: [String: [String]] = [:]
@@ -242,6 +283,15 @@ struct RollbackCommand: AsyncParsableCommand {
         case nil: .previous
         case let text? where Int(text) != nil: .revision(Int(text)!)
         case let text?: .package(text)
+        }
+        if let remote = options.remote {
+            let body: RemoteRollback = switch which {
+            case .previous: RemoteRollback(revision: nil, package: nil)
+            case .revision(let n): RemoteRollback(revision: n, package: nil)
+            case .package(let name): RemoteRollback(revision: nil, package: name)
+            }
+            let revision = try await remote.call("POST", "/l3af/v1/rollback", body, as: Revision.self)
+            return try output.emit(revision, text: describe(revision))
         }
         let revision = try await options.host().rollback(which)
         try output.emit(revision, text: describe(revision))
