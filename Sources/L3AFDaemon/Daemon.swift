@@ -34,7 +34,10 @@ public enum Daemon {
         router.add(middleware: DaemonErrorMiddleware())
         DaemonRoutes(host: host, metrics: metrics, hostName: hostName).register(on: router, metricsHere: configuration.metricsListen == nil)
         let ports = PortsSeen(onListening: onListening, expected: configuration.metricsListen == nil ? 1 : 2)
-        var services: [any Service] = [MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger)]
+        var services: [any Service] = [
+            MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
+            UserProgramSupervisor(host: host, logger: logger),
+        ]
         let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(), tlsConfiguration: try Self.tls(tls)) } else { .http1() }
         services.append(Application(
             router: router, server: server,

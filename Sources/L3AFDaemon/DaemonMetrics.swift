@@ -109,7 +109,7 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// A value of `history` (oldest first) through `aggregator`.
-    static func aggregate(_ aggregator: MonitorMap.Aggregator, _ history: [(time: Double, value: UInt64)]) -> Double {
+    public static func aggregate(_ aggregator: MonitorMap.Aggregator, _ history: [(time: Double, value: UInt64)]) -> Double {
         guard let last = history.last else { return 0 }
         switch aggregator {
         case .scalar:

@@ -38,6 +38,8 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     public var payload: BPFProgram?
     /// l3afd's `map_args`, written into maps after the parameters.
     public var mapArguments: [MapArg] = []
+    /// A legacy package's user program (`cmd_start`), which `l3afd` runs and supervises.
+    public var userProgram: UserProgram?
 
     public init(interface: String, hook: Hook, package: String, version: String, requirement: String, seqID: Int,
                 parameters: [String: String], enabled: Bool = true, program: Manifest.Program, objectPath: String,
@@ -62,6 +64,23 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     var member: ChainMember {
         ChainMember(package: package, version: version, program: program, objectPath: objectPath, parameters: parameters, seqID: seqID,
                     mapArguments: mapArguments)
+    }
+}
+
+/// A legacy l3afd package's user-space program: run by `l3afd` as a child process (argv, never through a shell) once
+/// its eBPF program is in the chain; supervised and restarted a bounded number of times when `daemon` is set.
+public struct UserProgram: Hashable, Sendable, Codable {
+    /// The executable, inside the package's artifact folder.
+    public var path: String
+    /// `--iface=…`, `--direction=ingress|egress`, `--map-name=<pinned next map>`, then `--key=value` per start arg.
+    public var arguments: [String]
+    /// `user_program_daemon`: keep it running; else it runs once.
+    public var daemon: Bool
+
+    public init(path: String, arguments: [String], daemon: Bool) {
+        self.path = path
+        self.arguments = arguments
+        self.daemon = daemon
     }
 }
 

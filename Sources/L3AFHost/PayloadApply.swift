@@ -129,13 +129,24 @@ extension HostManager {
                                 hint: "add those three fields for a legacy artifact")
             }
             program = Manifest.Program(hook: hook, objectFile: entry.objectFile, entryFunction: entry.entryFunctionName, nextMap: entry.mapName)
-            if !entry.startArgs.isEmpty {
-                throw HostError(.badInput, "\(at).start_args: \(installed.name) is a legacy artifact; its start_args go to its user program, which l3af doesn't run yet",
-                                hint: "package it with a manifest whose parameters take these values (l3af pack)")
+            if !entry.startArgs.isEmpty && entry.cmdStart.isEmpty {
+                throw HostError(.badInput, "\(at).start_args: \(installed.name) is a legacy artifact without a manifest and no cmd_start to pass them to",
+                                hint: "add cmd_start, or package it with a manifest whose parameters take these values (l3af pack)")
             }
         }
+        var userProgram: UserProgram?
         if !entry.cmdStart.isEmpty && !FileManager.default.fileExists(atPath: "\(installed.path)/\(Manifest.fileName)") {
-            throw HostError(.badInput, "\(at).cmd_start: legacy user programs are not run by l3af yet", hint: "package the program with a manifest (l3af pack)")
+            let command = entry.cmdStart.trimmingCharacters(in: .whitespaces)
+            guard !command.contains("/"), !command.contains(" "), command != "..", FileManager.default.isExecutableFile(atPath: "\(installed.path)/\(command)") else {
+                throw HostError(.badInput, "\(at).cmd_start: '\(command)' is not an executable file in \(installed.name)@\(installed.version)'s artifact",
+                                hint: "name the program's file in the artifact's top folder (no path, no arguments: those come from start_args)")
+            }
+            let direction = hook == .tcEgress ? "egress" : "ingress"
+            let nextMap = "\(options.pinRoot)/\(interface)/\(hook.rawValue)/\(installed.name)/\(installed.version.replacingOccurrences(of: ".", with: "_"))/next"
+            userProgram = UserProgram(
+                path: "\(installed.path)/\(command)",
+                arguments: ["--iface=\(interface)", "--direction=\(direction)", "--map-name=\(nextMap)"] + entry.startParameters.map { "--\($0.name)=\($0.value)" },
+                daemon: entry.userProgramDaemon)
         }
         if !entry.monitorMaps.isEmpty { program.monitorMaps = entry.monitorMaps }
         try await ensureRoot(hook, in: &snapshot)
@@ -144,6 +155,7 @@ extension HostManager {
             parameters: parameters, enabled: entry.adminStatus.isEmpty || entry.isEnabled, program: program, objectPath: "\(installed.path)/\(program.objectFile)",
             source: configuration.registry, payload: entry)
         placed.mapArguments = entry.mapArgs
+        placed.userProgram = userProgram
         guard FileManager.default.fileExists(atPath: placed.objectPath) else {
             throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no object file \(program.objectFile)", hint: "check object_file")
         }

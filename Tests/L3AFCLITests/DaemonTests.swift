@@ -1,8 +1,18 @@
 import Foundation
+import L3AFArchive
 import L3AFClient
 import L3AFDaemon
 import L3AFTestSupport
 import Testing
+
+/// The monitor-map aggregators on known samples (time in seconds, value).
+@Test func monitorMapAggregators() {
+    let samples: [(time: Double, value: UInt64)] = [(0, 10), (1, 20), (2, 50), (4, 60)]
+    #expect(DaemonMetrics.aggregate(.scalar, samples) == 60)
+    #expect(DaemonMetrics.aggregate(.avg, samples) == 35)
+    #expect(DaemonMetrics.aggregate(.maxRate, samples) == 30, "the largest per-second increase: 20 → 50 in 1 s")
+    #expect(DaemonMetrics.aggregate(.maxRate, [(0, 5)]) == 0)
+}
 
 /// A running `l3afd` for one host harness, driven with plain HTTP through libcurl.
 final class DaemonHarness {
@@ -347,6 +357,73 @@ struct DaemonTests {
         run = try remote(["rollback", "99"])
         #expect(run.status == 1 && run.stderr.contains("there is no revision 99"), "\(run.stderr)")
         #expect(try remote(["remove", "ratelimiting", "--iface", host.port]).status == 0)
+        #expect(try host.chain().isEmpty)
+    }
+
+    /// A legacy l3afd artifact (no manifest) from an unsigned l3afd repository, with a user program: loaded as the
+    /// payload describes, its user program started with argv (--iface, --direction, --map-name, then --key=value),
+    /// restarted when it dies at most 3 times, and stopped when the program leaves the configuration.
+    @Test func legacyUserProgramsAreSupervised() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        // The artifact: the counter's object, and a user program that records its argv and pid, then waits.
+        let repository = host.folder.appending(path: "l3afd-repo")
+        let platform = PackageInstaller.hostPlatform()
+        let script = """
+            #!/bin/sh
+            echo "$*" >> "$(dirname "$0")/argv.log"
+            echo $$ > "$(dirname "$0")/pid"
+            exec sleep 600
+            """
+        var entries = [
+            ArchiveEntry(path: "l3af_legacy-counter/xdp_counter.bpf.o", kind: .file, permissions: 0o644,
+                         contents: try Fixtures.compileBPF("registry/packet-counter/xdp_counter.bpf.c")),
+            ArchiveEntry(path: "l3af_legacy-counter/legacy-counter", kind: .file, permissions: 0o755, contents: Array(script.utf8)),
+        ]
+        entries.sort { $0.path < $1.path }
+        let folder = repository.appending(path: "legacy-counter/1.0/\(platform)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data(ArchiveWriter.tarGz(entries)).write(to: folder.appending(path: "l3af_legacy-counter.tar.gz"))
+        let server = try RunningProcess("/usr/bin/python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", repository.path])
+        defer { _ = server.stop(signal: SIGKILL) }  // python inherits an ignored SIGTERM from the test runner
+        let line = try server.waitForLine(containing: "Serving HTTP")
+        let port = line.split(separator: " ").first { Int($0) != nil && $0 != "0" }.map(String.init) ?? ""
+        let repoURL = "http://127.0.0.1:\(port)"
+        let config = host.folder.appending(path: "l3afd.json")
+        try #"{"allow_unsigned": ["\#(repoURL)"]}"#.write(to: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness(host: host, extra: ["--config", config.path])
+        defer { daemon.stop() }
+
+        let entry = #"{"name": "legacy-counter", "seq_id": 1, "version": "1.0", "artifact": "l3af_legacy-counter.tar.gz", "ebpf_package_repo_url": "\#(repoURL)", "#
+            + #""object_file": "xdp_counter.bpf.o", "entry_function_name": "xdp_counter", "map_name": "xdp_counter_next_prog", "#
+            + #""cmd_start": "legacy-counter", "user_program_daemon": true, "start_args": {"verbose": "1"}, "admin_status": "enabled"}"#
+        let reply = try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(entry)]}}]"#)
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().map(\.spec) == ["legacy-counter@1.0"])
+        #expect(try host.network.ping(3) == 3)
+
+        let artifact = "\(host.folder.path)/repo/legacy-counter/1.0/l3af_legacy-counter"
+        func lines() -> [String] { ((try? String(contentsOfFile: "\(artifact)/argv.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        func pid() -> Int32? { (try? String(contentsOfFile: "\(artifact)/pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+        func wait(for count: Int) async throws {
+            for _ in 0..<100 where lines().count < count { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try await wait(for: 1)
+        let argv = "--iface=\(host.port) --direction=ingress --map-name=\(host.pinRoot)/\(host.port)/xdp_ingress/legacy-counter/1_0/next --verbose=1"
+        #expect(lines() == [argv])
+        #expect(FileManager.default.fileExists(atPath: "\(host.pinRoot)/\(host.port)/xdp_ingress/legacy-counter/1_0/next"), "--map-name names a real pin")
+
+        // Killed: restarted, three times, then left down.
+        for round in 1...5 {
+            let running = try #require(pid())
+            kill(running, SIGKILL)
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(lines().count == min(round + 1, 4), "round \(round): \(lines().count) starts")
+            if round == 4 { break }
+        }
+        #expect(pid().map { kill($0, 0) != 0 } ?? false, "given up on: not running")
+        // Taken out of the configuration: stopped.
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""admin_status": "disabled""#))]}}]"#).status == 200)
         #expect(try host.chain().isEmpty)
     }
 }

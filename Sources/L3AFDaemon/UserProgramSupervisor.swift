@@ -1,0 +1,118 @@
+import Foundation
+import L3AFHost
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Runs the user programs of legacy packages (`cmd_start`) while their eBPF programs are in a chain: each as a child
+/// process started with its argv (no shell), its output in `<state>/user-programs/<package>.log`. A daemon program
+/// (`user_program_daemon`) that exits is restarted, at most `maximumRestarts` times; a one-shot program runs once per
+/// revision that places it. Programs that leave the configuration are stopped (SIGTERM), and so is every child when
+/// l3afd stops (the eBPF programs stay attached).
+final class UserProgramSupervisor: Service, Sendable {
+    static let maximumRestarts = 3
+
+    private struct Child {
+        var process: Process
+        var starts: Int
+        var program: UserProgram
+    }
+
+    private let host: HostManager
+    private let logger: Logger
+    private let interval: Double
+    private let children = Mutex<[String: Child]>([:])
+    /// One-shot programs already run, by key and revision.
+    private let ranOnce = Mutex<Set<String>>([])
+
+    init(host: HostManager, logger: Logger, interval: Double = 0.5) {
+        self.host = host
+        self.logger = logger
+        self.interval = interval
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.reconcile()
+                try? await Task.sleep(for: .milliseconds(Int(self.interval * 1000)))
+            }
+        }
+        stopAll()
+    }
+
+    static func key(_ placed: PlacedProgram) -> String { "\(placed.interface)/\(placed.hook.rawValue)/\(placed.package)@\(placed.version)" }
+
+    /// Starts what should run and isn't, restarts what died (within bounds), stops what is no longer wanted.
+    func reconcile() {
+        guard let current = try? host.database.current() else { return }
+        let wanted = current.snapshot.programs.filter { $0.enabled && $0.userProgram != nil }
+        let wantedKeys = Set(wanted.map(Self.key))
+        children.withLock { children in
+            for (key, child) in children where !wantedKeys.contains(key) || child.program != wanted.first(where: { Self.key($0) == key })?.userProgram {
+                if child.process.isRunning { child.process.terminate() }
+                children[key] = nil
+                logger.notice("stopped the user program of \(key)")
+            }
+            for placed in wanted {
+                let key = Self.key(placed), program = placed.userProgram!
+                if !program.daemon {
+                    let once = "\(key)#\(current.number)"
+                    if children[key] == nil, !ranOnce.withLock({ $0.contains(once) }) {
+                        if let process = start(placed, program) { children[key] = Child(process: process, starts: 1, program: program) }
+                        ranOnce.withLock { _ = $0.insert(once) }
+                    }
+                    continue
+                }
+                if var child = children[key] {
+                    // `starts` counts every start; a program given up on is marked past the limit.
+                    guard !child.process.isRunning, child.starts <= Self.maximumRestarts + 1 else { continue }
+                    if child.starts == Self.maximumRestarts + 1 {
+                        child.starts += 1
+                        children[key] = child
+                        logger.error("the user program of \(key) exited again after \(Self.maximumRestarts) restarts; not restarting it")
+                        continue
+                    }
+                    logger.warning("the user program of \(key) exited (status \(child.process.terminationStatus)); restart \(child.starts) of \(Self.maximumRestarts)")
+                    if let process = start(placed, program) { child.process = process }
+                    child.starts += 1
+                    children[key] = child
+                } else if let process = start(placed, program) {
+                    children[key] = Child(process: process, starts: 1, program: program)
+                }
+            }
+        }
+    }
+
+    private func start(_ placed: PlacedProgram, _ program: UserProgram) -> Process? {
+        let folder = "\(host.options.client.state)/user-programs"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let logPath = "\(folder)/\(placed.package).log"
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program.path)
+        process.arguments = program.arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: (program.path as NSString).deletingLastPathComponent)
+        if let log = FileHandle(forWritingAtPath: logPath) {
+            log.seekToEndOfFile()
+            process.standardOutput = log
+            process.standardError = log
+        }
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+            logger.notice("started the user program of \(Self.key(placed)): \(program.path) \(program.arguments.joined(separator: " "))")
+            return process
+        } catch {
+            logger.error("can't start the user program of \(Self.key(placed)): \(error)")
+            return nil
+        }
+    }
+
+    func stopAll() {
+        children.withLock { children in
+            for (_, child) in children where child.process.isRunning { child.process.terminate() }
+            children.removeAll()
+        }
+    }
+}
