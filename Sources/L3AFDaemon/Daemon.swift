@@ -22,8 +22,12 @@ public enum Daemon {
                                   actor: "l3afd", notify: { message in logger.notice("\(message)") })
         options.actor = "l3afd"
         let host = try HostManager(options: options)
-        if try await host.restore() {
-            logger.notice("the kernel did not run the last revision; restored it")
+        // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
+        // it can be told what to run instead.
+        do {
+            if try await host.restore() { logger.notice("the kernel did not run the last revision; restored it") }
+        } catch {
+            logger.error("could not restore the last revision: \(error)")
         }
         let hostName = configuration.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         let metrics = DaemonMetrics(samples: configuration.samples)
