@@ -18,9 +18,8 @@ public enum Daemon {
     public static func run(_ configuration: DaemonConfiguration, logger: Logger, onListening: @escaping @Sendable (Int, Int?) -> Void) async throws {
         let pidLock = try PIDLock(path: "\(configuration.client.state)/l3afd.pid")
         defer { withExtendedLifetime(pidLock) {} }
-        var options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
+        let options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
                                   actor: "l3afd", notify: { message in logger.notice("\(message)") })
-        options.actor = "l3afd"
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.

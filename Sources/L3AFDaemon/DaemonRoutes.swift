@@ -51,7 +51,7 @@ struct DaemonRoutes: Sendable {
         }
         router.get("/l3af/v1/history") { _, _ in try json(host.database.history()) }
         router.post("/l3af/v1/install") { request, _ in
-            let ask = try await body(InstallBody.self, request)
+            let ask = try await body(HostRequest.Install.self, request)
             let spec = try HostManager.spec(ask.spec)
             let hook = try ask.hook.map { text throws(HostError) -> Hook in
                 guard let hook = Hook(rawValue: text) else { throw HostError(.badInput, "hook: '\(text)' is not xdp_ingress, tc_ingress or tc_egress") }
@@ -62,26 +62,26 @@ struct DaemonRoutes: Sendable {
             }
         }
         router.post("/l3af/v1/upgrade") { request, _ in
-            let ask = try await body(UpgradeBody.self, request)
+            let ask = try await body(HostRequest.Upgrade.self, request)
             let outcome = try await host.upgrade(package: ask.package, interface: ask.iface, watch: ask.watchSeconds, interval: ask.intervalSeconds ?? 1)
             return try json(outcome)
         }
         router.post("/l3af/v1/remove") { request, _ in
-            let ask = try await body(RemoveBody.self, request)
+            let ask = try await body(HostRequest.Remove.self, request)
             return try json(try await host.remove(package: ask.package, interface: ask.iface))
         }
         router.post("/l3af/v1/rollback") { request, _ in
-            let ask = try await body(RollbackBody.self, request)
+            let ask = try await body(HostRequest.Rollback.self, request)
             let target: HostManager.RollbackTarget = if let revision = ask.revision { .revision(revision) } else if let package = ask.package { .package(package) } else { .previous }
             return try json(try await host.rollback(target))
         }
         router.post("/l3af/v1/pin") { request, _ in
-            let ask = try await body(PinBody.self, request)
-            return try json(PinReply(revision: try await host.pin(package: ask.package, version: ask.version, interface: ask.iface)))
+            let ask = try await body(HostRequest.Pin.self, request)
+            return try json(HostRequest.Changed(revision: try await host.pin(package: ask.package, version: ask.version, interface: ask.iface)))
         }
         router.post("/l3af/v1/unpin") { request, _ in
-            let ask = try await body(UnpinBody.self, request)
-            return try json(UnpinReply(removed: try await host.unpin(package: ask.package, interface: ask.iface)))
+            let ask = try await body(HostRequest.Unpin.self, request)
+            return try json(HostRequest.Unpinned(removed: try await host.unpin(package: ask.package, interface: ask.iface)))
         }
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
         if metricsHere { Self.registerMetrics(on: router, metrics) }
@@ -98,7 +98,7 @@ struct DaemonRoutes: Sendable {
         do {
             let revision = try await body()
             metrics.sample(host)
-            return try json(ChangeReply(revision: revision))
+            return try json(HostRequest.Changed(revision: revision))
         } catch {
             metrics.failed(programs.map { (package: $0.0, interface: $0.1, hook: $0.2) })
             throw error
@@ -143,29 +143,6 @@ struct DaemonRoutes: Sendable {
         return entry
     }
 }
-
-struct InstallBody: Decodable {
-    let spec: String
-    let iface: String
-    let hook: String?
-    let seqID: Int?
-    let parameters: [String: String]?
-    enum CodingKeys: String, CodingKey { case spec, iface, hook, seqID = "seq_id", parameters }
-}
-struct UpgradeBody: Decodable {
-    let package: String?
-    let iface: String?
-    let watchSeconds: Double?
-    let intervalSeconds: Double?
-    enum CodingKeys: String, CodingKey { case package, iface, watchSeconds = "watch_seconds", intervalSeconds = "interval_seconds" }
-}
-struct RemoveBody: Decodable { let package: String; let iface: String }
-struct RollbackBody: Decodable { let revision: Int?; let package: String? }
-struct PinBody: Decodable { let package: String; let version: String; let iface: String? }
-struct UnpinBody: Decodable { let package: String; let iface: String? }
-struct ChangeReply: Encodable { let revision: Revision? }
-struct PinReply: Encodable { let revision: Revision? }
-struct UnpinReply: Encodable { let removed: Int }
 
 /// The request's JSON body decoded strictly, with the field's path in the error.
 func body<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {

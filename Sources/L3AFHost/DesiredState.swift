@@ -59,6 +59,20 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     }
 
     public var key: ChainKey { ChainKey(interface: interface, hook: hook) }
+
+    /// Runs `version` instead: its manifest entry `program`, from the artifact folder `folder`.
+    mutating func move(to version: String, program: Manifest.Program, folder: String) {
+        self.version = version
+        self.program = program
+        objectPath = "\(folder)/\(program.objectFile)"
+    }
+
+    /// Runs the version `earlier` ran (as a revision recorded it).
+    mutating func move(to earlier: PlacedProgram) {
+        version = earlier.version
+        program = earlier.program
+        objectPath = earlier.objectPath
+    }
     public var spec: String { "\(package)@\(version)" }
 
     var member: ChainMember {

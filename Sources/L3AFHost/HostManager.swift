@@ -93,8 +93,10 @@ public final class HostManager: Sendable {
     }
 
     /// Whether the kernel runs exactly what `snapshot` says, and if not, the first difference in words.
-    public func difference(_ snapshot: HostSnapshot) throws(HostError) -> String? {
-        for (key, entries) in try kernelChains(snapshot).sorted(by: { $0.key < $1.key }) {
+    public func difference(_ snapshot: HostSnapshot, kernel: [ChainKey: [ChainEntry]]? = nil) throws(HostError) -> String? {
+        let chains: [ChainKey: [ChainEntry]]
+        if let kernel { chains = kernel } else { chains = try kernelChains(snapshot) }
+        for (key, entries) in chains.sorted(by: { $0.key < $1.key }) {
             let want = snapshot.chain(key).map { "\($0.package)@\($0.version)" }
             let have = entries.map { "\($0.package)@\($0.version)" }
             if want != have {
@@ -309,9 +311,7 @@ public final class HostManager: Sendable {
                     skipped.append("\(placed.package)@\(installed.version) has no program for \(placed.hook)")
                     continue
                 }
-                new.programs[i].version = installed.version
-                new.programs[i].program = program
-                new.programs[i].objectPath = "\(installed.path)/\(program.objectFile)"
+                new.programs[i].move(to: installed.version, program: program, folder: installed.path)
                 try Self.checkParameters(new.programs[i])
                 changed.append("\(placed.package) \(placed.version) → \(installed.version) on \(placed.key)")
             }
@@ -340,9 +340,7 @@ public final class HostManager: Sendable {
                     guard let program = manifest.programs.first(where: { $0.hook == old.programs[i].hook }) else {
                         throw HostError(.badInput, "\(package)@\(version) has no program for \(old.programs[i].hook)")
                     }
-                    new.programs[i].version = installed.version
-                    new.programs[i].program = program
-                    new.programs[i].objectPath = "\(installed.path)/\(program.objectFile)"
+                    new.programs[i].move(to: installed.version, program: program, folder: installed.path)
                     try Self.checkParameters(new.programs[i])
                     moved.append("\(old.programs[i].version) → \(version) on \(old.programs[i].key)")
                 }
@@ -422,9 +420,7 @@ public final class HostManager: Sendable {
                         return version < current
                     }
                     guard let earlier = lower ?? earlier.first(where: { $0.version != placed.version }) else { continue }
-                    new.programs[i].version = earlier.version
-                    new.programs[i].program = earlier.program
-                    new.programs[i].objectPath = earlier.objectPath
+                    new.programs[i].move(to: earlier)
                     moved.append("\(placed.version) → \(earlier.version) on \(placed.key)")
                 }
                 guard !moved.isEmpty else {

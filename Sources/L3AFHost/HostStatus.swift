@@ -84,6 +84,6 @@ extension HostManager {
             let rootID = try? engine.rootProgramID(interface: key.interface, hook: key.hook)
             chains.append(HostStatus.Chain(interface: key.interface, hook: key.hook, root: root, rootProgramID: rootID ?? nil, programs: programs))
         }
-        return HostStatus(revision: current?.number, cause: current?.cause, difference: try difference(snapshot), chains: chains, pins: pins)
+        return HostStatus(revision: current?.number, cause: current?.cause, difference: try difference(snapshot, kernel: kernel), chains: chains, pins: pins)
     }
 }

@@ -42,13 +42,9 @@ extension HostManager {
             for payload in payloads {
                 if mode == .replace { new.programs.removeAll { $0.interface == payload.iface } }
                 for hook in Hook.allCases {
-                    var seqs: [Int: String] = [:]
+                    // Duplicate names and seq_ids within the payload were refused by `problems(at:)` above.
                     for (position, entry) in payload.bpfPrograms[hook].enumerated() {
                         let at = "\(payload.iface).bpf_programs.\(hook)[\(position)]"
-                        if let other = seqs[entry.seqID] {
-                            throw HostError(.badInput, "\(at): seq_id \(entry.seqID) is also \(other)'s", hint: "give each program of a chain its own seq_id")
-                        }
-                        seqs[entry.seqID] = entry.name
                         let placed = try await place(entry, interface: payload.iface, hook: hook, at: at, into: &new)
                         new.programs.removeAll { $0.package == placed.package && $0.key == placed.key }
                         if let clash = new.programs.first(where: { $0.key == placed.key && $0.seqID == placed.seqID && $0.enabled && placed.enabled }) {

@@ -71,8 +71,8 @@ struct InstallCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let remote = options.remote {
-            let reply = try await remote.call("POST", "/l3af/v1/install", RemoteInstall(
-                spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)), as: RemoteChange.self)
+            let reply = try await remote.call("POST", "/l3af/v1/install", HostRequest.Install(
+                spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)), as: HostRequest.Changed.self)
             return try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
         }
         let host = try options.host()
@@ -93,7 +93,7 @@ struct RemoveCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let remote = options.remote {
-            let revision = try await remote.call("POST", "/l3af/v1/remove", RemoteRemove(package: package, iface: iface), as: Revision.self)
+            let revision = try await remote.call("POST", "/l3af/v1/remove", HostRequest.Remove(package: package, iface: iface), as: Revision.self)
             return try output.emit(revision, text: describe(revision))
         }
         let revision = try await options.host().remove(package: package, interface: iface, hook: hook)
@@ -172,7 +172,7 @@ struct UpgradeCommand: AsyncParsableCommand {
             seconds = value
         }
         let outcome: HostManager.UpgradeOutcome = if let remote = options.remote {
-            try await remote.call("POST", "/l3af/v1/upgrade", RemoteUpgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval),
+            try await remote.call("POST", "/l3af/v1/upgrade", HostRequest.Upgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval),
                                   as: HostManager.UpgradeOutcome.self)
         } else {
             try await options.host().upgrade(package: package, interface: iface, watch: seconds, interval: interval)
@@ -201,8 +201,8 @@ struct PinCommand: AsyncParsableCommand {
     func run() async throws {
         let parsed = try exactSpec(spec)
         let revision: Revision? = if let remote = options.remote {
-            try await remote.call("POST", "/l3af/v1/pin", RemotePin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface),
-                                  as: RemoteChange.self).revision
+            try await remote.call("POST", "/l3af/v1/pin", HostRequest.Pin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface),
+                                  as: HostRequest.Changed.self).revision
         } else {
             try await options.host().pin(package: parsed.name.rawValue, version: parsed.version.description, interface: iface)
         }
@@ -220,7 +220,7 @@ struct UnpinCommand: AsyncParsableCommand {
 
     func run() async throws {
         let removed = if let remote = options.remote {
-            try await remote.call("POST", "/l3af/v1/unpin", RemoteUnpin(package: package, iface: iface), as: RemoteUnpinned.self).removed
+            try await remote.call("POST", "/l3af/v1/unpin", HostRequest.Unpin(package: package, iface: iface), as: HostRequest.Unpinned.self).removed
         } else {
             try await options.host().unpin(package: package, interface: iface)
         }
@@ -285,10 +285,10 @@ struct RollbackCommand: AsyncParsableCommand {
         case let text?: .package(text)
         }
         if let remote = options.remote {
-            let body: RemoteRollback = switch which {
-            case .previous: RemoteRollback(revision: nil, package: nil)
-            case .revision(let n): RemoteRollback(revision: n, package: nil)
-            case .package(let name): RemoteRollback(revision: nil, package: name)
+            let body: HostRequest.Rollback = switch which {
+            case .previous: HostRequest.Rollback(revision: nil, package: nil)
+            case .revision(let n): HostRequest.Rollback(revision: n, package: nil)
+            case .package(let name): HostRequest.Rollback(revision: nil, package: name)
             }
             let revision = try await remote.call("POST", "/l3af/v1/rollback", body, as: Revision.self)
             return try output.emit(revision, text: describe(revision))

@@ -24,26 +24,3 @@ struct RemoteHost {
     }
 }
 
-struct RemoteInstall: Encodable {
-    let spec: String
-    let iface: String
-    let hook: String?
-    let seqID: Int?
-    let parameters: [String: String]
-    enum CodingKeys: String, CodingKey { case spec, iface, hook, seqID = "seq_id", parameters }
-}
-
-struct RemoteUpgrade: Encodable {
-    let package: String?
-    let iface: String?
-    let watchSeconds: Double?
-    let intervalSeconds: Double
-    enum CodingKeys: String, CodingKey { case package, iface, watchSeconds = "watch_seconds", intervalSeconds = "interval_seconds" }
-}
-
-struct RemoteRollback: Encodable { let revision: Int?; let package: String? }
-struct RemotePin: Encodable { let package: String; let version: String; let iface: String? }
-struct RemoteUnpin: Encodable { let package: String; let iface: String? }
-struct RemoteRemove: Encodable { let package: String; let iface: String }
-struct RemoteChange: Decodable { let revision: Revision? }
-struct RemoteUnpinned: Decodable { let removed: Int }
