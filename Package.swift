@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "L3AFRegistryCLI",
             dependencies: [
-                "L3AFModel", "L3AFRegistry", "L3AFCLISupport",
+                "L3AFModel", "L3AFRegistry", "L3AFArchive", "L3AFCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "L3AFDaemon",
             dependencies: [
-                "L3AFModel", "L3AFHost", "L3AFRuntime", "L3AFCLISupport",
+                "L3AFModel", "L3AFHost", "L3AFRuntime", "L3AFArchive", "L3AFCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

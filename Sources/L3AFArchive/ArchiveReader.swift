@@ -1,16 +1,28 @@
 internal import CArchive
+import Glibc
 import L3AFModel
 
 /// Limits that stop a hostile archive before it costs much.
 public struct ArchiveLimits: Sendable {
+    /// Headers read, every one counted: folders, repeats and all.
     public var maximumEntries: Int
     public var maximumFileBytes: Int
     public var maximumTotalBytes: Int
+    /// The longest entry path accepted, in bytes.
+    public var maximumPathBytes: Int
+    /// Entry paths read, in bytes, added up.
+    public var maximumHeaderBytes: Int
+    /// Zip as well as tar: l3afd's plain repositories may serve `.zip` artifacts. Packages are gzip'd tar only.
+    public var allowZip: Bool
 
-    public init(maximumEntries: Int = 1_000, maximumFileBytes: Int = 64 << 20, maximumTotalBytes: Int = 256 << 20) {
+    public init(maximumEntries: Int = 1_000, maximumFileBytes: Int = 64 << 20, maximumTotalBytes: Int = 256 << 20,
+                maximumPathBytes: Int = 1024, maximumHeaderBytes: Int = 256 << 10, allowZip: Bool = false) {
         self.maximumEntries = maximumEntries
         self.maximumFileBytes = maximumFileBytes
         self.maximumTotalBytes = maximumTotalBytes
+        self.maximumPathBytes = maximumPathBytes
+        self.maximumHeaderBytes = maximumHeaderBytes
+        self.allowZip = allowZip
     }
 }
 
@@ -69,9 +81,11 @@ public enum ArchiveReader {
     ) throws(ArchiveError) {
         guard let archive = archive_read_new() else { throw ArchiveError(archive: name, .unreadable("out of memory")) }
         defer { archive_read_free(archive) }
-        archive_read_support_filter_all(archive)
+        // gzip only: bzip2, xz and the other filters turn a small upload into millions of headers for little gain.
+        archive_read_support_filter_gzip(archive)
         archive_read_support_format_tar(archive)
         archive_read_support_format_gnutar(archive)
+        if limits.allowZip { archive_read_support_format_zip(archive) }
         func failure() -> ArchiveError {
             // Copied now: the string belongs to the handle.
             let message = archive_error_string(archive).map { String(cString: $0) } ?? "unknown error"
@@ -81,15 +95,22 @@ public enum ArchiveReader {
         let outcome: Result<Void, ArchiveError> = bytes.withUnsafeBytes { buffer in Result { () throws(ArchiveError) in
             guard archive_read_open_memory(archive, buffer.baseAddress, buffer.count) == ARCHIVE_OK else { throw failure() }
             var seen = Set<String>()
-            var total = 0
+            var total = 0, headers = 0, headerBytes = 0
             var chunk = [UInt8](repeating: 0, count: 64 << 10)
             while true {
                 var entry: OpaquePointer?
                 let status = archive_read_next_header(archive, &entry)
                 if status == ARCHIVE_EOF { break }
                 guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else { throw failure() }
-                guard seen.count < limits.maximumEntries else {
+                headers += 1
+                guard headers <= limits.maximumEntries else {
                     throw ArchiveError(archive: name, .tooManyEntries(limit: limits.maximumEntries))
+                }
+                let pathBytes = archive_entry_pathname(entry).map { strlen($0) } ?? 0
+                headerBytes += pathBytes
+                guard pathBytes <= limits.maximumPathBytes, headerBytes <= limits.maximumHeaderBytes else {
+                    throw ArchiveError(archive: name, .unsafeEntry(path: "(a path of \(pathBytes) bytes)",
+                                                                  why: "entry paths are limited to \(limits.maximumPathBytes) bytes each and \(limits.maximumHeaderBytes) in all"))
                 }
                 let rawPath = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
                 let path: String

@@ -117,6 +117,38 @@ public final class FileLock: @unchecked Sendable {  // immutable after init: onl
     }
 }
 
+/// One process per resource: an flock on a file, taken without waiting and held for the process's life, the file
+/// holding the holder's pid. `l3afd` takes one per state folder, `l3af-registry serve` one per root.
+public final class ProcessLock: Sendable {
+    private let fd: Int32
+
+    /// Another process holds the lock.
+    public struct Held: Error, Sendable {
+        public let path: String
+        /// The holder's pid as it wrote it, or `?`.
+        public let pid: String
+    }
+
+    public init(path: String) throws {
+        try AtomicFile.makeFolders((path as NSString).deletingLastPathComponent)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StorageError("opening \(path)", errno: errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let other = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            close(fd)
+            throw Held(path: path, pid: other.isEmpty ? "?" : other)
+        }
+        _ = ftruncate(fd, 0)
+        let text = "\(getpid())\n"
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
 /// A file-system call that failed: what was being done, and the errno.
 public struct StorageError: L3AFError, Equatable {
     public let what: String
@@ -129,4 +161,14 @@ public struct StorageError: L3AFError, Equatable {
 
     public var code: String { "storage-failed" }
     public var description: String { "\(what) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// Blocking work (a lock wait, an unpack, libarchive, libbpf) run on a thread of its own and awaited, so it never
+/// holds one of the cooperative pool's few threads.
+public enum OffPool {
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import L3AFArchive
 import L3AFHost
 import L3AFModel
 import Logging
@@ -16,10 +17,13 @@ import Synchronization
 /// leaving every program attached: traffic keeps flowing while it is down.
 public enum Daemon {
     public static func run(_ configuration: DaemonConfiguration, logger: Logger, onListening: @escaping @Sendable (Int, Int?) -> Void) async throws {
-        let pidLock = try PIDLock(path: "\(configuration.client.state)/l3afd.pid")
+        try configuration.validate()
+        let token = try configuration.token()
+        let pidLock = try PIDLock.take("\(configuration.client.state)/l3afd.pid")
         defer { withExtendedLifetime(pidLock) {} }
-        let options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
+        var options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
                                   actor: "l3afd", notify: { message in logger.notice("\(message)") })
+        options.historyLimit = configuration.historyLimit
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.
@@ -33,30 +37,70 @@ public enum Daemon {
         metrics.sample(host)
 
         let api = try DaemonConfiguration.address(configuration.listen, option: "listen")
-        let router = Router()
-        router.add(middleware: DaemonErrorMiddleware())
-        DaemonRoutes(host: host, metrics: metrics, hostName: hostName).register(on: router, metricsHere: configuration.metricsListen == nil)
+        let policy = AccessPolicy(
+            hostNames: Set(([hostName, ProcessInfo.processInfo.hostName] + configuration.allowedHosts).map { $0.lowercased() }.filter { !$0.isEmpty }),
+            token: token, sanRules: configuration.tls?.sanMatchRules ?? [])
+        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName)
+        @Sendable func apiRouter() -> Router<DaemonContext> {
+            let router = Router(context: DaemonContext.self)
+            router.add(middleware: DaemonErrorMiddleware())
+            router.add(middleware: DaemonGuard(policy: policy))
+            routes.register(on: router, metricsHere: configuration.metricsListen == nil)
+            return router
+        }
+        let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))
+        func serverConfiguration(_ address: BindAddress) -> ApplicationConfiguration {
+            .init(address: address, serverName: "l3afd/\(L3AFBuild.version)",
+                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections, logger: logger))
+        }
         let ports = PortsSeen(onListening: onListening, expected: configuration.metricsListen == nil ? 1 : 2)
         var services: [any Service] = [
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
             UserProgramSupervisor(host: host, logger: logger),
         ]
-        let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(), tlsConfiguration: try Self.tls(tls)) } else { .http1() }
+        let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(configuration: http1), tlsConfiguration: try Self.tls(tls)) } else { .http1(configuration: http1) }
         services.append(Application(
-            router: router, server: server,
-            configuration: .init(address: .hostname(api.host, port: api.port), serverName: "l3afd/\(L3AFBuild.version)"),
+            router: apiRouter(), server: server, configuration: serverConfiguration(.hostname(api.host, port: api.port)),
             onServerRunning: { channel in ports.api(channel.localAddress?.port ?? api.port) }, logger: logger))
+        if let socket = configuration.socket {
+            try Self.prepareSocket(socket)
+            services.append(Application(
+                router: apiRouter(), server: .http1(configuration: http1), configuration: serverConfiguration(.unixDomainSocket(path: socket)),
+                onServerRunning: { _ in
+                    chmod(socket, 0o600)
+                    logger.notice("serving the API on the Unix socket \(socket) (mode 0600)")
+                }, logger: logger))
+        }
         if let metricsListen = configuration.metricsListen {
             let address = try DaemonConfiguration.address(metricsListen, option: "metrics-listen")
             let metricsRouter = Router()
             DaemonRoutes.registerMetrics(on: metricsRouter, metrics)
             services.append(Application(
-                router: metricsRouter, configuration: .init(address: .hostname(address.host, port: address.port), serverName: "l3afd/\(L3AFBuild.version)"),
+                router: metricsRouter, server: .http1(configuration: http1), configuration: serverConfiguration(.hostname(address.host, port: address.port)),
                 onServerRunning: { channel in ports.metrics(channel.localAddress?.port ?? address.port) }, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        if let socket = configuration.socket { unlink(socket) }
         logger.notice("stopped; programs stay attached")
+    }
+
+    /// Makes the socket's folder (mode 0700 when it is made here) and removes a socket an earlier daemon left: the pid
+    /// lock is held, so no other daemon of this state uses it. Anything but a socket at the path is refused.
+    static func prepareSocket(_ path: String) throws(DaemonError) {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: folder) {
+            guard (try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil else {
+                throw DaemonError(.badConfiguration, "can't create the socket's folder \(folder)")
+            }
+        }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw DaemonError(.badConfiguration, "\(path) exists and is not a socket", hint: "remove it or choose another socket path")
+            }
+            unlink(path)
+        }
     }
 
     /// Server TLS from PEM files; with a client CA, clients must present a certificate that chains to it.
@@ -69,6 +113,7 @@ public enum Daemon {
         let chain = try load("certificate", tls.certificate) { try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) } }
         let key = try load("key", tls.key) { try NIOSSLPrivateKey(file: tls.key, format: .pem) }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = tls.minimumVersion == "1.3" ? .tlsv13 : .tlsv12
         if let ca = tls.clientCA {
             let roots = try load("client CA", ca) { try NIOSSLCertificate.fromPEMFile(ca) }
             configuration.certificateVerification = .noHostnameVerification
@@ -119,27 +164,14 @@ struct MetricsSampler: Service {
     }
 }
 
-/// One daemon per state folder: an flock on `l3afd.pid` held for the process's life, holding its pid.
-final class PIDLock: Sendable {
-    private let fd: Int32
-
-    init(path: String) throws(DaemonError) {
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw DaemonError(.badConfiguration, "can't open \(path): \(String(cString: strerror(errno)))", hint: "check --state") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let other = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-            close(fd)
-            throw DaemonError(.alreadyRunning, "another l3afd (pid \(other)) already runs with this state folder (\(path))",
+/// One daemon per state folder: ``ProcessLock`` on `l3afd.pid`, refused with the holder's pid.
+enum PIDLock {
+    static func take(_ path: String) throws(DaemonError) -> ProcessLock {
+        do { return try ProcessLock(path: path) } catch let held as ProcessLock.Held {
+            throw DaemonError(.alreadyRunning, "another l3afd (pid \(held.pid)) already runs with this state folder (\(path))",
                               hint: "stop it first, or give this one another --state")
+        } catch {
+            throw DaemonError(.badConfiguration, "can't open \(path): \(error)", hint: "check --state")
         }
-        _ = ftruncate(fd, 0)
-        let text = "\(getpid())\n"
-        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
-    }
-
-    deinit {
-        flock(fd, LOCK_UN)
-        close(fd)
     }
 }

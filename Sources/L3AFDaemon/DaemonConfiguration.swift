@@ -11,10 +11,34 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         public var key: String
         /// PEM CA that client certificates must chain to; when set, clients without one are refused (mTLS).
         public var clientCA: String?
+        /// The lowest TLS version accepted: `1.2` (default) or `1.3`.
+        public var minimumVersion: String?
+        /// With a client CA: literals and regular expressions, one of which a client certificate's SAN must match.
+        public var sanMatchRules: [String]
 
-        enum CodingKeys: String, CodingKey {
+        public init(certificate: String, key: String, clientCA: String? = nil, minimumVersion: String? = nil, sanMatchRules: [String] = []) {
+            self.certificate = certificate
+            self.key = key
+            self.clientCA = clientCA
+            self.minimumVersion = minimumVersion
+            self.sanMatchRules = sanMatchRules
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case certificate, key
             case clientCA = "client_ca"
+            case minimumVersion = "min_version"
+            case sanMatchRules = "san_match_rules"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            certificate = try c.decode(String.self, forKey: .certificate)
+            key = try c.decode(String.self, forKey: .key)
+            clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
+            minimumVersion = try c.decodeIfPresent(String.self, forKey: .minimumVersion)
+            sanMatchRules = try c.decodeIfPresent([String].self, forKey: .sanMatchRules) ?? []
         }
     }
 
@@ -33,6 +57,20 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var samples: Int = 10
     /// Seconds a change waits for another writer (an `l3af` command) before failing.
     public var lockTimeoutSeconds: Double = 30
+    /// A Unix socket to serve the API on as well (mode 0600; the caller's uid is recorded on each revision).
+    public var socket: String?
+    /// A file holding the bearer token every API request must carry (not `/metrics`, `/healthz`); mode 0600 or stricter.
+    public var tokenFile: String?
+    /// Names the Host header may carry besides IP literals, `localhost` and the host name.
+    public var allowedHosts: [String] = []
+    /// Serve plain HTTP on a non-loopback address anyway (refused by default without mTLS).
+    public var insecureListen = false
+    /// Open connections at most, per server; more wait to be accepted.
+    public var maximumConnections = 64
+    /// Seconds an idle connection is kept open.
+    public var idleTimeoutSeconds = 60
+    /// Revisions kept in state.db; older ones are pruned after each change.
+    public var historyLimit = 1000
 
     public init() {}
 
@@ -49,6 +87,13 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         case sampleIntervalSeconds = "sample_interval_seconds"
         case samples
         case lockTimeoutSeconds = "lock_timeout_seconds"
+        case socket
+        case tokenFile = "token_file"
+        case allowedHosts = "allowed_hosts"
+        case insecureListen = "insecure_listen"
+        case maximumConnections = "max_connections"
+        case idleTimeoutSeconds = "idle_timeout_seconds"
+        case historyLimit = "history_limit"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,6 +114,13 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         sampleIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .sampleIntervalSeconds) ?? defaults.sampleIntervalSeconds
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? defaults.samples
         lockTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .lockTimeoutSeconds) ?? defaults.lockTimeoutSeconds
+        socket = try c.decodeIfPresent(String.self, forKey: .socket)
+        tokenFile = try c.decodeIfPresent(String.self, forKey: .tokenFile)
+        allowedHosts = try c.decodeIfPresent([String].self, forKey: .allowedHosts) ?? []
+        insecureListen = try c.decodeIfPresent(Bool.self, forKey: .insecureListen) ?? false
+        maximumConnections = try c.decodeIfPresent(Int.self, forKey: .maximumConnections) ?? defaults.maximumConnections
+        idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        historyLimit = try c.decodeIfPresent(Int.self, forKey: .historyLimit) ?? defaults.historyLimit
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -87,6 +139,66 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         try c.encode(sampleIntervalSeconds, forKey: .sampleIntervalSeconds)
         try c.encode(samples, forKey: .samples)
         try c.encode(lockTimeoutSeconds, forKey: .lockTimeoutSeconds)
+        try c.encodeIfPresent(socket, forKey: .socket)
+        try c.encodeIfPresent(tokenFile, forKey: .tokenFile)
+        try c.encode(allowedHosts, forKey: .allowedHosts)
+        try c.encode(insecureListen, forKey: .insecureListen)
+        try c.encode(maximumConnections, forKey: .maximumConnections)
+        try c.encode(idleTimeoutSeconds, forKey: .idleTimeoutSeconds)
+        try c.encode(historyLimit, forKey: .historyLimit)
+    }
+
+    /// Every number within bounds, and no exposure the operator didn't ask for: a non-loopback listen address needs
+    /// mTLS (or `insecure_listen`), SAN rules need a client CA, the token file is private.
+    func validate() throws(DaemonError) {
+        func bounded<T: Comparable>(_ name: String, _ value: T, _ range: ClosedRange<T>) throws(DaemonError) {
+            guard range.contains(value) else { throw DaemonError(.badConfiguration, "\(name) is \(value); it must be \(range.lowerBound) to \(range.upperBound)") }
+        }
+        guard sampleIntervalSeconds.isFinite, lockTimeoutSeconds.isFinite else { throw DaemonError(.badConfiguration, "sample_interval_seconds and lock_timeout_seconds must be numbers") }
+        try bounded("sample_interval_seconds", sampleIntervalSeconds, 0.1...3600)
+        try bounded("samples", samples, 2...10_000)
+        try bounded("lock_timeout_seconds", lockTimeoutSeconds, 0...3600)
+        try bounded("max_connections", maximumConnections, 1...100_000)
+        try bounded("idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
+        try bounded("history_limit", historyLimit, 10...10_000_000)
+        let api = try Self.address(listen, option: "listen")
+        let mutual = tls?.clientCA != nil
+        if !Self.isLoopback(api.host), !mutual, !insecureListen {
+            throw DaemonError(.badConfiguration, "listen \(listen) is reachable from other machines, but clients are not authenticated",
+                              hint: "set tls with client_ca (mTLS), listen on 127.0.0.1 or a Unix socket, or pass --insecure-listen if something in front authenticates")
+        }
+        if let tls {
+            if let version = tls.minimumVersion, !["1.2", "1.3"].contains(version) {
+                throw DaemonError(.badConfiguration, "tls.min_version is '\(version)'", hint: "use 1.2 or 1.3")
+            }
+            if !tls.sanMatchRules.isEmpty, tls.clientCA == nil {
+                throw DaemonError(.badConfiguration, "tls.san_match_rules needs tls.client_ca: without client certificates there are no SANs to match")
+            }
+        }
+        if let socket, !socket.hasPrefix("/") { throw DaemonError(.badConfiguration, "socket '\(socket)' is not an absolute path") }
+    }
+
+    /// The bearer token from `token_file`, or `nil` without one. The file must be a regular file that only its owner
+    /// can read, holding one non-empty line.
+    func token() throws(DaemonError) -> String? {
+        guard let tokenFile else { return nil }
+        var info = stat()
+        guard stat(tokenFile, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw DaemonError(.badConfiguration, "can't read the token file \(tokenFile)", hint: "make it with: head -c 32 /dev/urandom | base64 > \(tokenFile); chmod 600 \(tokenFile)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw DaemonError(.badConfiguration, "the token file \(tokenFile) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8)))", hint: "chmod 600 \(tokenFile)")
+        }
+        guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8), !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw DaemonError(.badConfiguration, "the token file \(tokenFile) is empty or not text")
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" { return true }
+        var address = in_addr()
+        return inet_pton(AF_INET, host, &address) == 1 && UInt32(bigEndian: address.s_addr) >> 24 == 127
     }
 
     /// `host:port` split, with a message naming the option when it isn't one.

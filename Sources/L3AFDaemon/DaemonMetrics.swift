@@ -21,7 +21,12 @@ public final class DaemonMetrics: Sendable {
         var history: [String: [(time: Double, value: UInt64)]] = [:]
         var running: [String: Gauge] = [:]
         var monitors: [String: Gauge] = [:]
+        /// Label sets of failure counters made so far: bounded, since their names come from requests.
+        var failedSeries = Set<String>()
     }
+
+    /// Distinct `l3afd_BPFUpdateFailedCount` series at most; failures past that count under `ebpf_program="_other"`.
+    public static let maximumFailedSeries = 256
     private let state = Mutex(State())
 
     public init(samples: Int) {
@@ -100,11 +105,21 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// A failed change of `programs` (names), counted as l3afd does.
+    /// Names from a refused request are not trusted: a name that is not a package name, or a new series past
+    /// ``maximumFailedSeries``, is counted as `_other` on `_other`, so no request can grow the metrics without bound.
     public func failed(_ programs: [(package: String, interface: String, hook: Hook)]) {
         for program in programs {
-            registry.makeCounter(name: "l3afd_BPFUpdateFailedCount", labels: [
-                ("ebpf_program", program.package), ("direction", program.hook.rawValue), ("interface_name", program.interface),
-            ]).increment()
+            var labels = [("ebpf_program", program.package), ("direction", program.hook.rawValue), ("interface_name", program.interface)]
+            let plausible = (try? PackageName(program.package)) != nil && program.interface.utf8.count <= 15 && FileName.isPlain(program.interface)
+            let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+            let admitted = plausible && state.withLock { state in
+                if state.failedSeries.contains(key) { return true }
+                guard state.failedSeries.count < Self.maximumFailedSeries else { return false }
+                state.failedSeries.insert(key)
+                return true
+            }
+            if !admitted { labels = [("ebpf_program", "_other"), ("direction", program.hook.rawValue), ("interface_name", "_other")] }
+            registry.makeCounter(name: "l3afd_BPFUpdateFailedCount", labels: labels).increment()
         }
     }
 

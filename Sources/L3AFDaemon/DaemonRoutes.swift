@@ -19,7 +19,7 @@ struct DaemonRoutes: Sendable {
     let metrics: DaemonMetrics
     let hostName: String
 
-    func register(on router: Router<BasicRequestContext>, metricsHere: Bool) {
+    func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
         router.get("/l3af/configs/v1") { _, _ in try json(configs(interface: nil)) }
         router.get("/l3af/configs/v1/{iface}") { _, context in
@@ -87,7 +87,7 @@ struct DaemonRoutes: Sendable {
         if metricsHere { Self.registerMetrics(on: router, metrics) }
     }
 
-    static func registerMetrics(on router: Router<BasicRequestContext>, _ metrics: DaemonMetrics) {
+    static func registerMetrics<Context: RequestContext>(on router: Router<Context>, _ metrics: DaemonMetrics) {
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
         }
@@ -157,12 +157,12 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
 }
 
 /// Every failure as JSON: a request's fault is a 4xx naming the field or the problem, never a 500.
-struct DaemonErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-
+struct DaemonErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as AccessError {
+            return respond(error.status, error.code, error.description, error.hint)
         } catch let error as HostError {
             let status: HTTPResponse.Status = switch error.kind {
             case .badInput: .badRequest

@@ -13,7 +13,9 @@ public struct L3AFDCommand: AsyncParsableCommand {
             Serves GET /l3af/configs/v1[/{iface}], POST /l3af/configs/v1/add|update|delete (L3afBPFPrograms and \
             L3afBPFProgramNames payloads), this project's routes under /l3af/v1/, and /metrics (Prometheus). Settings \
             come from --config (JSON: listen, metrics_listen, registry, trusted_keys, repo, cache, state, pin_root, \
-            host_name, tls {certificate, key, client_ca}, sample_interval_seconds, samples, lock_timeout_seconds), \
+            host_name, tls {certificate, key, client_ca, min_version, san_match_rules}, socket, token_file, allowed_hosts, \
+            insecure_listen, max_connections, idle_timeout_seconds, history_limit, sample_interval_seconds, samples, \
+            lock_timeout_seconds), \
             then flags. On SIGTERM it stops serving and leaves every program attached.
             """,
         version: L3AFBuild.version
@@ -32,6 +34,12 @@ public struct L3AFDCommand: AsyncParsableCommand {
     @Option(help: "PEM certificate chain to serve TLS with.") var tlsCertificate: String?
     @Option(help: "PEM private key of --tls-certificate.") var tlsKey: String?
     @Option(help: "PEM CA client certificates must chain to (mTLS).") var tlsClientCa: String?
+    @Option(help: "Lowest TLS version: 1.2 (default) or 1.3.") var tlsMinVersion: String?
+    @Option(help: "A literal or regex a client certificate's SAN must match (repeatable; needs --tls-client-ca).") var sanMatchRule: [String] = []
+    @Option(help: "Also serve the API on this Unix socket (mode 0600; the caller's uid is recorded).") var socket: String?
+    @Option(help: "A file (mode 0600) with the bearer token every API request must carry.") var tokenFile: String?
+    @Option(help: "A name the Host header may carry besides IPs, localhost and the host name (repeatable).") var allowedHost: [String] = []
+    @Flag(help: "Serve without client authentication on a non-loopback address (something in front must authenticate).") var insecureListen = false
     @Option(help: "Seconds between metric samples (default 5).") var sampleInterval: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
@@ -55,9 +63,13 @@ public struct L3AFDCommand: AsyncParsableCommand {
         if let pinRoot { settings.pinRoot = pinRoot }
         if let hostName { settings.hostName = hostName }
         if let sampleInterval { settings.sampleIntervalSeconds = sampleInterval }
+        if let socket { settings.socket = socket }
+        if let tokenFile { settings.tokenFile = tokenFile }
+        if !allowedHost.isEmpty { settings.allowedHosts = allowedHost }
+        if insecureListen { settings.insecureListen = true }
         if let tlsCertificate, let tlsKey {
-            settings.tls = .init(certificate: tlsCertificate, key: tlsKey, clientCA: tlsClientCa)
-        } else if tlsCertificate != nil || tlsKey != nil || tlsClientCa != nil {
+            settings.tls = .init(certificate: tlsCertificate, key: tlsKey, clientCA: tlsClientCa, minimumVersion: tlsMinVersion, sanMatchRules: sanMatchRule)
+        } else if tlsCertificate != nil || tlsKey != nil || tlsClientCa != nil || tlsMinVersion != nil || !sanMatchRule.isEmpty {
             throw DaemonError(.badConfiguration, "TLS needs both --tls-certificate and --tls-key", hint: "--tls-client-ca adds mTLS on top")
         }
         return settings

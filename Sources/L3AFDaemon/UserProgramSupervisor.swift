@@ -11,6 +11,8 @@ import Synchronization
 /// l3afd stops (the eBPF programs stay attached).
 final class UserProgramSupervisor: Service, Sendable {
     static let maximumRestarts = 3
+    /// A user program's log is rotated past this size: `<package>.log` and `<package>.log.1`, 2 × 10 MiB at most.
+    static let maximumLogBytes = 10 << 20
 
     private struct Child {
         var process: Process
@@ -93,11 +95,16 @@ final class UserProgramSupervisor: Service, Sendable {
         process.executableURL = URL(fileURLWithPath: program.path)
         process.arguments = program.arguments
         process.currentDirectoryURL = URL(fileURLWithPath: (program.path as NSString).deletingLastPathComponent)
-        if let log = FileHandle(forWritingAtPath: logPath) {
-            log.seekToEndOfFile()
-            process.standardOutput = log
-            process.standardError = log
+        // Output goes through a pipe to a log that rotates at `maximumLogBytes` (one older file kept), so a chatty or
+        // hostile user program can't fill the disk.
+        let pipe = Pipe()
+        let log = RotatingLog(path: logPath, limit: Self.maximumLogBytes)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil } else { log.write(data) }
         }
+        process.standardOutput = pipe
+        process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
         do {
             try process.run()
@@ -114,5 +121,39 @@ final class UserProgramSupervisor: Service, Sendable {
             for (_, child) in children where child.process.isRunning { child.process.terminate() }
             children.removeAll()
         }
+    }
+}
+
+/// An append-only log file that, past `limit` bytes, is renamed to `<path>.1` (replacing the older one) and started
+/// anew. Written from one pipe reader at a time.
+final class RotatingLog: @unchecked Sendable {  // state touched only under `lock`
+    let path: String
+    let limit: Int
+    private let lock = NSLock()
+    private var handle: FileHandle?
+    private var size = 0
+
+    init(path: String, limit: Int) {
+        self.path = path
+        self.limit = limit
+    }
+
+    func write(_ data: Data) {
+        lock.lock()
+        defer { lock.unlock() }
+        if handle == nil { open() }
+        if size + data.count > limit {
+            try? handle?.close()
+            _ = rename(path, path + ".1")
+            open()
+        }
+        handle?.write(data)
+        size += data.count
+    }
+
+    private func open() {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o640]) }
+        handle = FileHandle(forWritingAtPath: path)
+        size = Int(handle?.seekToEndOfFile() ?? 0)
     }
 }

@@ -16,7 +16,9 @@ public final class HostDatabase: Sendable {
     public init(path: String) throws(HostError) {
         self.path = path
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            // The state folder holds history and locks: not for other users to read.
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             queue = try DatabaseQueue(path: path, configuration: configuration)
@@ -102,6 +104,14 @@ public final class HostDatabase: Sendable {
     /// The pending revision `number` becomes part of history.
     public func commit(_ number: Int) throws(HostError) {
         try run { db in try db.execute(sql: "UPDATE revision SET status = 'committed' WHERE number = ? AND status = 'pending'", arguments: [number]) }
+    }
+
+    /// Deletes committed revisions older than the newest `keep`: history is bounded.
+    public func prune(keeping keep: Int) throws(HostError) {
+        try run { db in
+            try db.execute(sql: "DELETE FROM revision WHERE status = 'committed' AND number <= (SELECT MAX(number) FROM revision WHERE status = 'committed') - ?",
+                           arguments: [max(keep, 1)])
+        }
     }
 
     /// Drops the pending revision: the change did not happen.

@@ -16,6 +16,8 @@ public struct HostOptions: Sendable {
     public var actor: String
     /// The packages whose programs are the roots of each hook.
     public var rootPackages: [Hook: String]
+    /// Revisions kept; older ones are pruned after each change.
+    public var historyLimit = 1000
     /// Progress messages for a person (waiting for the lock, a skipped pin, a watch sample).
     public var notify: @Sendable (String) -> Void
 
@@ -59,6 +61,10 @@ public struct InstallRequest: Sendable {
 public final class HostManager: Sendable {
     public let options: HostOptions
     public let database: HostDatabase
+
+    /// Who asked for the change being made, when it is not ``HostOptions/actor``: the daemon sets it per request
+    /// (`uid 1000` from a Unix socket's peer credentials, a certificate's name), and revisions record it.
+    @TaskLocal public static var requestActor: String?
 
     public init(options: HostOptions) throws(HostError) {
         self.options = options
@@ -151,7 +157,8 @@ public final class HostManager: Sendable {
     /// Records `new` as a revision after making it real; on failure puts `old` back and records nothing.
     @discardableResult
     func change(kind: String, cause: String, from old: HostSnapshot, to new: HostSnapshot) throws(HostError) -> Revision {
-        let number = try database.begin(kind: kind, cause: cause, actor: options.actor, snapshot: new)
+        let actor = Self.requestActor ?? options.actor
+        let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new)
         do {
             try realize(new, previous: old)
         } catch {
@@ -160,7 +167,8 @@ public final class HostManager: Sendable {
             throw error
         }
         try database.commit(number)
-        return Revision(number: number, time: Date(), kind: kind, cause: cause, actor: options.actor, snapshot: new)
+        try? database.prune(keeping: options.historyLimit)
+        return Revision(number: number, time: Date(), kind: kind, cause: cause, actor: actor, snapshot: new)
     }
 
     // MARK: Packages
@@ -220,6 +228,9 @@ public final class HostManager: Sendable {
     /// Installs a package onto an interface: each of its programs (or the one for `hook`) joins that hook's chain.
     public func install(_ request: InstallRequest) async throws -> Revision {
         try Self.checkInterface(request.interface)
+        if let seq = request.seqID, !(0...BPFProgram.maximumSeqID).contains(seq) {
+            throw HostError(.badInput, "seq_id \(seq) is out of range", hint: "use 0 to \(BPFProgram.maximumSeqID)")
+        }
         return try await withLock {
             let old = try snapshot()
             var new = old
@@ -236,7 +247,8 @@ public final class HostManager: Sendable {
                                     hint: "use `l3af upgrade \(installed.name)` or `l3af pin \(installed.name)@VERSION` to change its version")
                 }
                 let chain = new.programs.filter { $0.key == key }
-                let seq = request.seqID ?? ((chain.map(\.seqID).max() ?? 0) + 10)
+                // Stored seq_ids are at most BPFProgram.maximumSeqID, so this can't overflow.
+                let seq = request.seqID ?? min((chain.map(\.seqID).max() ?? 0) + 10, BPFProgram.maximumSeqID)
                 if let taken = chain.first(where: { $0.seqID == seq }) {
                     throw HostError(.badInput, "seq_id \(seq) on \(key) is taken by \(taken.spec)", hint: "pick another --seq")
                 }
@@ -280,7 +292,8 @@ public final class HostManager: Sendable {
     /// passing pinned ones by. With `watch`, keeps watching the changed programs' health rules for that many
     /// seconds and flips back at once when one fails.
     public func upgrade(package: String? = nil, interface: String? = nil, watch: Double? = nil, interval: Double = 1) async throws -> UpgradeOutcome {
-        try await withLock {
+        try Self.checkWatch(watch, interval: interval)
+        return try await withLock {
             let old = try snapshot()
             var new = old
             var changed: [String] = [], skipped: [String] = []
@@ -432,6 +445,7 @@ public final class HostManager: Sendable {
                 throw HostError(.badInput, "\(placed.spec) is no longer in the repo (\(placed.objectPath))",
                                 hint: "fetch it again with `l3af fetch \(placed.package)@=\(placed.version)`, then roll back")
             }
+            try verifyInstalled(new)
             return try change(kind: "rollback", cause: cause, from: current.snapshot, to: new)
         }
     }
@@ -441,12 +455,44 @@ public final class HostManager: Sendable {
         try await withLock {
             let current = try snapshot()
             guard try difference(current) != nil else { return false }
+            try verifyInstalled(current)
             try realize(current, previous: current)
             return true
         }
     }
 
     // MARK: Health
+
+    /// The longest health watch, in seconds.
+    public static let maximumWatchSeconds = 3600.0
+    /// The sampling interval's bounds, in seconds.
+    public static let intervalRange = 0.1...60.0
+
+    /// A watch of 0 to an hour, sampled every 0.1 to 60 seconds: anything else is refused before the change.
+    static func checkWatch(_ watch: Double?, interval: Double) throws(HostError) {
+        guard interval.isFinite, intervalRange.contains(interval) else {
+            throw HostError(.badInput, "the sampling interval \(interval) s is out of range", hint: "use \(intervalRange.lowerBound) to \(Int(intervalRange.upperBound)) seconds")
+        }
+        if let watch {
+            guard watch.isFinite, (0...maximumWatchSeconds).contains(watch) else {
+                throw HostError(.badInput, "the watch of \(watch) s is out of range", hint: "use 0 to \(Int(maximumWatchSeconds)) seconds")
+            }
+        }
+    }
+
+    /// Re-hashes the repo files every program of `snapshot` loads from against their install markers, so a restore
+    /// or rollback never loads an object changed since it was verified.
+    func verifyInstalled(_ snapshot: HostSnapshot) throws(HostError) {
+        var seen = Set<String>()
+        let packages = snapshot.programs.filter(\.enabled).map { ($0.package, $0.version) } + snapshot.roots.values.map { ($0.package, $0.version) }
+        for (package, version) in packages where seen.insert("\(package)@\(version)").inserted {
+            do { _ = try Unpacker.check(repo: options.client.repo, name: package, version: version) } catch let error as any L3AFError {
+                throw HostError(.badInput, error.description, hint: error.hint)
+            } catch {
+                throw HostError(.badInput, "\(package)@\(version): \(error)")
+            }
+        }
+    }
 
     /// Watches the programs `revision` changed for `seconds`; when one is gone or breaks a health rule, flips back to
     /// `previous` at once and records that as an automatic rollback, which it returns.

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFArchive
 import L3AFClient
 import L3AFModel
 
@@ -110,6 +111,13 @@ extension HostManager {
                                 hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
             }
             program = found
+            // map_args may write only what the manifest says is configuration or state, never another of the
+            // package's maps (its chain link, its counters' internals).
+            let writable = Set(program.parameters.map(\.destination.map) + program.stateMaps + program.monitorMaps.map(\.name))
+            for (index, argument) in entry.mapArgs.enumerated() where !writable.contains(argument.name) {
+                throw HostError(.badInput, "\(at).map_args[\(index)].name: \(installed.name)@\(installed.version)'s manifest names no map '\(argument.name)' that a payload may write",
+                                hint: writable.isEmpty ? "its manifest names none" : "it may write: \(writable.sorted().joined(separator: ", "))")
+            }
             let known = Set(program.parameters.map(\.name))
             for (key, value) in entry.startParameters {
                 guard known.contains(key) else {
@@ -133,14 +141,19 @@ extension HostManager {
         var userProgram: UserProgram?
         if !entry.cmdStart.isEmpty && !FileManager.default.fileExists(atPath: "\(installed.path)/\(Manifest.fileName)") {
             let command = entry.cmdStart.trimmingCharacters(in: .whitespaces)
-            guard !command.contains("/"), !command.contains(" "), command != "..", FileManager.default.isExecutableFile(atPath: "\(installed.path)/\(command)") else {
+            // A plain name (checked with the payload), and proven to resolve inside the artifact's folder.
+            let resolved: String
+            do { resolved = try ContainedPath.resolve(RelativePath(command, field: "\(at).cmd_start"), in: installed.path, field: "\(at).cmd_start") } catch {
+                throw HostError(.badInput, error.description, hint: error.hint)
+            }
+            guard FileManager.default.isExecutableFile(atPath: resolved) else {
                 throw HostError(.badInput, "\(at).cmd_start: '\(command)' is not an executable file in \(installed.name)@\(installed.version)'s artifact",
                                 hint: "name the program's file in the artifact's top folder (no path, no arguments: those come from start_args)")
             }
             let direction = hook == .tcEgress ? "egress" : "ingress"
             let nextMap = "\(options.pinRoot)/\(interface)/\(hook.rawValue)/\(installed.name)/\(installed.version.replacingOccurrences(of: ".", with: "_"))/next"
             userProgram = UserProgram(
-                path: "\(installed.path)/\(command)",
+                path: resolved,
                 arguments: ["--iface=\(interface)", "--direction=\(direction)", "--map-name=\(nextMap)"] + entry.startParameters.map { "--\($0.name)=\($0.value)" },
                 daemon: entry.userProgramDaemon)
         }
@@ -152,8 +165,10 @@ extension HostManager {
             source: configuration.registry, payload: entry)
         placed.mapArguments = entry.mapArgs
         placed.userProgram = userProgram
-        guard FileManager.default.fileExists(atPath: placed.objectPath) else {
-            throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no object file \(program.objectFile)", hint: "check object_file")
+        do {
+            placed.objectPath = try ContainedPath.resolve(RelativePath(program.objectFile, field: "\(at).object_file"), in: installed.path, field: "\(at).object_file")
+        } catch {
+            throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version): \(error.description)", hint: "check object_file")
         }
         try Self.checkParameters(placed)
         return placed

@@ -10,12 +10,15 @@ public struct RegistryError: L3AFError, Equatable {
     public let code: String
     public let description: String
     public let hint: String?
+    /// Seconds a client should wait before trying again (sent as `Retry-After` with a 503).
+    public let retryAfter: Int?
 
-    public init(_ kind: Kind, _ code: String, _ description: String, hint: String? = nil) {
+    public init(_ kind: Kind, _ code: String, _ description: String, hint: String? = nil, retryAfter: Int? = nil) {
         self.kind = kind
         self.code = code
         self.description = description
         self.hint = hint
+        self.retryAfter = retryAfter
     }
 
     /// The HTTP status this error is answered with.

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import L3AFArchive
 import L3AFModel
 import Logging
 import NIOCore
@@ -10,17 +12,27 @@ public enum RegistryServer {
     /// Serves `store` on `host:port` (port 0 picks a free one). `onListening` gets the bound port once
     /// the server accepts connections.
     public static func run(
-        store: RegistryStore, host: String, port: Int, maximumUploadBytes: Int = 64 << 20,
+        store: RegistryStore, host: String, port: Int, maximumUploadBytes: Int = 64 << 20, maximumUploads: Int = 4,
+        maximumConnections: Int = 512, idleTimeoutSeconds: Int = 60,
         refreshIntervalSeconds: Int = 60, logRequests: Bool = true, logger: Logger,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
+        // One server per root: a second would write the same tree and lose updates.
+        let serveLock: ProcessLock
+        do { serveLock = try ProcessLock(path: "\(store.layout.privateFolder)/serve.pid") } catch let held as ProcessLock.Held {
+            throw RegistryError(.conflict, "root-in-use", "another l3af-registry serve (pid \(held.pid)) already serves \(store.layout.root)",
+                                hint: "stop it first; one server writes a root (put nginx or a CDN in front to serve reads at scale)")
+        }
+        defer { withExtendedLifetime(serveLock) {} }
         let router = Router()
         if logRequests { router.add(middleware: LogRequestsMiddleware(.info)) }
         router.add(middleware: ErrorMiddleware())
-        RegistryRoutes(store: store, maximumUploadBytes: maximumUploadBytes).register(on: router)
+        RegistryRoutes(store: store, maximumUploadBytes: maximumUploadBytes, uploads: UploadSlots(limit: maximumUploads)).register(on: router)
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "l3af-registry/\(L3AFBuild.version)"),
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(idleTimeoutSeconds)))),
+            configuration: .init(address: .hostname(host, port: port), serverName: "l3af-registry/\(L3AFBuild.version)",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(maximumConnections, logger: logger)),
             services: [IndexRefresher(store: store, intervalSeconds: refreshIntervalSeconds, logger: logger)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)

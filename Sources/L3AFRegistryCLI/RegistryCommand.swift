@@ -1,6 +1,7 @@
 import ArgumentParser
 import L3AFCLISupport
 import Foundation
+import L3AFArchive
 import L3AFModel
 import L3AFRegistry
 import Logging
@@ -37,8 +38,9 @@ struct KeygenCommand: AsyncParsableCommand {
             throw CLIError("key-exists", "\(out) already exists", hint: "pass --force to replace it (clients trusting the old key will refuse the new index)")
         }
         let key = IndexSigningKey()
-        guard FileManager.default.createFile(atPath: out, contents: Data((key.base64Seed + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CLIError("unwritable-file", "can't write \(out)")
+        // Created 0600 from the first byte (a temporary file renamed into place), never readable by others meanwhile.
+        do { try AtomicFile.write(Array((key.base64Seed + "\n").utf8), to: out, mode: 0o600) } catch {
+            throw CLIError("unwritable-file", "can't write \(out): \(error)")
         }
         print("wrote the private key to \(out); clients trust this public key (--trusted-key):")
         print(key.publicKey.base64)
@@ -47,7 +49,7 @@ struct KeygenCommand: AsyncParsableCommand {
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Manage publish tokens.", subcommands: [TokenAddCommand.self])
+        commandName: "token", abstract: "Manage publish tokens.", subcommands: [TokenAddCommand.self, TokenListCommand.self, TokenRevokeCommand.self])
 }
 
 struct TokenAddCommand: AsyncParsableCommand {
@@ -76,6 +78,32 @@ struct TokenAddCommand: AsyncParsableCommand {
     }
 }
 
+struct TokenListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List publish tokens: id, owner, packages, created (never the token).")
+
+    @Option(help: "The registry's root folder.") var root: String
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let tokens = try RegistryStore.listTokens(layout: RegistryLayout(root: root))
+        let lines = tokens.map { "\($0.id)  \($0.owner)  \($0.packages.joined(separator: ","))  \($0.created)" }
+        try output.emit(tokens, text: tokens.isEmpty ? "no tokens" : (["ID            OWNER  PACKAGES  CREATED"] + lines).joined(separator: "\n"))
+    }
+}
+
+struct TokenRevokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke a publish token by its id (from token list); refused from the next request on.")
+
+    @Option(help: "The registry's root folder.") var root: String
+    @Argument(help: "The token's id, or an unambiguous start of it (4 characters or more).") var id: String
+
+    func run() async throws {
+        let revoked = try RegistryStore.revokeToken(layout: RegistryLayout(root: root), id: id)
+        print("revoked token \(revoked.id) of \(revoked.owner) (packages \(revoked.packages.joined(separator: ", ")))")
+    }
+}
+
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve the tree and the publish API; stops gracefully on SIGTERM or SIGINT.")
@@ -92,6 +120,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Refuse uploads larger than this many bytes.")
     var maxUploadBytes = 64 << 20
 
+    @Option(help: "Uploads received or inspected at once; more get 503 with Retry-After.")
+    var maxUploads = 4
+
+    @Option(help: "Open connections at most; more wait to be accepted.")
+    var maxConnections = 512
+
+    @Option(help: "Seconds an idle connection is kept open.")
+    var idleTimeout = 60
+
     @Option(help: "How long a signed index is valid, in seconds; it is re-signed when half of that is left.")
     var indexTtl: Int64 = 7 * 86_400
 
@@ -105,6 +142,19 @@ struct ServeCommand: AsyncParsableCommand {
         guard let seed = FileManager.default.contents(atPath: key) else {
             throw CLIError("unreadable-file", "can't read the key file \(key)", hint: "make one with l3af-registry keygen --out \(key)")
         }
+        var info = stat()
+        if stat(key, &info) == 0, info.st_mode & 0o077 != 0 {
+            throw CLIError("key-exposed", "the signing key \(key) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                           hint: "chmod 600 \(key); if others may have read it, make a new key and rotate clients to it")
+        }
+        for (name, value, range) in [("--max-upload-bytes", maxUploadBytes, 1...(1 << 30)), ("--max-uploads", maxUploads, 1...1024),
+                                     ("--max-connections", maxConnections, 1...100_000), ("--idle-timeout", idleTimeout, 1...86_400),
+                                     ("--refresh-interval", refreshInterval, 1...86_400)] where !range.contains(value) {
+            throw CLIError("invalid-option", "\(name) is \(value); it must be \(range.lowerBound) to \(range.upperBound)")
+        }
+        guard (60...(10 * 365 * 86_400)).contains(indexTtl) else {
+            throw CLIError("invalid-option", "--index-ttl is \(indexTtl); it must be 60 to \(10 * 365 * 86_400) seconds")
+        }
         let signingKey = try IndexSigningKey(base64Seed: String(decoding: seed, as: UTF8.self))
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw CLIError("invalid-listen", "--listen '\(listen)' is not HOST:PORT", hint: "e.g. 127.0.0.1:8080")
@@ -115,7 +165,8 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try RegistryStore(layout: RegistryLayout(root: root), key: signingKey, indexLifetimeSeconds: indexTtl, logger: logger)
         let publicKey = signingKey.publicKey.base64
         try await RegistryServer.run(
-            store: store, host: host, port: port, maximumUploadBytes: maxUploadBytes, refreshIntervalSeconds: refreshInterval,
+            store: store, host: host, port: port, maximumUploadBytes: maxUploadBytes, maximumUploads: maxUploads,
+            maximumConnections: maxConnections, idleTimeoutSeconds: idleTimeout, refreshIntervalSeconds: refreshInterval,
             logRequests: logger.logLevel <= .info, logger: logger
         ) { bound in
             // Written straight to the descriptor so a supervising process sees it at once.

@@ -1,4 +1,9 @@
 import L3AFCLISupport
 import L3AFDaemon
+#if canImport(Glibc)
+import Glibc
+#endif
 
+// Cache, state, logs and the repo are not for other users to read: files this process creates get no "other" bits.
+umask(0o027)
 await CommandRunner.main(L3AFDCommand.self)

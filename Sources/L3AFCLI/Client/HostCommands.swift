@@ -16,12 +16,29 @@ struct HostCommandOptions: ParsableArguments {
     @Option(help: "Where chains are pinned on bpffs (default: $L3AF_PIN_ROOT, else /sys/fs/bpf/l3af).")
     var pinRoot: String?
 
-    @Option(name: .customLong("host"), help: "Drive a remote l3afd at this URL instead of this host (default: $L3AF_HOST).")
+    @Option(name: .customLong("host"), help: "Drive a remote l3afd at this URL, or at unix:/path/to/l3afd.sock, instead of this host (default: $L3AF_HOST).")
     var remoteURL: String?
+
+    @Option(help: "With --host: the PEM CA l3afd's certificate must chain to.") var cacert: String?
+    @Option(help: "With --host: a PEM client certificate, for l3afd's mTLS.") var cert: String?
+    @Option(help: "With --host: the PEM key of --cert.") var key: String?
+    @Option(help: "With --host: l3afd's bearer token, or @FILE to read it from a file (default: $L3AF_HOST_TOKEN). Never printed.")
+    var token: String?
 
     /// The remote daemon to ask, when `--host` or `$L3AF_HOST` names one.
     var remote: RemoteHost? {
-        (remoteURL ?? ProcessInfo.processInfo.environment["L3AF_HOST"]).flatMap { $0.isEmpty ? nil : RemoteHost(url: $0) }
+        get throws {
+            let environment = ProcessInfo.processInfo.environment
+            guard let url = (remoteURL ?? environment["L3AF_HOST"]).flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
+            var bearer = token ?? environment["L3AF_HOST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            if let file = bearer, file.hasPrefix("@") {
+                guard let text = try? String(contentsOfFile: String(file.dropFirst()), encoding: .utf8) else {
+                    throw CLIError("unreadable-file", "can't read the token file \(file.dropFirst())", hint: "give --token @FILE with a readable file")
+                }
+                bearer = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            return try RemoteHost(address: url, token: bearer, caCertificate: cacert, clientCertificate: cert, clientKey: key)
+        }
     }
 
     func host() throws -> HostManager {
@@ -70,7 +87,7 @@ struct InstallCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        if let remote = options.remote {
+        if let remote = try options.remote {
             let reply = try await remote.call("POST", "/l3af/v1/install", HostRequest.Install(
                 spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)), as: HostRequest.Changed.self)
             return try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
@@ -92,7 +109,7 @@ struct RemoveCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        if let remote = options.remote {
+        if let remote = try options.remote {
             let revision = try await remote.call("POST", "/l3af/v1/remove", HostRequest.Remove(package: package, iface: iface), as: Revision.self)
             return try output.emit(revision, text: describe(revision))
         }
@@ -111,7 +128,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let status: HostStatus
-        if let remote = options.remote {
+        if let remote = try options.remote {
             let query = iface.map { "?iface=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" } ?? ""
             status = try await remote.call("GET", "/l3af/v1/status\(query)", as: HostStatus.self)
         } else {
@@ -171,7 +188,7 @@ struct UpgradeCommand: AsyncParsableCommand {
             }
             seconds = value
         }
-        let outcome: HostManager.UpgradeOutcome = if let remote = options.remote {
+        let outcome: HostManager.UpgradeOutcome = if let remote = try options.remote {
             try await remote.call("POST", "/l3af/v1/upgrade", HostRequest.Upgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval),
                                   as: HostManager.UpgradeOutcome.self)
         } else {
@@ -200,7 +217,7 @@ struct PinCommand: AsyncParsableCommand {
 
     func run() async throws {
         let parsed = try exactSpec(spec)
-        let revision: Revision? = if let remote = options.remote {
+        let revision: Revision? = if let remote = try options.remote {
             try await remote.call("POST", "/l3af/v1/pin", HostRequest.Pin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface),
                                   as: HostRequest.Changed.self).revision
         } else {
@@ -219,7 +236,7 @@ struct UnpinCommand: AsyncParsableCommand {
     @OptionGroup var options: HostCommandOptions
 
     func run() async throws {
-        let removed = if let remote = options.remote {
+        let removed = if let remote = try options.remote {
             try await remote.call("POST", "/l3af/v1/unpin", HostRequest.Unpin(package: package, iface: iface), as: HostRequest.Unpinned.self).removed
         } else {
             try await options.host().unpin(package: package, interface: iface)
@@ -246,7 +263,7 @@ struct HistoryCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let revisions: [Revision] = if let remote = options.remote {
+        let revisions: [Revision] = if let remote = try options.remote {
             Array(try await remote.call("GET", "/l3af/v1/history", as: [Revision].self).prefix(limit))
         } else {
             try options.host().database.history(limit: limit)
@@ -284,7 +301,7 @@ struct RollbackCommand: AsyncParsableCommand {
         case let text? where Int(text) != nil: .revision(Int(text)!)
         case let text?: .package(text)
         }
-        if let remote = options.remote {
+        if let remote = try options.remote {
             let body: HostRequest.Rollback = switch which {
             case .previous: HostRequest.Rollback(revision: nil, package: nil)
             case .revision(let n): HostRequest.Rollback(revision: n, package: nil)

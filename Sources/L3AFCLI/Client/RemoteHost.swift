@@ -6,14 +6,41 @@ import L3AFModel
 
 /// `l3af --host URL …`: the same operations, asked of a remote `l3afd` through its `/l3af/v1/` routes (libcurl).
 /// The daemon takes the lock, makes the flips and records the revision; its errors come back as they would locally.
+/// It reaches the daemon however the daemon demands: `unix:/path` for its local socket, `https://` with a CA and a
+/// client certificate for mTLS, a bearer token.
 struct RemoteHost {
-    let url: String
+    /// The URL requests are made against (`http://localhost` for a Unix socket).
+    let base: String
+    let token: String?
+    let endpoint: HTTPRequest.Endpoint
+
+    init(address: String, token: String?, caCertificate: String?, clientCertificate: String?, clientKey: String?) throws {
+        var endpoint = HTTPRequest.Endpoint(caCertificate: caCertificate, clientCertificate: clientCertificate, clientKey: clientKey)
+        if address.hasPrefix("unix:") {
+            let path = String(address.dropFirst(5))
+            guard path.hasPrefix("/") else {
+                throw CLIError("invalid-host", "--host '\(address)' names no socket path", hint: "e.g. unix:/run/l3afd/l3afd.sock")
+            }
+            endpoint.unixSocket = path
+            base = "http://localhost"
+        } else {
+            guard address.hasPrefix("http://") || address.hasPrefix("https://") else {
+                throw CLIError("invalid-host", "--host '\(address)' is not an http(s) URL or unix:/path", hint: "e.g. https://node1:7080 or unix:/run/l3afd/l3afd.sock")
+            }
+            base = address.hasSuffix("/") ? String(address.dropLast()) : address
+        }
+        if (clientCertificate == nil) != (clientKey == nil) {
+            throw CLIError("invalid-tls", "--cert and --key go together", hint: "give both for mTLS")
+        }
+        self.token = token
+        self.endpoint = endpoint
+    }
 
     func call<Reply: Decodable>(_ method: String, _ path: String, _ body: some Encodable = [String: String](), as: Reply.Type) async throws -> Reply {
-        let base = url.hasSuffix("/") ? String(url.dropLast()) : url
         let payload = method == "GET" ? nil : Array(try DocumentDecoder.encode(body))
-        let response = try await HTTPClient().send(HTTPRequest(
-            method: method, url: base + path, headers: payload == nil ? [] : [("Content-Type", "application/json")], body: payload))
+        var headers: [(String, String)] = payload == nil ? [] : [("Content-Type", "application/json")]
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        let response = try await HTTPClient().send(HTTPRequest(method: method, url: base + path, headers: headers, body: payload, endpoint: endpoint))
         guard (200..<300).contains(response.status) else {
             if let error = try? DocumentDecoder.decode(APIErrorBody.self, from: response.body, document: "l3afd's answer") {
                 throw CLIError(error.error.code, error.error.message, hint: error.error.hint)
@@ -23,4 +50,3 @@ struct RemoteHost {
         return try DocumentDecoder.decode(Reply.self, from: response.body, document: "l3afd's answer to \(path)")
     }
 }
-

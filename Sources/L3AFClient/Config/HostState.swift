@@ -15,22 +15,30 @@ public struct HostState: Sendable {
 
     private var file: String { "\(folder)/registries.json" }
 
-    private func load() -> [String: Entry] {
+    /// What was accepted, by signing key. A file that exists but can't be read is an error, never "nothing
+    /// accepted yet": that would silently turn rollback protection off.
+    private func load() throws(StateFileError) -> [String: Entry] {
         guard let bytes = AtomicFile.read(file) else { return [:] }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return (try? decoder.decode([String: Entry].self, from: Data(bytes))) ?? [:]
+        do { return try decoder.decode([String: Entry].self, from: Data(bytes)) } catch {
+            throw StateFileError(path: file, problem: "\(error)")
+        }
     }
 
+    /// The highest index version accepted, by the id of the key that signed it.
+    public func acceptedVersions() throws(StateFileError) -> [String: UInt64] { try load().mapValues(\.indexVersion) }
+
     /// The highest index version accepted from `registry`.
-    public func lastIndexVersion(forKey keyID: String) -> UInt64? { load()[keyID]?.indexVersion }
+    public func lastIndexVersion(forKey keyID: String) throws(StateFileError) -> UInt64? { try load()[keyID]?.indexVersion }
 
     /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded).
     public func recordIndexVersion(_ version: UInt64, forKey registry: String) throws {
         let lockFile = "\(folder)/.lock"
         try AtomicFile.makeFolders(folder)
+        try FileLock(path: lockFile).withLock { () throws(StorageError) in Result { () throws(StateFileError) in try load() } }.get()
         try FileLock(path: lockFile).withLock { () throws(StorageError) in
-            var entries = load()
+            guard var entries = try? load() else { return }
             if let recorded = entries[registry]?.indexVersion, recorded >= version { return }
             entries[registry] = Entry(indexVersion: max(version, entries[registry]?.indexVersion ?? 0))
             let encoder = JSONEncoder()
@@ -39,4 +47,13 @@ public struct HostState: Sendable {
             try AtomicFile.write(Array((try? encoder.encode(entries)) ?? Data()), to: file)
         }
     }
+}
+
+/// The record of accepted index versions can't be read: rollback protection can't be checked, so nothing is trusted.
+public struct StateFileError: L3AFError {
+    public let path: String
+    public let problem: String
+    public var code: String { "state-file-corrupt" }
+    public var description: String { "\(path) can't be read (\(problem)), so index rollback protection can't be checked; nothing was fetched" }
+    public var hint: String? { "restore it from a backup, or, to trust the registry's current index again, move it away (the next fetch records anew)" }
 }

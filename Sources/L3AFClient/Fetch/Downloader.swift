@@ -225,7 +225,7 @@ private final class MultiLoop {
         transfer.handle = easy
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         transfer.job.url.withCString { _ = l3af_curl_setopt_pointer(easy, CURLOPT_URL, $0) }
-        _ = policy.configure(easy)
+        _ = policy.configure(easy, url: transfer.job.url)
         if size > 0 { _ = l3af_curl_setopt_offset(easy, CURLOPT_RESUME_FROM_LARGE, curl_off_t(size)) }
         _ = l3af_curl_setopt_write(easy, { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
@@ -259,7 +259,7 @@ private final class MultiLoop {
                     transfer.offset = 0
                 }
             } else if line.lowercased().hasPrefix("retry-after:") {
-                transfer.retryAfter = RetryAfter.parse(String(line.dropFirst(12)))
+                transfer.retryAfter = RetryAfter.delay(String(line.dropFirst(12)), limit: 86_400)  // clamped again by the policy
             }
             return size * count
         }, context)
@@ -340,16 +340,18 @@ private final class MultiLoop {
     }
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
-enum RetryAfter {
-    static func parse(_ value: String) -> Double? {
-        let text = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let seconds = Double(text) { return seconds }
+extension RetryAfter {
+    /// `Retry-After` as seconds to wait, from delay-seconds or an HTTP-date, within `0...limit`; `nil` when it is
+    /// neither (`nan`, `-1`, `1.5` and garbage are ignored, so the usual backoff applies).
+    static func delay(_ value: String, limit: Double) -> Double? {
+        let cap = Int(limit.rounded(.down))
+        if let seconds = seconds(value, limit: cap) { return Double(seconds) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: text).map { $0.timeIntervalSinceNow }
+        guard let interval = formatter.date(from: value.trimmingCharacters(in: .whitespaces))?.timeIntervalSinceNow, interval.isFinite else { return nil }
+        return min(max(interval, 0), limit)
     }
 }
 

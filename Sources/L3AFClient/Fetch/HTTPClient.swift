@@ -10,12 +10,33 @@ public struct HTTPRequest: Sendable {
     /// Header name and value pairs, sent as given.
     public var headers: [(String, String)]
     public var body: [UInt8]?
+    /// How to reach and trust the server beyond the URL: a Unix socket, a CA, a client certificate.
+    public var endpoint: Endpoint
 
-    public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil) {
+    public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, endpoint: Endpoint = Endpoint()) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.endpoint = endpoint
+    }
+
+    /// Where and how to connect, for servers that ask more than a URL (l3afd behind mTLS or on a Unix socket).
+    public struct Endpoint: Sendable, Equatable {
+        /// Connect to this Unix socket instead of the URL's host (the URL still names the path).
+        public var unixSocket: String?
+        /// PEM CA bundle the server's certificate must chain to.
+        public var caCertificate: String?
+        /// PEM client certificate and key, for mTLS.
+        public var clientCertificate: String?
+        public var clientKey: String?
+
+        public init(unixSocket: String? = nil, caCertificate: String? = nil, clientCertificate: String? = nil, clientKey: String? = nil) {
+            self.unixSocket = unixSocket
+            self.caCertificate = caCertificate
+            self.clientCertificate = clientCertificate
+            self.clientKey = clientKey
+        }
     }
 }
 
@@ -65,7 +86,11 @@ public struct HTTPClient: Sendable {
         request.url.withCString { setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_URL, $0)) }
         request.method.withCString { setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_CUSTOMREQUEST, $0)) }
         if request.method == "HEAD" { setup.append(l3af_curl_setopt_long(handle, CURLOPT_NOBODY, 1)) }
-        setup += policy.configure(handle)
+        setup += policy.configure(handle, url: request.url)
+        for (option, value) in [(CURLOPT_UNIX_SOCKET_PATH, request.endpoint.unixSocket), (CURLOPT_CAINFO, request.endpoint.caCertificate),
+                                (CURLOPT_SSLCERT, request.endpoint.clientCertificate), (CURLOPT_SSLKEY, request.endpoint.clientKey)] {
+            if let value { value.withCString { setup.append(l3af_curl_setopt_pointer(handle, option, $0)) } }
+        }
         setup.append(l3af_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, headerList))
         setup.append(l3af_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5))
         setup.append(l3af_curl_setopt_offset(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(maximumResponseBytes)))
@@ -166,13 +191,27 @@ public struct TransportError: L3AFError, Equatable {
 }
 
 extension TransferPolicy {
-    /// Sets what every transfer shares on an easy handle: allowed protocols (requests and redirects), redirects
-    /// followed, no signals, the connect timeout and the low-speed abort. Returns each `curl_easy_setopt` result.
-    func configure(_ handle: UnsafeMutableRawPointer) -> [CURLcode] {
-        var codes = protocols.withCString {
-            [l3af_curl_setopt_pointer(handle, CURLOPT_PROTOCOLS_STR, $0), l3af_curl_setopt_pointer(handle, CURLOPT_REDIR_PROTOCOLS_STR, $0)]
+    /// The protocols a redirect from `url` may lead to: the same scheme or https, never `file` (a repository that
+    /// redirects to `file:///etc/shadow` must not get that file fetched and cached), none from `file`.
+    static func redirectProtocols(from url: String) -> String? {
+        let scheme = url.prefix { $0 != ":" }.lowercased()
+        switch scheme {
+        case "https": return "https"
+        case "http": return "http,https"
+        default: return nil
         }
-        codes.append(l3af_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
+    }
+
+    /// Sets what every transfer shares on an easy handle: allowed protocols, redirects (same scheme or https,
+    /// never `file`), no signals, the connect timeout and the low-speed abort. Returns each `curl_easy_setopt` result.
+    func configure(_ handle: UnsafeMutableRawPointer, url: String) -> [CURLcode] {
+        var codes = protocols.withCString { [l3af_curl_setopt_pointer(handle, CURLOPT_PROTOCOLS_STR, $0)] }
+        if let redirects = Self.redirectProtocols(from: url) {
+            codes += redirects.withCString { [l3af_curl_setopt_pointer(handle, CURLOPT_REDIR_PROTOCOLS_STR, $0)] }
+            codes.append(l3af_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
+        } else {
+            codes.append(l3af_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+        }
         codes.append(l3af_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         codes.append(l3af_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, connectTimeoutSeconds))
         codes.append(l3af_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeedBytesPerSecond))

@@ -22,7 +22,7 @@ public struct TransferPolicy: Sendable {
 
     /// The wait before attempt `attempt + 1`, or the server's `Retry-After` when it gave one.
     func delay(afterAttempt attempt: Int, retryAfter: Double?) -> Double {
-        if let retryAfter { return min(max(retryAfter, 0), maximumRetryAfterSeconds) }
+        if let retryAfter, retryAfter.isFinite { return min(max(retryAfter, 0), maximumRetryAfterSeconds) }
         let base = backoffBaseSeconds * Double(1 << min(attempt - 1, 16))
         return min(base * Double.random(in: 0.75...1.25), maximumBackoffSeconds)
     }

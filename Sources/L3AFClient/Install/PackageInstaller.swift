@@ -62,7 +62,6 @@ public struct PackageInstaller: Sendable {
         }
         let metadata = signedMetadata(from: registry)
         if let installed = installedExactly(specs, source: metadata.registry) { return installed }
-        Unpacker.removeLeftovers(in: configuration.repo)
         let index = try await metadata.index()
         // Resolve everything first: a bad spec changes nothing.
         var chosen: [(spec: PackageSpec, entry: VersionEntry)] = []
@@ -74,22 +73,12 @@ public struct PackageInstaller: Sendable {
             }
             chosen.append((spec, entry))
         }
-        var results: [InstalledPackage?] = Array(repeating: nil, count: chosen.count)
+        // Downloads run without the repo lock: they land in the cache, renamed into place once verified.
         var jobs: [(index: Int, job: DownloadJob)] = []
         for (i, item) in chosen.enumerated() {
             let name = item.spec.name.rawValue, version = item.entry.version.description
             let folder = Unpacker.versionFolder(repo: configuration.repo, name: name, version: version)
-            if let marker = InstallMarker.read(in: folder) {
-                guard marker.sha256 == item.entry.sha256 else {
-                    throw InstalledCheckError(description: "\(folder) holds a different artifact (sha256 \(marker.sha256)) than \(name)@\(version) in the registry (\(item.entry.sha256))",
-                                              hint: "remove \(folder) and fetch again")
-                }
-                results[i] = installed(item, path: "\(folder)/\(Unpacker.artifactBase(item.entry.artifact))", source: .installed)
-                continue
-            }
-            if FileManager.default.fileExists(atPath: folder) {
-                throw InstalledCheckError(description: "\(folder) exists but was not installed by l3af", hint: "move it away, then fetch again")
-            }
+            if InstallMarker.read(in: folder) != nil { continue }
             let cached = cachePath(item.entry.sha256)
             if let digest = FileDigest.sha256(of: cached), digest.sha256 == item.entry.sha256, digest.size == item.entry.size { continue }
             let segment = item.entry.manifest.platforms == nil ? "any" : platform
@@ -105,35 +94,97 @@ public struct PackageInstaller: Sendable {
                 downloaded.insert(job.index)
             }
         }
-        for (i, item) in chosen.enumerated() where results[i] == nil {
-            let name = item.spec.name.rawValue, version = item.entry.version.description
-            let path = try unpacker.unpack(tarball: cachePath(item.entry.sha256), repo: configuration.repo, name: name, version: version,
-                                           artifact: item.entry.artifact, sha256: item.entry.sha256, source: metadata.registry, unsigned: false)
-            results[i] = installed(item, path: path, source: downloaded.contains(i) ? .downloaded : .cached)
+        // Placing into the repo happens under its lock: one process at a time decides what a folder holds.
+        let repo = configuration.repo, unpacker = self.unpacker, cache = configuration.cache, source = metadata.registry
+        let chosenItems = chosen.map { (name: $0.spec.name.rawValue, entry: $0.entry) }
+        let placed: [(path: String, installed: Bool)] = try await Self.withRepoLock(repo) {
+            try chosenItems.map { item -> (path: String, installed: Bool) in
+                let version = item.entry.version.description
+                let folder = Unpacker.versionFolder(repo: repo, name: item.name, version: version)
+                if let marker = InstallMarker.read(in: folder) {
+                    try Self.checkReuse(marker, folder: folder, artifact: item.entry.artifact, sha256: item.entry.sha256, unsigned: false,
+                                        what: "\(item.name)@\(version) from \(source)")
+                    return ("\(folder)/\(Unpacker.artifactBase(item.entry.artifact))", true)
+                }
+                if FileManager.default.fileExists(atPath: folder) {
+                    throw InstalledCheckError(description: "\(folder) exists but was not installed by l3af", hint: "move it away, then fetch again")
+                }
+                let path = try unpacker.unpack(tarball: "\(cache)/artifacts/\(item.entry.sha256.hex).tar.gz", repo: repo, name: item.name, version: version,
+                                               artifact: item.entry.artifact, sha256: item.entry.sha256, source: source, unsigned: false)
+                return (path, false)
+            }
         }
-        return results.map { $0! }
+        return chosen.enumerated().map { i, item in
+            installed(item, path: placed[i].path, source: placed[i].installed ? .installed : downloaded.contains(i) ? .downloaded : .cached)
+        }
+    }
+
+    /// Runs `body` holding the repo's lock (`<repo>/.lock`, flock), on a thread of its own: every process that
+    /// unpacks into the repo or clears its leftovers takes it, so none deletes another's staging folder or decides
+    /// on a folder another is filling. Leftovers of interrupted unpacks are removed first: under the lock, any
+    /// staging folder is a dead process's.
+    static func withRepoLock<T: Sendable>(_ repo: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await OffPool.run {
+            try AtomicFile.makeFolders(repo)
+            let lock = try FileLock(path: "\(repo)/.lock")
+            return try lock.withLock { () throws(StorageError) in
+                Unpacker.removeLeftovers(in: repo)
+                return Result { try body() }
+            }.get()
+        }
+    }
+
+    /// An installed version is reused only when it holds exactly what is asked for: the same artifact, the same
+    /// digest, and the same trust (a folder installed unsigned never answers for a signed install, nor one from
+    /// another plain repository for this one).
+    static func checkReuse(_ marker: InstallMarker, folder: String, artifact: String, sha256: SHA256Digest?, source: String? = nil,
+                           unsigned: Bool, what: String) throws {
+        var differences: [String] = []
+        if marker.unsigned != unsigned { differences.append(marker.unsigned ? "it was installed unsigned" : "it was installed from a signed registry") }
+        if marker.artifact != artifact { differences.append("its artifact is \(marker.artifact), not \(artifact)") }
+        if let sha256, marker.sha256 != sha256 { differences.append("its sha256 is \(marker.sha256), not \(sha256)") }
+        if let source, marker.source != source { differences.append("it came from \(marker.source), not \(source)") }
+        guard differences.isEmpty else {
+            throw InstalledCheckError(description: "\(folder) holds something other than \(what): " + differences.joined(separator: "; "),
+                                      hint: "remove \(folder) (l3af verify shows what it holds), then fetch again")
+        }
     }
 
     /// Installs an unsigned artifact from an l3afd-style repository (`<repo>/<name>/<version>/<platform>/<artifact>`),
-    /// allowed only for repositories the user lists as unsigned sources.
+    /// allowed only for repositories the user lists as unsigned sources. The version, artifact and platform become
+    /// URL and path segments, so each must be a plain name.
     public func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String, allowed: Bool) async throws -> InstalledPackage {
         let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
         guard allowed || configuration.allowUnsigned.contains(where: { $0 == repository || $0 == base }) else {
             throw UnsignedSourceError(repository: base)
         }
-        Unpacker.removeLeftovers(in: configuration.repo)
+        let scheme = base.prefix { $0 != ":" }.lowercased()
+        guard base.contains("://"), ["file", "http", "https"].contains(scheme) else {
+            throw ConfigurationError(description: "'\(base)' is not a file, http or https URL", hint: "e.g. file:///srv/l3afd or https://repo.example")
+        }
+        _ = try FileName(version, field: "version")
+        _ = try FileName(artifact, field: "artifact")
+        _ = try FileName(platform, field: "platform")
         let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
-        let folder = Unpacker.versionFolder(repo: configuration.repo, name: name.rawValue, version: version)
-        if let marker = InstallMarker.read(in: folder) {
+        let repo = configuration.repo
+        let folder = Unpacker.versionFolder(repo: repo, name: name.rawValue, version: version)
+        let reuse: @Sendable () throws -> InstalledPackage? = {
+            guard let marker = InstallMarker.read(in: folder) else { return nil }
+            try Self.checkReuse(marker, folder: folder, artifact: artifact, sha256: nil, source: url, unsigned: true, what: "\(name)@\(version) from \(url)")
             return InstalledPackage(name: name.rawValue, version: version, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
                                     source: .installed, unsigned: true, yanked: false, deprecated: nil)
         }
+        if let installed = try await Self.withRepoLock(repo, reuse) { return installed }
         let response = try await signedMetadata(from: base).get(url, headers: [])
         let sha256 = SHA256Digest(of: response.body)
-        try AtomicFile.write(response.body, to: cachePath(sha256))
-        let path = try unpacker.unpack(tarball: cachePath(sha256), repo: configuration.repo, name: name.rawValue, version: version,
-                                       artifact: artifact, sha256: sha256, source: url, unsigned: true)
-        return InstalledPackage(name: name.rawValue, version: version, path: path, sha256: sha256, source: .downloaded, unsigned: true, yanked: false, deprecated: nil)
+        try AtomicFile.write(response.body, to: cachePath(sha256), mode: 0o600)
+        let unpacker = self.unpacker, tarball = cachePath(sha256)
+        return try await Self.withRepoLock(repo) {
+            if let installed = try reuse() { return installed }
+            let path = try unpacker.unpack(tarball: tarball, repo: repo, name: name.rawValue, version: version,
+                                           artifact: artifact, sha256: sha256, source: url, unsigned: true)
+            return InstalledPackage(name: name.rawValue, version: version, path: path, sha256: sha256, source: .downloaded, unsigned: true, yanked: false, deprecated: nil)
+        }
     }
 
     /// Re-checks an installed version: its files against its marker, and the marker against the registry's

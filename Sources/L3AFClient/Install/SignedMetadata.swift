@@ -34,10 +34,10 @@ public struct SignedMetadata: Sendable {
         }
         let response = try await get("\(registry)/index.json", headers: headers)
         let body = response.status == 304 ? (cachedBody ?? []) : response.body
-        let state = self.state
+        let versions = try state.acceptedVersions()
         var accepted: UInt64?
         let (index, keyID) = try verifier.verifyWithKey(body, now: now, lastAcceptedVersion: { key in
-            accepted = state.lastIndexVersion(forKey: key)
+            accepted = versions[key]
             return accepted
         })
         // The state file was just read: write it (under its lock) only when this index is newer.
@@ -82,7 +82,7 @@ public struct SignedMetadata: Sendable {
             do {
                 let response = try await http.send(HTTPRequest(url: url, headers: headers))
                 if TransferPolicy.isRetryable(status: response.status), attempt < policy.maximumAttempts {
-                    let retryAfter = response.headers["retry-after"].flatMap(RetryAfter.parse)
+                    let retryAfter = response.headers["retry-after"].flatMap { RetryAfter.delay($0, limit: policy.maximumRetryAfterSeconds) }
                     try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: retryAfter)))
                     continue
                 }

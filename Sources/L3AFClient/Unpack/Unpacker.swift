@@ -39,7 +39,7 @@ public struct Unpacker: Sendable {
 
     /// The artifact's base name: its file name without `.tar.gz` / `.tgz`.
     public static func artifactBase(_ artifact: String) -> String {
-        for suffix in [".tar.gz", ".tgz", ".tar"] where artifact.hasSuffix(suffix) { return String(artifact.dropLast(suffix.count)) }
+        for suffix in [".tar.gz", ".tgz", ".tar", ".zip"] where artifact.hasSuffix(suffix) { return String(artifact.dropLast(suffix.count)) }
         return artifact
     }
 
@@ -53,6 +53,16 @@ public struct Unpacker: Sendable {
         let target = Self.versionFolder(repo: repo, name: name, version: version)
         if FileManager.default.fileExists(atPath: target) { return "\(target)/\(base)" }
         guard let bytes = AtomicFile.read(tarball) else { throw StorageError("reading \(tarball)", errno: errno) }
+        // The cache is verified where it is used: a file changed after it was downloaded is not unpacked.
+        let actual = SHA256Digest(of: bytes)
+        guard actual == sha256 else {
+            unlink(tarball)
+            throw InstalledCheckError(description: "the cached artifact \(tarball) for \(name)@\(version) was altered since it was verified (sha256 \(actual), expected \(sha256)); removed it",
+                                      hint: "fetch again: it will be downloaded and verified anew")
+        }
+        var limits = self.limits
+        // l3afd's plain repositories may serve zip artifacts; signed packages are gzip'd tar only.
+        limits.allowZip = unsigned && artifact.hasSuffix(".zip")
         let entries = try ArchiveReader.entries(of: bytes, name: artifact, limits: limits)
         // l3afd's layout puts everything in one top folder named like the artifact; whatever it is named
         // here, it becomes <artifact-base>. Files at the top go into <artifact-base> too.

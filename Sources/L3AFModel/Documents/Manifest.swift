@@ -64,10 +64,10 @@ public struct Manifest: Hashable, Sendable, Codable {
         license = try c.decodeIfPresent(String.self, forKey: .license) ?? ""
         minKernel = try c.decodeIfPresent(KernelVersion.self, forKey: .minKernel)
         platforms = try c.decodeIfPresent([String].self, forKey: .platforms)
-        if let platforms, platforms.isEmpty || platforms.contains(where: { !FileName.isPlain($0) }) {
+        if let platforms, platforms.isEmpty || platforms.contains(where: { !FileName.isPlain($0) }) || Set(platforms).count != platforms.count {
             throw DecodingError.dataCorruptedError(
                 forKey: .platforms, in: c,
-                debugDescription: "platforms must be a non-empty list of plain names (or left out for a portable package)")
+                debugDescription: "platforms must be a non-empty list of distinct plain names (or left out for a portable package)")
         }
         programs = try c.decode([Program].self, forKey: .programs)
         if programs.isEmpty {
@@ -319,15 +319,6 @@ public struct MonitorMap: Hashable, Sendable, Codable {
         }
         key = try c.decodeIfPresent(Int.self, forKey: .key) ?? 0
         aggregator = try c.decodeIfPresent(Aggregator.self, forKey: .aggregator) ?? .scalar
-    }
-}
-
-/// Names the manifest relies on being plain.
-enum FileName {
-    /// A single path component: not empty, no `/`, no NUL, not `.` or `..`.
-    static func isPlain(_ name: String) -> Bool {
-        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0")
-            && name.utf8.count <= 255
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// l3afd's `L3afBPFPrograms`: the programs one host should run on one interface. The add and update
 /// routes take an array of them.
 public typealias L3afBPFPrograms = HostPayload<BPFProgram>
@@ -127,9 +129,91 @@ extension HostPayload where Element == BPFProgram {
                         path: path + ".prog_type",
                         message: "'\(program.progType)' does not fit \(hook.rawValue) (expected '\(hook.programType)')"))
                 }
+                problems += program.pathProblems(at: path)
             }
         }
+        for hook in Hook.allCases {
+            for (index, program) in bpfPrograms[hook].enumerated() where program.seqID > BPFProgram.maximumSeqID {
+                problems.append(PayloadProblem(
+                    path: "\(prefix)bpf_programs.\(hook.rawValue)[\(index)].seq_id",
+                    message: "is \(program.seqID); it must be at most \(BPFProgram.maximumSeqID)"))
+            }
+        }
+        if !iface.isEmpty, let problem = FileName.problem(in: iface) ?? (iface.utf8.count > 15 ? "it is longer than an interface name can be (15)" : nil) {
+            problems.append(PayloadProblem(path: prefix + "iface", message: "'\(iface)' is not an interface name: \(problem)"))
+        }
         return problems
+    }
+}
+
+extension BPFProgram {
+    /// The largest `seq_id` accepted: room to count past it (`seq_id + 10`) without overflow, and more positions
+    /// than any chain has.
+    public static let maximumSeqID = 1_000_000_000
+    /// `start_args` keys l3afd itself passes to a user program; a payload may not set them.
+    public static let reservedArguments: Set<String> = ["iface", "direction", "map-name", "map_name", "version", "log-dir", "rules-file"]
+    /// The protocols an `ebpf_package_repo_url` may use.
+    public static let repositorySchemes: Set<String> = ["file", "http", "https"]
+
+    /// Fields that become paths or argv, each checked as what it may be: a plain name (artifact, version,
+    /// commands, map names, rules file) or a relative path that stays in the artifact's folder (`object_file`).
+    /// `start_args` keys must be plain option names, and not the ones l3afd passes itself.
+    public func pathProblems(at path: String) -> [PayloadProblem] {
+        var problems: [PayloadProblem] = []
+        func plain(_ field: String, _ value: String) {
+            guard !value.isEmpty, let problem = FileName.problem(in: value) else { return }
+            problems.append(PayloadProblem(path: "\(path).\(field)", message: "'\(Self.shown(value))' is not a plain file name: \(problem)"))
+        }
+        if !name.isEmpty, let problem = FileName.problem(in: name) {
+            problems.append(PayloadProblem(path: "\(path).name", message: "'\(Self.shown(name))' is not a plain name: \(problem)"))
+        }
+        plain("artifact", artifact)
+        plain("version", version)
+        plain("map_name", mapName)
+        plain("rules_file", rulesFile)
+        for (field, command) in [("cmd_start", cmdStart), ("cmd_stop", cmdStop), ("cmd_status", cmdStatus), ("cmd_config", cmdConfig), ("cmd_update", cmdUpdate)] {
+            plain(field, command.trimmingCharacters(in: .whitespaces))
+        }
+        if !objectFile.isEmpty {
+            do { _ = try RelativePath(objectFile, field: "\(path).object_file") } catch {
+                problems.append(PayloadProblem(path: "\(path).object_file", message: "'\(Self.shown(objectFile))' is not a path inside the artifact: \(error.problem)"))
+            }
+        }
+        for (index, monitor) in monitorMaps.enumerated() { plain("monitor_maps[\(index)].name", monitor.name) }
+        for (index, argument) in mapArgs.enumerated() {
+            if argument.name.isEmpty {
+                problems.append(PayloadProblem(path: "\(path).map_args[\(index)].name", message: "is empty"))
+            } else {
+                plain("map_args[\(index)].name", argument.name)
+            }
+        }
+        for (field, arguments) in [("start_args", startArgs), ("stop_args", stopArgs), ("status_args", statusArgs), ("update_args", updateArgs)] {
+            for key in arguments.keys.sorted() {
+                if !key.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" })
+                    || key.isEmpty || key.hasPrefix("-") || key.utf8.count > 64 {
+                    problems.append(PayloadProblem(path: "\(path).\(field).\(Self.shown(key))",
+                                                   message: "is not an option name: use 1 to 64 letters, digits, '-' and '_', not starting with '-'"))
+                } else if !cmdStart.isEmpty, Self.reservedArguments.contains(key) {
+                    problems.append(PayloadProblem(path: "\(path).\(field).\(key)", message: "is passed by l3afd itself and can't be set by a payload"))
+                }
+            }
+        }
+        let repository = ebpfPackageRepoURL.trimmingCharacters(in: .whitespaces)
+        if !repository.isEmpty {
+            let scheme = repository.prefix { $0 != ":" }.lowercased()
+            if !repository.contains("://") || !Self.repositorySchemes.contains(scheme) {
+                problems.append(PayloadProblem(path: "\(path).ebpf_package_repo_url", message: "'\(Self.shown(repository))' is not a file, http or https URL"))
+            }
+        }
+        if cpu < 0 { problems.append(PayloadProblem(path: "\(path).cpu", message: "is \(cpu); it must be 0 or more")) }
+        if memory < 0 { problems.append(PayloadProblem(path: "\(path).memory", message: "is \(memory); it must be 0 or more")) }
+        return problems
+    }
+
+    /// A value as it may be shown in a message: control characters escaped, at most 80 characters.
+    static func shown(_ value: String) -> String {
+        let escaped = value.unicodeScalars.map { $0.escaped(asASCII: false) }.joined()
+        return escaped.count > 80 ? String(escaped.prefix(80)) + "…" : escaped
     }
 }
 

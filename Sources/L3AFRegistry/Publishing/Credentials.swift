@@ -72,6 +72,18 @@ struct Credentials: Sendable {
         }
     }
 
+    /// Removes the token whose id is `id` (or starts with it, when that is unambiguous); returns the removed record.
+    mutating func revokeToken(_ id: String) throws(RegistryError) -> TokenRecord {
+        let matching = tokens.filter { $0.id == id } + (id.count >= 4 ? tokens.filter { $0.id != id && $0.id.hasPrefix(id) } : [])
+        guard matching.count == 1, let record = matching.first else {
+            throw RegistryError(.notFound, matching.isEmpty ? "no-such-token" : "ambiguous-token",
+                                matching.isEmpty ? "no token has the id '\(id)'" : "'\(id)' is the start of \(matching.count) token ids",
+                                hint: "l3af-registry token list shows the ids")
+        }
+        tokens.removeAll { $0.id == record.id }
+        return record
+    }
+
     /// Makes a new random token for `owner`, stores its hash, and returns the token.
     mutating func addToken(owner: String, packages: [String], now: Timestamp) -> String {
         var random = SystemRandomNumberGenerator()

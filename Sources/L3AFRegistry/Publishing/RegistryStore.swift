@@ -1,4 +1,5 @@
 import Foundation
+import L3AFArchive
 import L3AFModel
 import L3AFPackage
 import Logging
@@ -48,6 +49,15 @@ public actor RegistryStore {
         cache.publish(recovered.documents)
     }
 
+    /// Checks, from the request's headers alone, that `token` may write `name`: known, its scope covers the name,
+    /// and its owner owns the package once it exists. Called before an upload's body is read, so a stranger costs
+    /// no memory, no libarchive and no libbpf.
+    public nonisolated func authorize(_ token: String?, for name: PackageName) throws(RegistryError) {
+        let credentials = try Credentials.load(layout)
+        let record = try credentials.authenticate(token)
+        try credentials.authorize(record, for: name)
+    }
+
     /// The current index version.
     public func indexVersion() -> UInt64 { index.version }
 
@@ -61,11 +71,18 @@ public actor RegistryStore {
     public nonisolated func publish(
         name: PackageName, version: SemanticVersion, tarball: [UInt8], tag: DistTag?, token: String?
     ) async throws(RegistryError) -> PublishReceipt {
-        let inspected: InspectedPackage
+        try authorize(token, for: name)
+        // libarchive and libbpf are blocking C: on a thread of their own, never on the cooperative pool.
+        let outcome: Result<InspectedPackage, PackageError>
         do {
-            inspected = try PackageInspector.inspect(tarball, name: "\(name)@\(version)")
+            outcome = try await OffPool.run { Result { () throws(PackageError) in try PackageInspector.inspect(tarball, name: "\(name)@\(version)") } }
         } catch {
-            throw RegistryError.invalid(error)
+            throw RegistryError(.internalFailure, "inspection-failed", "inspecting the upload failed: \(error)")
+        }
+        let inspected: InspectedPackage
+        switch outcome {
+        case .success(let value): inspected = value
+        case .failure(let error): throw RegistryError.invalid(error)
         }
         return try await write(inspected, name: name, version: version, tarball: tarball, tag: tag, token: token)
     }
@@ -237,24 +254,53 @@ public actor RegistryStore {
             if documents[name] == nil, !allowNew { throw Self.noSuchPackage(name) }
             try credentials.authorize(record, for: name)
             let before = documents[name]
-            let (doc, result) = try change()
-            guard doc != before else { return result }
-            let bytes = Array(try! DocumentDecoder.encode(doc))
-            try RegistryFiles.write(bytes, to: layout.documentFile(name))
-            try Self.writeTagLinks(doc, layout: layout)
-            if credentials.owners[name.rawValue] == nil {
-                credentials.owners[name.rawValue] = [record.owner]
-                try credentials.saveOwners(layout)
+            let result: T, doc: PackageDocument
+            do throws(RegistryError) {
+                (doc, result) = try change()
+                guard doc != before else { return result }
+                let bytes = Array(try! DocumentDecoder.encode(doc))
+                try RegistryFiles.write(bytes, to: layout.documentFile(name))
+                try Self.writeTagLinks(doc, layout: layout)
+                // Only the changed document's entry changes: the others keep the digests they were signed with.
+                var packages = index.packages
+                packages[name.rawValue] = Self.indexEntry(of: bytes)
+                try Self.signAndWrite(&index, packages: packages, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+            } catch {
+                // A failure at any step (disk full, a signing error) puts the tree back as the signed index has it,
+                // so no later write signs over a document this one left behind.
+                undo(name, before: before)
+                throw error
             }
             documents[name] = doc
-            // Only the changed document's entry changes: the others keep the digests they were signed with.
-            var packages = index.packages
-            packages[name.rawValue] = Self.indexEntry(of: bytes)
-            try Self.signAndWrite(&index, packages: packages, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+            if credentials.owners[name.rawValue] == nil {
+                credentials.owners[name.rawValue] = [record.owner]
+                try? credentials.saveOwners(layout)
+            }
             cache.publish(documents)
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
             return result
         }
+    }
+
+    /// Puts `name`'s files back as `before` had them (no document when it is `nil`): its document, its tag links,
+    /// and no version folder that `before` doesn't list. Best effort: each step is tried; the open at the next start
+    /// finishes whatever a second failure here leaves.
+    private func undo(_ name: PackageName, before: PackageDocument?) {
+        let fm = FileManager.default
+        if let before {
+            try? RegistryFiles.write(Array(try! DocumentDecoder.encode(before)), to: layout.documentFile(name))
+            try? Self.writeTagLinks(before, layout: layout)
+        } else {
+            unlink(layout.documentFile(name))
+        }
+        let folder = layout.packageFolder(name)
+        for item in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where before?.versions[item] == nil {
+            let path = "\(folder)/\(item)"
+            if (try? fm.destinationOfSymbolicLink(atPath: path)) == nil || before == nil { try? fm.removeItem(atPath: path) }
+        }
+        if before == nil { try? fm.removeItem(atPath: folder) }
+        cache.invalidateFiles()
+        logger.warning("a registry write failed; its files were put back", metadata: ["package": "\(name)"])
     }
 
     private func existing(_ name: PackageName) throws(RegistryError) -> PackageDocument {
@@ -329,6 +375,23 @@ public actor RegistryStore {
         return RegistryError(.notFound, "no-such-version", "\(name)@\(version) is not published (versions: \(known))")
     }
 
+    /// Every token's record (never the token itself), oldest first.
+    public static func listTokens(layout: RegistryLayout) throws(RegistryError) -> [TokenSummary] {
+        try Credentials.load(layout).tokens.map { TokenSummary(id: $0.id, owner: $0.owner, packages: $0.packages, created: $0.created) }
+    }
+
+    /// Revokes the token `id`: its hash is removed, so it is refused from the next request on (the server re-reads
+    /// the tokens on every write).
+    public static func revokeToken(layout: RegistryLayout, id: String) throws(RegistryError) -> TokenSummary {
+        let lock = try RegistryLock(path: layout.lockFile)
+        return try lock.withLock { () throws(RegistryError) -> TokenSummary in
+            var credentials = try Credentials.load(layout)
+            let record = try credentials.revokeToken(id)
+            try credentials.saveTokens(layout)
+            return TokenSummary(id: record.id, owner: record.owner, packages: record.packages, created: record.created)
+        }
+    }
+
     /// Creates a publish token for `owner` covering `packages` (names, or `*`), stores its hash, and
     /// returns the token. Works whether or not a server is running on the same root.
     public static func addToken(layout: RegistryLayout, owner: String, packages: [String], now: Timestamp = Timestamp(Date())) throws(RegistryError) -> String {
@@ -341,4 +404,12 @@ public actor RegistryStore {
             return token
         }
     }
+}
+
+/// A token as `token list` shows it: its id, owner, scope and age, never the token or its hash.
+public struct TokenSummary: Codable, Sendable, Equatable {
+    public let id: String
+    public let owner: String
+    public let packages: [String]
+    public let created: Timestamp
 }

@@ -15,7 +15,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             if error.kind == .internalFailure {
                 context.logger.error("request failed", metadata: ["code": "\(error.code)", "error": "\(error.description)"])
             }
-            return Self.response(status: .init(code: error.status), code: error.code, message: error.description, hint: error.hint)
+            var response = Self.response(status: .init(code: error.status), code: error.code, message: error.description, hint: error.hint)
+            if let seconds = error.retryAfter { response.headers[.retryAfter] = String(seconds) }
+            return response
         } catch let error as any L3AFError {
             return Self.response(status: .badRequest, code: error.code, message: error.description, hint: error.hint)
         } catch let error as HTTPError {

@@ -2,12 +2,15 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import L3AFModel
+import Synchronization
 
 /// The registry's HTTP routes: the static tree's reads (with l3afd's artifact URLs, `latest` and any
 /// platform for portable packages, ETag and Range), search, and the authenticated publish API.
 struct RegistryRoutes: Sendable {
     let store: RegistryStore
     let maximumUploadBytes: Int
+    /// Uploads being received or inspected at once; more are refused with 503 and Retry-After.
+    let uploads: UploadSlots
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/index.json") { request, _ in try serve("index.json", request: request, cacheControl: "no-cache") }
@@ -139,9 +142,19 @@ struct RegistryRoutes: Sendable {
         let version = try parse { () throws(VersionParseError) in try SemanticVersion(parsing: versionText) }
         let tag = try request.uri.queryParameters.get("tag").map { text in try parse { () throws(DistTagError) in try DistTag(text) } }
         let token = bearer(request)
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumUploadBytes {
-            throw Self.tooLarge(maximumUploadBytes)
+        // Who and what, from the headers alone, before a byte of the body is read.
+        try store.authorize(token, for: name)
+        if let text = request.headers[.contentLength] {
+            guard let length = BoundedInteger.parse(text, in: 0...Int.max) else {
+                throw RegistryError(.badRequest, "bad-content-length", "Content-Length '\(text.prefix(40))' is not a byte count")
+            }
+            if length > maximumUploadBytes { throw Self.tooLarge(maximumUploadBytes) }
         }
+        guard uploads.acquire() else {
+            throw RegistryError(.unavailable, "too-many-uploads", "this registry is receiving \(uploads.limit) uploads already",
+                                hint: "try again in a few seconds", retryAfter: 5)
+        }
+        defer { uploads.release() }
         var request = request
         let body: ByteBuffer
         do {
@@ -212,27 +225,13 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Respons
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
-/// A single `Range: bytes=…` request against a body of `size` bytes.
-enum ByteRange: Equatable {
-    case satisfiable(Range<Int>)
-    case unsatisfiable
-    /// Not a single byte range this server answers; the whole body is sent.
-    case ignored
+/// A bound on uploads in flight: each holds up to --max-upload-bytes in memory and a thread while it is inspected.
+final class UploadSlots: Sendable {
+    let limit: Int
+    private let inUse = Mutex(0)
 
-    static func parse(_ header: String, size: Int) -> ByteRange {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return .ignored }
-        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
-        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return .ignored }
-        switch (Int(parts[0]), Int(parts[1])) {
-        case (let start?, let end?) where start <= end:
-            return start < size ? .satisfiable(start..<min(end + 1, size)) : .unsatisfiable
-        case (let start?, nil) where parts[1].isEmpty:
-            return start < size ? .satisfiable(start..<size) : .unsatisfiable
-        case (nil, let suffix?) where parts[0].isEmpty:
-            return suffix > 0 && size > 0 ? .satisfiable(max(0, size - suffix)..<size) : .unsatisfiable
-        default:
-            return .ignored
-        }
-    }
+    init(limit: Int) { self.limit = limit }
+
+    func acquire() -> Bool { inUse.withLock { count in count < limit ? { count += 1; return true }() : false } }
+    func release() { inUse.withLock { $0 -= 1 } }
 }
