@@ -17,6 +17,8 @@ public final class FaultServer: Sendable {
         case endless
         /// Serve these bytes instead of the file.
         case body([UInt8])
+        /// Answer 302 with this `Location`.
+        case redirect(String)
     }
 
     /// One request as received.
@@ -114,6 +116,8 @@ public final class FaultServer: Sendable {
         case .status(let status, let retryAfter)?:
             let text = Array("{\"error\":{\"code\":\"fault\",\"message\":\"scripted \(status)\"}}".utf8)
             send(fd, "HTTP/1.1 \(status) Scripted\r\nContent-Length: \(text.count)\r\n" + (retryAfter.map { "Retry-After: \($0)\r\n" } ?? "") + "Connection: close\r\n\r\n", text)
+        case .redirect(let location)?:
+            send(fd, "HTTP/1.1 302 Found\r\nLocation: \(location)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", [])
         case .resetAfter(let count)?:
             guard let body else { return notFound(fd) }
             send(fd, "HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n", Array(body.prefix(count)))

@@ -29,11 +29,12 @@ final class DaemonHarness {
     }
 
     static func arguments(_ host: HostHarness) -> [String] {
-        ["--listen", "127.0.0.1:0", "--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning"] + host.settings
+        ["--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning"] + host.settings
     }
 
     static func start(_ host: HostHarness, _ extra: [String]) throws -> (RunningProcess, String, String?) {
-        let process = try RunningProcess("l3afd", arguments(host) + extra)
+        let listen = extra.contains("--listen") ? [] : ["--listen", "127.0.0.1:0"]
+        let process = try RunningProcess("l3afd", arguments(host) + listen + extra)
         let line = try process.waitForLine(containing: "l3afd listening on ")
         guard let start = line.range(of: "://"), let url = line[line.index(start.lowerBound, offsetBy: -5)...].split(separator: " ").first else {
             throw FixtureError("no URL in '\(line)'")
@@ -308,16 +309,21 @@ struct DaemonTests {
             #expect(run.status == 0, "openssl \(arguments): \(run.stderr)")
         }
         try openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=l3af-test-ca -keyout \(folder)/ca.key -out \(folder)/ca.pem")
-        for name in ["server", "client", "stranger"] {
+        for name in ["server", "client", "stranger", "other"] {
             try openssl("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=\(name) -keyout \(folder)/\(name).key -out \(folder)/\(name).csr")
         }
         try "subjectAltName=IP:127.0.0.1\n".write(toFile: "\(folder)/san.ext", atomically: true, encoding: .utf8)
         try openssl("x509 -req -in \(folder)/server.csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -extfile \(folder)/san.ext -out \(folder)/server.pem")
-        try openssl("x509 -req -in \(folder)/client.csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -out \(folder)/client.pem")
+        try "subjectAltName=DNS:ops-1.example\n".write(toFile: "\(folder)/client.ext", atomically: true, encoding: .utf8)
+        try "subjectAltName=DNS:web.example\n".write(toFile: "\(folder)/other.ext", atomically: true, encoding: .utf8)
+        try openssl("x509 -req -in \(folder)/client.csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -extfile \(folder)/client.ext -out \(folder)/client.pem")
+        // From the CA, but with a SAN no rule matches.
+        try openssl("x509 -req -in \(folder)/other.csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -extfile \(folder)/other.ext -out \(folder)/other.pem")
         // Signed by itself, not by the CA.
         try openssl("x509 -req -in \(folder)/stranger.csr -signkey \(folder)/stranger.key -days 2 -out \(folder)/stranger.pem")
         let daemon = try DaemonHarness(host: host, extra: [
             "--tls-certificate", "\(folder)/server.pem", "--tls-key", "\(folder)/server.key", "--tls-client-ca", "\(folder)/ca.pem",
+            "--san-match-rule", "ops-[0-9]+\\.example", "--tls-min-version", "1.3",
         ])
         defer { daemon.stop() }
         #expect(daemon.url.hasPrefix("https://"), "\(daemon.url)")
@@ -331,6 +337,14 @@ struct DaemonTests {
         #expect(anonymous.status != 0, "no client certificate: \(anonymous.stdout)")
         let stranger = try curl(["--cert", "\(folder)/stranger.pem", "--key", "\(folder)/stranger.key"])
         #expect(stranger.status != 0, "a certificate from another issuer: \(stranger.stdout)")
+        let other = try curl(["--cert", "\(folder)/other.pem", "--key", "\(folder)/other.key"])
+        #expect(other.stdout.contains("certificate-not-allowed") && other.stdout.contains("web.example"), "a SAN no rule matches: \(other.stdout)")
+        let old = try curl(["--cert", "\(folder)/client.pem", "--key", "\(folder)/client.key", "--tlsv1.2", "--tls-max", "1.2"])
+        #expect(old.status != 0, "TLS 1.2 refused when the minimum is 1.3: \(old.stdout)")
+        // Our own client speaks what our daemon demands.
+        let status = try Executable.run("l3af", ["status", "--host", daemon.url, "--cacert", "\(folder)/ca.pem", "--cert", "\(folder)/client.pem",
+                                                 "--key", "\(folder)/client.key"])
+        #expect(status.status == 0, "\(status.stderr)")
     }
 
     /// `l3af --host URL` drives the daemon: the same commands, the daemon doing the work and recording it.

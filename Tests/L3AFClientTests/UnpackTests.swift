@@ -26,6 +26,9 @@ import Testing
         return folder.appending(path: "out.tar.gz").path
     }
 
+    /// The digest the unpacker re-checks the file against (as the installer's cache would have verified it).
+    static func digest(_ path: String) -> SHA256Digest { SHA256Digest(of: Array(FileManager.default.contents(atPath: path) ?? Data())) }
+
     static let hostile: [(String, String, String)] = [
         ("dot-dot entry", "add('l3af_x/../../../etc/cron.d/evil')", "climbs out with '..'"),
         ("absolute path", "add('/etc/cron.d/evil')", "the path is absolute"),
@@ -43,7 +46,7 @@ import Testing
         let repo = folder.appending(path: "repo").path
         #expect {
             try Unpacker().unpack(tarball: tarball, repo: repo, name: "x", version: "1.0.0", artifact: "l3af_x.tar.gz",
-                                  sha256: SHA256Digest(of: [1]), source: "test", unsigned: false)
+                                  sha256: Self.digest(tarball), source: "test", unsigned: false)
         } throws: { error in
             let e = error as! ArchiveError
             return e.code == "archive-unsafe-entry" && e.description.contains(why)
@@ -59,7 +62,7 @@ import Testing
         let tarball = try Self.craft("add('l3af_x/tool', b'#!/bin/sh', mode=0o4755)\nadd('l3af_x/group', b'x', mode=0o2644)", in: folder)
         let repo = folder.appending(path: "repo").path
         let path = try Unpacker().unpack(tarball: tarball, repo: repo, name: "x", version: "1.0.0", artifact: "l3af_x.tar.gz",
-                                         sha256: SHA256Digest(of: [1]), source: "test", unsigned: false)
+                                         sha256: Self.digest(tarball), source: "test", unsigned: false)
         let tool = try FileManager.default.attributesOfItem(atPath: "\(path)/tool")[.posixPermissions] as! Int
         let group = try FileManager.default.attributesOfItem(atPath: "\(path)/group")[.posixPermissions] as! Int
         #expect(tool == 0o755, "set-uid dropped, execute kept: \(String(tool, radix: 8))")
@@ -88,7 +91,7 @@ import Testing
         let start = Date()
         #expect {
             try Unpacker().unpack(tarball: path, repo: folder.appending(path: "repo").path, name: "x", version: "1.0.0",
-                                  artifact: "l3af_x.tar.gz", sha256: SHA256Digest(of: [1]), source: "test", unsigned: false)
+                                  artifact: "l3af_x.tar.gz", sha256: Self.digest(path), source: "test", unsigned: false)
         } throws: { ($0 as! ArchiveError).reason == .fileTooLarge(path: "l3af_x/zeros", limit: ArchiveLimits().maximumFileBytes) }
         #expect(Date().timeIntervalSince(start) < 10, "stopped early, not after 10 GiB")
         let growth = Self.peakResidentBytes() - before
