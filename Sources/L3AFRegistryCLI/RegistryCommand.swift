@@ -152,8 +152,8 @@ struct ServeCommand: AsyncParsableCommand {
                                      ("--refresh-interval", refreshInterval, 1...86_400)] where !range.contains(value) {
             throw CLIError("invalid-option", "\(name) is \(value); it must be \(range.lowerBound) to \(range.upperBound)")
         }
-        guard (60...(10 * 365 * 86_400)).contains(indexTtl) else {
-            throw CLIError("invalid-option", "--index-ttl is \(indexTtl); it must be 60 to \(10 * 365 * 86_400) seconds")
+        guard (1...(10 * 365 * 86_400)).contains(indexTtl) else {
+            throw CLIError("invalid-option", "--index-ttl is \(indexTtl); it must be 1 to \(10 * 365 * 86_400) seconds")
         }
         let signingKey = try IndexSigningKey(base64Seed: String(decoding: seed, as: UTF8.self))
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {

@@ -59,7 +59,7 @@ public enum ByteRange: Equatable, Sendable {
 public enum RetryAfter {
     /// The delay in seconds, at most `limit`; `nil` when `value` is not delay-seconds.
     public static func seconds(_ value: String, limit: Int) -> Int? {
-        let text = value.trimmingCharacters(in: .whitespaces)
+        let text = value.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
         // Any run of digits is a valid delay; one past the limit waits the limit.
         return BoundedInteger.parse(text, in: 0...Int.max).map { min($0, limit) } ?? limit
