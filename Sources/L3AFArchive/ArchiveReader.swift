@@ -106,13 +106,14 @@ public enum ArchiveReader {
                 guard headers <= limits.maximumEntries else {
                     throw ArchiveError(archive: name, .tooManyEntries(limit: limits.maximumEntries))
                 }
-                let pathBytes = archive_entry_pathname(entry).map { strlen($0) } ?? 0
+                let rawPointer = archive_entry_pathname(entry)
+                let pathBytes = rawPointer.map { strlen($0) } ?? 0
                 headerBytes += pathBytes
                 guard pathBytes <= limits.maximumPathBytes, headerBytes <= limits.maximumHeaderBytes else {
                     throw ArchiveError(archive: name, .unsafeEntry(path: "(a path of \(pathBytes) bytes)",
                                                                   why: "entry paths are limited to \(limits.maximumPathBytes) bytes each and \(limits.maximumHeaderBytes) in all"))
                 }
-                let rawPath = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+                let rawPath = rawPointer.map { String(cString: $0) } ?? ""
                 let path: String
                 switch safePath(rawPath) {
                 case .success(let p): path = p

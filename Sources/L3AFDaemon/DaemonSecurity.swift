@@ -50,7 +50,7 @@ struct DaemonGuard: RouterMiddleware {
         if unix, let uid = await Self.peerUID(context.channel) {
             actor = "uid \(uid)" + (Self.userName(uid).map { " (\($0))" } ?? "")
         }
-        if let names = policy.sanRules.isEmpty || open ? nil : await Self.peerNames(context.channel) {
+        if !policy.sanRules.isEmpty, !open, let names = await Self.peerNames(context.channel) {
             guard let matched = policy.matchingSAN(names) else {
                 throw AccessError(.forbidden, "certificate-not-allowed", "the client certificate's names (\(names.isEmpty ? "none" : names.joined(separator: ", "))) match no san_match_rules entry",
                                 hint: "issue the client a certificate whose SAN matches a rule, or add a rule")
@@ -126,7 +126,16 @@ struct AccessPolicy: Sendable {
     var hostNames: Set<String>
     var token: String?
     /// Literals and regular expressions a client certificate's SAN must match (one is enough).
-    var sanRules: [String]
+    let sanRules: [String]
+    /// The rules compiled once (`nil` where a rule is not a valid expression: it then matches only as a literal).
+    private let patterns: SANPatterns
+
+    init(hostNames: Set<String>, token: String?, sanRules: [String]) {
+        self.hostNames = hostNames
+        self.token = token
+        self.sanRules = sanRules
+        patterns = SANPatterns(sanRules)
+    }
 
     /// Why `header` doesn't name this daemon, or `nil` when it does.
     func hostProblem(_ header: String?) -> String? {
@@ -151,13 +160,20 @@ struct AccessPolicy: Sendable {
     /// matching the whole name.
     func matchingSAN(_ names: [String]) -> String? {
         for name in names {
-            for rule in sanRules {
+            for (rule, regex) in zip(sanRules, patterns.compiled) {
                 if rule == name { return name }
-                if let regex = try? Regex(rule), (try? regex.wholeMatch(in: name)) != nil { return name }
+                if let regex, (try? regex.wholeMatch(in: name)) != nil { return name }
             }
         }
         return nil
     }
+}
+
+/// The SAN rules as regular expressions, compiled once when the daemon starts.
+final class SANPatterns: @unchecked Sendable {  // immutable after init; Regex<AnyRegexOutput> is not declared Sendable
+    let compiled: [Regex<AnyRegexOutput>?]
+
+    init(_ rules: [String]) { compiled = rules.map { try? Regex($0) } }
 }
 
 /// A request refused before it reached a route: who is asking, or how, is not allowed.

@@ -90,7 +90,6 @@ final class UserProgramSupervisor: Service, Sendable {
         let folder = "\(host.options.client.state)/user-programs"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let logPath = "\(folder)/\(placed.package).log"
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program.path)
         process.arguments = program.arguments

@@ -29,23 +29,21 @@ public struct HostState: Sendable {
     /// The highest index version accepted, by the id of the key that signed it.
     public func acceptedVersions() throws(StateFileError) -> [String: UInt64] { try load().mapValues(\.indexVersion) }
 
-    /// The highest index version accepted from `registry`.
-    public func lastIndexVersion(forKey keyID: String) throws(StateFileError) -> UInt64? { try load()[keyID]?.indexVersion }
-
-    /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded).
+    /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded). Under the state
+    /// lock, the file is read once: a corrupt one is reported, never overwritten.
     public func recordIndexVersion(_ version: UInt64, forKey registry: String) throws {
-        let lockFile = "\(folder)/.lock"
         try AtomicFile.makeFolders(folder)
-        try FileLock(path: lockFile).withLock { () throws(StorageError) in Result { () throws(StateFileError) in try load() } }.get()
-        try FileLock(path: lockFile).withLock { () throws(StorageError) in
-            guard var entries = try? load() else { return }
-            if let recorded = entries[registry]?.indexVersion, recorded >= version { return }
-            entries[registry] = Entry(indexVersion: max(version, entries[registry]?.indexVersion ?? 0))
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            try AtomicFile.write(Array((try? encoder.encode(entries)) ?? Data()), to: file)
-        }
+        try FileLock(path: "\(folder)/.lock").withLock { () throws(StorageError) in
+            Result { () throws in
+                var entries = try load()
+                if let recorded = entries[registry]?.indexVersion, recorded >= version { return }
+                entries[registry] = Entry(indexVersion: version)
+                let encoder = JSONEncoder()
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                try AtomicFile.write(Array(try encoder.encode(entries)), to: file)
+            }
+        }.get()
     }
 }
 

@@ -259,7 +259,7 @@ private final class MultiLoop {
                     transfer.offset = 0
                 }
             } else if line.lowercased().hasPrefix("retry-after:") {
-                transfer.retryAfter = RetryAfter.delay(String(line.dropFirst(12)), limit: 86_400)  // clamped again by the policy
+                transfer.retryAfter = RetryAfter.delay(String(line.dropFirst(12)), limit: .infinity)  // the policy clamps it
             }
             return size * count
         }, context)
@@ -344,8 +344,7 @@ extension RetryAfter {
     /// `Retry-After` as seconds to wait, from delay-seconds or an HTTP-date, within `0...limit`; `nil` when it is
     /// neither (`nan`, `-1`, `1.5` and garbage are ignored, so the usual backoff applies).
     static func delay(_ value: String, limit: Double) -> Double? {
-        let cap = Int(limit.rounded(.down))
-        if let seconds = seconds(value, limit: cap) { return Double(seconds) }
+        if let seconds = seconds(value, limit: Int.max) { return min(Double(seconds), limit) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")

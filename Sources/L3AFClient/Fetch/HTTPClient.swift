@@ -194,8 +194,7 @@ extension TransferPolicy {
     /// The protocols a redirect from `url` may lead to: the same scheme or https, never `file` (a repository that
     /// redirects to `file:///etc/shadow` must not get that file fetched and cached), none from `file`.
     static func redirectProtocols(from url: String) -> String? {
-        let scheme = url.prefix { $0 != ":" }.lowercased()
-        switch scheme {
+        switch urlScheme(of: url) {
         case "https": return "https"
         case "http": return "http,https"
         default: return nil

@@ -78,7 +78,7 @@ public struct PackageInstaller: Sendable {
         for (i, item) in chosen.enumerated() {
             let name = item.spec.name.rawValue, version = item.entry.version.description
             let folder = Unpacker.versionFolder(repo: configuration.repo, name: name, version: version)
-            if InstallMarker.read(in: folder) != nil { continue }
+            if FileManager.default.fileExists(atPath: "\(folder)/\(InstallMarker.fileName)") { continue }
             let cached = cachePath(item.entry.sha256)
             if let digest = FileDigest.sha256(of: cached), digest.sha256 == item.entry.sha256, digest.size == item.entry.size { continue }
             let segment = item.entry.manifest.platforms == nil ? "any" : platform
@@ -94,10 +94,14 @@ public struct PackageInstaller: Sendable {
                 downloaded.insert(job.index)
             }
         }
-        // Placing into the repo happens under its lock: one process at a time decides what a folder holds.
+        // Placing into the repo happens under its lock: one process at a time decides what a folder holds. A folder
+        // with a marker is complete (it was renamed in whole), so when every version has one no lock is needed.
         let repo = configuration.repo, unpacker = self.unpacker, cache = configuration.cache, source = metadata.registry
         let chosenItems = chosen.map { (name: $0.spec.name.rawValue, entry: $0.entry) }
-        let placed: [(path: String, installed: Bool)] = try await Self.withRepoLock(repo) {
+        let allInstalled = chosenItems.allSatisfy { item in
+            FileManager.default.fileExists(atPath: "\(Unpacker.versionFolder(repo: repo, name: item.name, version: item.entry.version.description))/\(InstallMarker.fileName)")
+        }
+        let place: @Sendable () throws -> [(path: String, installed: Bool)] = {
             try chosenItems.map { item -> (path: String, installed: Bool) in
                 let version = item.entry.version.description
                 let folder = Unpacker.versionFolder(repo: repo, name: item.name, version: version)
@@ -114,6 +118,7 @@ public struct PackageInstaller: Sendable {
                 return (path, false)
             }
         }
+        let placed = allInstalled ? try place() : try await Self.withRepoLock(repo, place)
         return chosen.enumerated().map { i, item in
             installed(item, path: placed[i].path, source: placed[i].installed ? .installed : downloaded.contains(i) ? .downloaded : .cached)
         }
@@ -158,8 +163,7 @@ public struct PackageInstaller: Sendable {
         guard allowed || configuration.allowUnsigned.contains(where: { $0 == repository || $0 == base }) else {
             throw UnsignedSourceError(repository: base)
         }
-        let scheme = base.prefix { $0 != ":" }.lowercased()
-        guard base.contains("://"), ["file", "http", "https"].contains(scheme) else {
+        guard BPFProgram.repositorySchemes.contains(urlScheme(of: base) ?? "") else {
             throw ConfigurationError(description: "'\(base)' is not a file, http or https URL", hint: "e.g. file:///srv/l3afd or https://repo.example")
         }
         _ = try FileName(version, field: "version")
@@ -174,7 +178,8 @@ public struct PackageInstaller: Sendable {
             return InstalledPackage(name: name.rawValue, version: version, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
                                     source: .installed, unsigned: true, yanked: false, deprecated: nil)
         }
-        if let installed = try await Self.withRepoLock(repo, reuse) { return installed }
+        // A marker means a complete folder: checked without the lock, and again under it before unpacking.
+        if let installed = try reuse() { return installed }
         let response = try await signedMetadata(from: base).get(url, headers: [])
         let sha256 = SHA256Digest(of: response.body)
         try AtomicFile.write(response.body, to: cachePath(sha256), mode: 0o600)

@@ -182,3 +182,11 @@ struct MapArgList: Decodable {
         }
     }
 }
+
+/// The scheme of a URL from outside (`https` of `https://repo/x`), lowercased; `nil` when it has no `scheme://`.
+public func urlScheme(of url: String) -> String? {
+    guard let separator = url.range(of: "://") else { return nil }
+    let scheme = url[..<separator.lowerBound]
+    guard let first = scheme.unicodeScalars.first, ("a"..."z").contains(first) || ("A"..."Z").contains(first) else { return nil }
+    return scheme.lowercased()
+}

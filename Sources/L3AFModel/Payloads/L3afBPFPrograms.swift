@@ -200,8 +200,7 @@ extension BPFProgram {
         }
         let repository = ebpfPackageRepoURL.trimmingCharacters(in: .whitespaces)
         if !repository.isEmpty {
-            let scheme = repository.prefix { $0 != ":" }.lowercased()
-            if !repository.contains("://") || !Self.repositorySchemes.contains(scheme) {
+            if !Self.repositorySchemes.contains(urlScheme(of: repository) ?? "") {
                 problems.append(PayloadProblem(path: "\(path).ebpf_package_repo_url", message: "'\(Self.shown(repository))' is not a file, http or https URL"))
             }
         }

@@ -258,7 +258,7 @@ public actor RegistryStore {
             do throws(RegistryError) {
                 (doc, result) = try change()
                 guard doc != before else { return result }
-                let bytes = Array(try! DocumentDecoder.encode(doc))
+                let bytes = try Self.encoded(doc)
                 try RegistryFiles.write(bytes, to: layout.documentFile(name))
                 try Self.writeTagLinks(doc, layout: layout)
                 // Only the changed document's entry changes: the others keep the digests they were signed with.
@@ -287,18 +287,18 @@ public actor RegistryStore {
     /// finishes whatever a second failure here leaves.
     private func undo(_ name: PackageName, before: PackageDocument?) {
         let fm = FileManager.default
+        let folder = layout.packageFolder(name)
         if let before {
-            try? RegistryFiles.write(Array(try! DocumentDecoder.encode(before)), to: layout.documentFile(name))
+            if let bytes = try? Self.encoded(before) { try? RegistryFiles.write(bytes, to: layout.documentFile(name)) }
+            // The tag links are made to match; a version folder `before` doesn't list is this write's.
             try? Self.writeTagLinks(before, layout: layout)
+            for item in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where before.versions[item] == nil {
+                if (try? fm.destinationOfSymbolicLink(atPath: "\(folder)/\(item)")) == nil { try? fm.removeItem(atPath: "\(folder)/\(item)") }
+            }
         } else {
             unlink(layout.documentFile(name))
+            try? fm.removeItem(atPath: folder)
         }
-        let folder = layout.packageFolder(name)
-        for item in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where before?.versions[item] == nil {
-            let path = "\(folder)/\(item)"
-            if (try? fm.destinationOfSymbolicLink(atPath: path)) == nil || before == nil { try? fm.removeItem(atPath: path) }
-        }
-        if before == nil { try? fm.removeItem(atPath: folder) }
         cache.invalidateFiles()
         logger.warning("a registry write failed; its files were put back", metadata: ["package": "\(name)"])
     }
@@ -306,6 +306,13 @@ public actor RegistryStore {
     private func existing(_ name: PackageName) throws(RegistryError) -> PackageDocument {
         guard let doc = documents[name] else { throw Self.noSuchPackage(name) }
         return doc
+    }
+
+    /// A document's bytes as written to the tree.
+    static func encoded(_ doc: PackageDocument) throws(RegistryError) -> [UInt8] {
+        do { return Array(try DocumentDecoder.encode(doc)) } catch {
+            throw RegistryError(.internalFailure, "encoding-failed", "encoding the document of \(doc.name) failed: \(error)")
+        }
     }
 
     /// What the index says of a document with these bytes.

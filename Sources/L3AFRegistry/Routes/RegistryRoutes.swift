@@ -232,6 +232,12 @@ final class UploadSlots: Sendable {
 
     init(limit: Int) { self.limit = limit }
 
-    func acquire() -> Bool { inUse.withLock { count in count < limit ? { count += 1; return true }() : false } }
+    func acquire() -> Bool {
+        inUse.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
     func release() { inUse.withLock { $0 -= 1 } }
 }

@@ -46,7 +46,6 @@ public struct RegistryLayout: Sendable {
 
     /// The platform folders a version's artifact is stored under.
     static func platformFolders(of manifest: Manifest) -> [String] {
-        // Distinct: linking a platform folder's artifact onto itself would unlink it.
-        manifest.platforms.map { platforms in platforms.enumerated().filter { !platforms[..<$0.offset].contains($0.element) }.map(\.element) } ?? [portablePlatform]
+        manifest.platforms ?? [portablePlatform]
     }
 }
