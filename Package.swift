@@ -35,8 +35,10 @@ let package = Package(
             name: "L3AFModel",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
+        // Files and locks: atomic writes, the one flock wrapper, paths proven inside a folder, blocking work off the pool.
+        .target(name: "L3AFSystem", dependencies: ["L3AFModel", "CLinux"]),
         // libarchive: reading tarballs safely (caps, no links or escapes) and writing reproducible ones.
-        .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive", "CLinux"]),
+        .target(name: "L3AFArchive", dependencies: ["L3AFModel", "CArchive"]),
         // libbpf: objects opened from files or memory, inspected, loaded; maps, programs, links.
         .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF", .product(name: "Logging", package: "swift-log")]),
         // Chains of programs on interfaces, changed one atomic prog-array update at a time.
@@ -45,25 +47,28 @@ let package = Package(
         .target(
             name: "L3AFHost",
             dependencies: [
-                "L3AFModel", "L3AFBPF", "L3AFRuntime", "L3AFClient", "L3AFArchive", "CLinux",
+                "L3AFModel", "L3AFSystem", "L3AFBPF", "L3AFRuntime", "L3AFClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",
-            dependencies: ["L3AFModel", "L3AFArchive", "CCurl", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["L3AFModel", "L3AFSystem", "L3AFArchive", "CCurl", .product(name: "Logging", package: "swift-log")]),
         // The registry: the signed static tree, publishing, tokens, and its HTTP routes.
         .target(
             name: "L3AFRegistry",
             dependencies: [
-                "L3AFModel", "L3AFArchive", "L3AFBPF", "L3AFPackage",
+                "L3AFModel", "L3AFSystem", "L3AFArchive", "L3AFBPF", "L3AFPackage", "L3AFHTTPServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
+        // What both servers share: the one error middleware (errors as a status and a JSON body).
+        .target(name: "L3AFHTTPServer", dependencies: ["L3AFModel", .product(name: "Hummingbird", package: "hummingbird")]),
+
         // A package tarball checked as the registry must before accepting it; used by publish and pack too.
-        .target(name: "L3AFPackage", dependencies: ["L3AFModel", "L3AFArchive", "L3AFBPF"]),
+        .target(name: "L3AFPackage", dependencies: ["L3AFModel", "L3AFSystem", "L3AFArchive", "L3AFBPF"]),
 
         // The command layers; ArgumentParser lives only in these. The client's executable links no server code.
         .target(
@@ -72,13 +77,13 @@ let package = Package(
         .target(
             name: "L3AFCLI",
             dependencies: [
-                "L3AFModel", "L3AFArchive", "L3AFClient", "L3AFPackage", "L3AFHost", "L3AFCLISupport",
+                "L3AFModel", "L3AFSystem", "L3AFClient", "L3AFPackage", "L3AFHost", "L3AFCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(
             name: "L3AFRegistryCLI",
             dependencies: [
-                "L3AFModel", "L3AFRegistry", "L3AFArchive", "L3AFCLISupport",
+                "L3AFModel", "L3AFSystem", "L3AFRegistry", "L3AFCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -87,7 +92,7 @@ let package = Package(
         .target(
             name: "L3AFDaemon",
             dependencies: [
-                "L3AFModel", "L3AFHost", "L3AFRuntime", "L3AFArchive", "L3AFCLISupport",
+                "L3AFModel", "L3AFSystem", "L3AFHost", "L3AFRuntime", "L3AFCLISupport", "L3AFHTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -104,7 +109,17 @@ let package = Package(
         // Helpers for the test targets only: BPF objects compiled from registry/, package tarballs, processes.
         .target(name: "L3AFTestSupport", dependencies: ["L3AFArchive"]),
 
+        // Fakes of the host's seams (packages, chains, clock) for unit tests of host logic without root or a registry.
+        .target(name: "L3AFHostTesting", dependencies: ["L3AFHost", "L3AFClient", "L3AFModel", "L3AFRuntime"]),
+
         .testTarget(name: "L3AFModelTests", dependencies: ["L3AFModel"]),
+        .testTarget(name: "L3AFSystemTests", dependencies: ["L3AFSystem", "L3AFModel"]),
+        .testTarget(
+            name: "L3AFHostTests",
+            dependencies: ["L3AFHost", "L3AFHostTesting", "L3AFModel", "L3AFRuntime", .product(name: "GRDB", package: "GRDB.swift")],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "L3AFDaemonTests", dependencies: ["L3AFDaemon", "L3AFHost", "L3AFHostTesting", "L3AFModel"]),
+        .testTarget(name: "L3AFPackageTests", dependencies: ["L3AFPackage", "L3AFArchive", "L3AFModel"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBPF", "CCurl", "CArchive"]),
         .testTarget(name: "L3AFArchiveTests", dependencies: ["L3AFArchive", "L3AFModel"]),
         .testTarget(name: "L3AFBPFTests", dependencies: ["L3AFBPF", "L3AFModel", "L3AFTestSupport"]),

@@ -2,9 +2,10 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
-import L3AFArchive
+import L3AFHTTPServer
 import L3AFHost
 import L3AFModel
+import L3AFSystem
 import Logging
 import NIOCore
 import NIOSSL
@@ -24,6 +25,7 @@ public enum Daemon {
         var options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
                                   actor: "l3afd", notify: { message in logger.notice("\(message)") })
         options.historyLimit = configuration.historyLimit
+        options.hostName = configuration.hostName
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.
@@ -34,7 +36,7 @@ public enum Daemon {
         }
         let hostName = configuration.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         let metrics = DaemonMetrics(samples: configuration.samples)
-        metrics.sample(host)
+        await metrics.sample(host)
 
         let api = try DaemonConfiguration.address(configuration.listen, option: "listen")
         let policy = AccessPolicy(
@@ -43,7 +45,7 @@ public enum Daemon {
         let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName)
         @Sendable func apiRouter() -> Router<DaemonContext> {
             let router = Router(context: DaemonContext.self)
-            router.add(middleware: DaemonErrorMiddleware())
+            router.add(middleware: JSONErrorMiddleware(server: "l3afd"))
             router.add(middleware: DaemonGuard(policy: policy))
             routes.register(on: router, metricsHere: configuration.metricsListen == nil)
             return router
@@ -158,16 +160,16 @@ struct MetricsSampler: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-                metrics.sample(host)
+                await metrics.sample(host)
             }
         }
     }
 }
 
-/// One daemon per state folder: ``ProcessLock`` on `l3afd.pid`, refused with the holder's pid.
+/// One daemon per state folder: a ``FileLock`` on `l3afd.pid`, never waited for, refused with the holder's pid.
 enum PIDLock {
-    static func take(_ path: String) throws(DaemonError) -> ProcessLock {
-        do { return try ProcessLock(path: path) } catch let held as ProcessLock.Held {
+    static func take(_ path: String) throws(DaemonError) -> FileLock {
+        do { return try FileLock(path: path, wait: .never) } catch let held as FileLock.Held {
             throw DaemonError(.alreadyRunning, "another l3afd (pid \(held.pid)) already runs with this state folder (\(path))",
                               hint: "stop it first, or give this one another --state")
         } catch {

@@ -9,8 +9,10 @@ import Synchronization
 /// (1 while it runs, with its version), `l3afd_BPFStartCount`, `l3afd_BPFStopCount`, `l3afd_BPFUpdateCount` and
 /// `l3afd_BPFUpdateFailedCount`, and every `monitor_maps` entry as `l3afd_BPFMonitorMap` through its aggregator:
 /// `scalar` the last value, `max-rate` the largest per-second increase between consecutive samples of the last N,
-/// `avg` the mean of the last N samples. Starts, stops and updates are counted from the revisions, so changes made
-/// with the `l3af` CLI while the daemon runs count too.
+/// `avg` the mean of the last N samples. Starts, stops and updates are counted from every revision recorded since
+/// the last sample, one by one (so a start and a stop between two samples both count), and changes made with the
+/// `l3af` CLI while the daemon runs count too. Sampling reads the database and the kernel off the cooperative pool and
+/// never takes the host lock; `/metrics` serves the last sample.
 public final class DaemonMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let samples: Int
@@ -34,17 +36,31 @@ public final class DaemonMetrics: Sendable {
     }
 
     static func labels(_ placed: PlacedProgram) -> [(String, String)] {
-        [("ebpf_program", placed.package), ("direction", placed.hook.rawValue), ("interface_name", placed.interface)]
+        [("ebpf_program", placed.package.rawValue), ("direction", placed.hook.rawValue), ("interface_name", placed.interface)]
     }
 
-    /// One sample: revisions seen since the last one are counted, running programs and monitor maps read.
-    public func sample(_ host: HostManager) {
-        guard let current = try? host.database.current() else { return }
-        let kernel = (try? host.kernelChains(current.snapshot)) ?? [:]
+    /// One sample, off the cooperative pool.
+    public func sample(_ host: HostManager) async {
+        _ = try? await host.observe { host in self.sampleNow(host) }
+    }
+
+    /// What a sample reads: the revisions since the last one, the kernel's chains, the monitor maps.
+    struct Reading {
+        var revisions: [Revision]
+        var current: Revision
+        var kernel: [ChainKey: [ChainEntry]]
+        var counters: [String: UInt64]
+    }
+
+    /// One sample, on the calling thread: every revision since the last sample is counted, running programs and
+    /// monitor maps read.
+    public func sampleNow(_ host: HostManager) {
+        guard let reading = Self.read(host, after: state.withLock { $0.revision }) else { return }
+        let current = reading.current, kernel = reading.kernel
         let now = Date().timeIntervalSince1970
         state.withLock { state in
-            if state.revision != current.number {
-                let old = state.snapshot.programs.filter(\.enabled), new = current.snapshot.programs.filter(\.enabled)
+            for revision in reading.revisions where state.revision.map({ revision.number > $0 }) ?? (revision.number == current.number) {
+                let old = state.snapshot.programs.filter(\.enabled), new = revision.snapshot.programs.filter(\.enabled)
                 if state.revision != nil {
                     for placed in new {
                         if let before = old.first(where: { $0.package == placed.package && $0.key == placed.key }) {
@@ -61,27 +77,25 @@ public final class DaemonMetrics: Sendable {
                 } else {
                     for placed in new { registry.makeCounter(name: "l3afd_BPFStartCount", labels: Self.labels(placed)).increment() }
                 }
-                state.revision = current.number
-                state.snapshot = current.snapshot
+                state.revision = revision.number
+                state.snapshot = revision.snapshot
             }
             var seenRunning = Set<String>(), seenMonitors = Set<String>()
             for placed in current.snapshot.programs {
-                let runningLabels = [("ebpf_program", placed.package), ("version", placed.version), ("direction", placed.hook.rawValue),
+                let runningLabels = [("ebpf_program", placed.package.rawValue), ("version", placed.version.rawValue), ("direction", placed.hook.rawValue),
                                      ("interface_name", placed.interface)]
                 let runningKey = runningLabels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-                let isRunning = kernel[placed.key]?.contains { $0.package == placed.package && $0.version == placed.version } ?? false
+                let isRunning = kernel[placed.key]?.contains(where: placed.runs(as:)) ?? false
                 let gauge = state.running[runningKey] ?? registry.makeGauge(name: "l3afd_BPFRunning", labels: runningLabels)
                 state.running[runningKey] = gauge
                 gauge.set(Double(isRunning ? 1 : 0))
                 seenRunning.insert(runningKey)
                 guard isRunning else { continue }
                 for monitor in placed.program.monitorMaps {
-                    let labels = [("ebpf_program", placed.package), ("map_name", monitor.name), ("key", String(monitor.key)),
+                    let labels = [("ebpf_program", placed.package.rawValue), ("map_name", monitor.name), ("key", String(monitor.key)),
                                   ("interface_name", placed.interface), ("direction", placed.hook.rawValue)]
                     let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-                    guard let access = try? host.engine(current.snapshot).map(monitor.name, of: placed.package, interface: placed.interface, hook: placed.hook),
-                          let value = try? access.counter(key: monitor.key)
-                    else { continue }
+                    guard let value = reading.counters["\(placed.package)/\(placed.key)/\(monitor.name)/\(monitor.key)"] else { continue }
                     var history = state.history[key, default: []]
                     history.append((now, value))
                     if history.count > samples { history.removeFirst(history.count - samples) }
@@ -102,6 +116,23 @@ public final class DaemonMetrics: Sendable {
                 state.history[key] = nil
             }
         }
+    }
+
+    /// The revisions after `last` (only the current one on the first sample: what ran before the daemon started is
+    /// counted as started once), the kernel's chains, and every running program's monitor map entries.
+    static func read(_ host: HostManager, after last: Int?) -> Reading? {
+        guard let current = try? host.database.current() else { return nil }
+        let revisions = last.map { (try? host.database.revisions(after: $0)) ?? [current] } ?? [current]
+        let kernel = (try? host.kernelChains(current.snapshot)) ?? [:]
+        var counters: [String: UInt64] = [:]
+        for placed in current.snapshot.programs where kernel[placed.key]?.contains(where: placed.runs(as:)) == true {
+            for monitor in placed.program.monitorMaps {
+                if let value = try? host.chains.counter(monitor.name, index: monitor.key, of: placed.package, on: placed.key) {
+                    counters["\(placed.package)/\(placed.key)/\(monitor.name)/\(monitor.key)"] = value
+                }
+            }
+        }
+        return Reading(revisions: revisions, current: current, kernel: kernel, counters: counters)
     }
 
     /// A failed change of `programs` (names), counted as l3afd does.

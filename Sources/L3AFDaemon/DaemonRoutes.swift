@@ -8,10 +8,8 @@ import NIOCore
 public let daemonRoutes: [(method: String, path: String)] = [
     ("GET", "/l3af/configs/v1"), ("GET", "/l3af/configs/v1/{iface}"), ("POST", "/l3af/configs/v1/add"),
     ("POST", "/l3af/configs/v1/update"), ("POST", "/l3af/configs/v1/delete"),
-    ("GET", "/l3af/v1/status"), ("GET", "/l3af/v1/history"), ("POST", "/l3af/v1/install"), ("POST", "/l3af/v1/upgrade"),
-    ("POST", "/l3af/v1/remove"), ("POST", "/l3af/v1/rollback"), ("POST", "/l3af/v1/pin"), ("POST", "/l3af/v1/unpin"),
     ("GET", "/metrics"), ("GET", "/healthz"),
-]
+] + HostRequest.all.map { ($0.method, $0.path) }
 
 /// l3afd's REST API (wire-compatible) and this project's own routes, over one `HostManager`.
 struct DaemonRoutes: Sendable {
@@ -21,10 +19,10 @@ struct DaemonRoutes: Sendable {
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
-        router.get("/l3af/configs/v1") { _, _ in try json(configs(interface: nil)) }
+        router.get("/l3af/configs/v1") { _, _ in try json(await configs(interface: nil)) }
         router.get("/l3af/configs/v1/{iface}") { _, context in
             let iface = try context.parameters.require("iface")
-            let found = try configs(interface: iface)
+            let found = try await configs(interface: iface)
             guard !found.isEmpty else {
                 throw HostError(.badInput, "no programs are configured on '\(iface)'", hint: "GET /l3af/configs/v1 lists every interface")
             }
@@ -44,47 +42,34 @@ struct DaemonRoutes: Sendable {
             return try await change(names) { try await host.delete(payloads, hostName: hostName) }
         }
 
-        // Ours: the CLI's operations.
-        router.get("/l3af/v1/status") { request, _ in
-            try await host.withLock {}
-            return try json(host.status(interface: request.uri.queryParameters.get("iface")))
-        }
-        router.get("/l3af/v1/history") { _, _ in try json(host.database.history()) }
-        router.post("/l3af/v1/install") { request, _ in
-            let ask = try await body(HostRequest.Install.self, request)
-            let spec = try HostManager.spec(ask.spec)
-            let hook = try ask.hook.map { text throws(HostError) -> Hook in
-                guard let hook = Hook(rawValue: text) else { throw HostError(.badInput, "hook: '\(text)' is not xdp_ingress, tc_ingress or tc_egress") }
-                return hook
-            }
-            return try await change([(spec.name.rawValue, ask.iface, hook ?? .xdpIngress)]) {
-                try await host.install(InstallRequest(spec: spec, interface: ask.iface, hook: hook, seqID: ask.seqID, parameters: ask.parameters ?? [:]))
-            }
-        }
-        router.post("/l3af/v1/upgrade") { request, _ in
-            let ask = try await body(HostRequest.Upgrade.self, request)
-            let outcome = try await host.upgrade(package: ask.package, interface: ask.iface, watch: ask.watchSeconds, interval: ask.intervalSeconds ?? 1)
-            return try json(outcome)
-        }
-        router.post("/l3af/v1/remove") { request, _ in
-            let ask = try await body(HostRequest.Remove.self, request)
-            return try json(try await host.remove(package: ask.package, interface: ask.iface))
-        }
-        router.post("/l3af/v1/rollback") { request, _ in
-            let ask = try await body(HostRequest.Rollback.self, request)
-            let target: HostManager.RollbackTarget = if let revision = ask.revision { .revision(revision) } else if let package = ask.package { .package(package) } else { .previous }
-            return try json(try await host.rollback(target))
-        }
-        router.post("/l3af/v1/pin") { request, _ in
-            let ask = try await body(HostRequest.Pin.self, request)
-            return try json(HostRequest.Changed(revision: try await host.pin(package: ask.package, version: ask.version, interface: ask.iface)))
-        }
-        router.post("/l3af/v1/unpin") { request, _ in
-            let ask = try await body(HostRequest.Unpin.self, request)
-            return try json(HostRequest.Unpinned(removed: try await host.unpin(package: ask.package, interface: ask.iface)))
-        }
+        // Ours: the CLI's operations, each one type decoded here and sent by `l3af --host`.
+        for operation in HostRequest.all { register(operation, on: router) }
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
         if metricsHere { Self.registerMetrics(on: router, metrics) }
+    }
+
+    /// `operation`'s route: its JSON body (or, for a `GET`, its query) decoded as the operation, performed on the
+    /// host, its reply as JSON. A failed change counts against its programs in l3afd's failure counters.
+    func register<Operation: HostOperation>(_ operation: Operation.Type, on router: Router<DaemonContext>) {
+        @Sendable func perform(_ operation: Operation) async throws -> Response {
+            do {
+                let reply = try await operation.perform(on: host)
+                if Operation.method == "POST" { await metrics.sample(host) }
+                return try json(reply)
+            } catch {
+                if !operation.programs.isEmpty { metrics.failed(operation.programs) }
+                throw error
+            }
+        }
+        if Operation.method == "GET" {
+            router.get(RouterPath(Operation.path)) { request, _ in
+                var query: [String: String] = [:]
+                for (name, value) in request.uri.queryParameters { query[String(name)] = String(value) }
+                return try await perform(try Operation(query: query))
+            }
+        } else {
+            router.post(RouterPath(Operation.path)) { request, _ in try await perform(try await body(Operation.self, request)) }
+        }
     }
 
     static func registerMetrics<Context: RequestContext>(on router: Router<Context>, _ metrics: DaemonMetrics) {
@@ -97,7 +82,7 @@ struct DaemonRoutes: Sendable {
     func change(_ programs: [(String, String, Hook)], _ body: () async throws -> Revision?) async throws -> Response {
         do {
             let revision = try await body()
-            metrics.sample(host)
+            await metrics.sample(host)
             return try json(HostRequest.Changed(revision: revision))
         } catch {
             metrics.failed(programs.map { (package: $0.0, interface: $0.1, hook: $0.2) })
@@ -109,9 +94,10 @@ struct DaemonRoutes: Sendable {
         payloads.flatMap { payload in Hook.allCases.flatMap { hook in payload.bpfPrograms[hook].map { ($0.name, payload.iface, hook) } } }
     }
 
-    /// The host's configuration as l3afd answers `GET /l3af/configs/v1`: one `L3afBPFPrograms` per interface.
-    func configs(interface: String?) throws -> [L3afBPFPrograms] {
-        let snapshot = try host.snapshot()
+    /// The host's configuration as l3afd answers `GET /l3af/configs/v1`: one `L3afBPFPrograms` per interface, from the
+    /// last revision (read off the pool; never waits for a writer).
+    func configs(interface: String?) async throws -> [L3afBPFPrograms] {
+        let snapshot = try await host.observe { try $0.snapshot() }
         var byInterface: [String: L3afBPFPrograms] = [:]
         for placed in snapshot.sorted where interface == nil || placed.interface == interface {
             var payload = byInterface[placed.interface] ?? L3afBPFPrograms(hostName: hostName, iface: placed.interface)
@@ -128,8 +114,8 @@ struct DaemonRoutes: Sendable {
             entry.seqID = placed.seqID
             return entry
         }
-        var entry = BPFProgram(name: placed.package, seqID: placed.seqID)
-        entry.version = placed.version
+        var entry = BPFProgram(name: placed.package.rawValue, seqID: placed.seqID)
+        entry.version = placed.version.rawValue
         entry.artifact = "l3af_\(placed.package).tar.gz"
         entry.mapName = placed.program.nextMap
         entry.adminStatus = placed.enabled ? "enabled" : "disabled"
@@ -154,40 +140,4 @@ func body<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
     let data = try DocumentDecoder.encode(value)
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-}
-
-/// Every failure as JSON: a request's fault is a 4xx naming the field or the problem, never a 500.
-struct DaemonErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as AccessError {
-            return respond(error.status, error.code, error.description, error.hint)
-        } catch let error as HostError {
-            let status: HTTPResponse.Status = switch error.kind {
-            case .badInput: .badRequest
-            case .locked: .conflict
-            case .unhealthy: .conflict
-            case .chain: .unprocessableContent
-            case .fetch: .badGateway
-            case .storage: .internalServerError
-            }
-            if status == .internalServerError { context.logger.error("request failed", metadata: ["error": "\(error)"]) }
-            return respond(status, error.code, error.description, error.hint)
-        } catch let error as any L3AFError {
-            // Payload decoding, specs, fetch and chain errors: the request asked for something that can't be.
-            return respond(.badRequest, error.code, error.description, error.hint)
-        } catch let error as HTTPError {
-            let message = error.body ?? (error.status == .notFound ? "no such route: \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
-            return respond(error.status, "http-\(error.status.code)", message, nil)
-        } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)"])
-            return respond(.internalServerError, "internal", "l3afd failed: \(error)", nil)
-        }
-    }
-
-    func respond(_ status: HTTPResponse.Status, _ code: String, _ message: String, _ hint: String?) -> Response {
-        let data = (try? DocumentDecoder.encode(APIErrorBody(code: code, message: message, hint: hint))) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
 }

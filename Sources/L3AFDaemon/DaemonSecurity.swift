@@ -177,8 +177,9 @@ final class SANPatterns: @unchecked Sendable {  // immutable after init; Regex<A
 }
 
 /// A request refused before it reached a route: who is asking, or how, is not allowed.
-struct AccessError: L3AFError {
+struct AccessError: HTTPStatusError {
     let status: HTTPResponse.Status
+    var httpStatus: Int { status.code }
     let code: String
     let description: String
     let hint: String?

@@ -41,6 +41,7 @@ public struct L3AFDCommand: AsyncParsableCommand {
     @Option(help: "A name the Host header may carry besides IPs, localhost and the host name (repeatable).") var allowedHost: [String] = []
     @Flag(help: "Serve without client authentication on a non-loopback address (something in front must authenticate).") var insecureListen = false
     @Option(help: "Seconds between metric samples (default 5).") var sampleInterval: Double?
+    @Option(help: "Seconds a change waits for another writer (an l3af, or l3afd's own) before answering 409 (default 30).") var lockTimeout: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
     public init() {}
@@ -63,6 +64,7 @@ public struct L3AFDCommand: AsyncParsableCommand {
         if let pinRoot { settings.pinRoot = pinRoot }
         if let hostName { settings.hostName = hostName }
         if let sampleInterval { settings.sampleIntervalSeconds = sampleInterval }
+        if let lockTimeout { settings.lockTimeoutSeconds = lockTimeout }
         if let socket { settings.socket = socket }
         if let tokenFile { settings.tokenFile = tokenFile }
         if !allowedHost.isEmpty { settings.allowedHosts = allowedHost }

@@ -36,7 +36,8 @@ final class UserProgramSupervisor: Service, Sendable {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                self.reconcile()
+                // The database read and process starts block: off the cooperative pool.
+                _ = try? await self.host.observe { _ in self.reconcile() }
                 try? await Task.sleep(for: .milliseconds(Int(self.interval * 1000)))
             }
         }

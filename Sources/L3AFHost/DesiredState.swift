@@ -22,8 +22,8 @@ public struct ChainKey: Hashable, Sendable, Codable, Comparable, CustomStringCon
 public struct PlacedProgram: Hashable, Sendable, Codable {
     public var interface: String
     public var hook: Hook
-    public var package: String
-    public var version: String
+    public var package: PackageName
+    public var version: PackageVersion
     /// What `upgrade` may move within: `latest`, `^1.2`, `=1.0.0`…
     public var requirement: String
     public var seqID: Int
@@ -41,7 +41,7 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     /// A legacy package's user program (`cmd_start`), which `l3afd` runs and supervises.
     public var userProgram: UserProgram?
 
-    public init(interface: String, hook: Hook, package: String, version: String, requirement: String, seqID: Int,
+    public init(interface: String, hook: Hook, package: PackageName, version: PackageVersion, requirement: String, seqID: Int,
                 parameters: [String: String], enabled: Bool = true, program: Manifest.Program, objectPath: String,
                 source: String? = nil, payload: BPFProgram? = nil) {
         self.interface = interface
@@ -61,7 +61,7 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     public var key: ChainKey { ChainKey(interface: interface, hook: hook) }
 
     /// Runs `version` instead: its manifest entry `program`, from the artifact folder `folder`.
-    mutating func move(to version: String, program: Manifest.Program, folder: String) {
+    mutating func move(to version: PackageVersion, program: Manifest.Program, folder: String) {
         self.version = version
         self.program = program
         objectPath = "\(folder)/\(program.objectFile)"
@@ -75,9 +75,12 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
     }
     public var spec: String { "\(package)@\(version)" }
 
+    /// Whether the kernel's `entry` is this program (the same package at the same version).
+    public func runs(as entry: ChainEntry) -> Bool { entry.package == package.rawValue && entry.version == version.rawValue }
+
     var member: ChainMember {
-        ChainMember(package: package, version: version, program: program, objectPath: objectPath, parameters: parameters, seqID: seqID,
-                    mapArguments: mapArguments)
+        ChainMember(package: package.rawValue, version: version.rawValue, program: program, objectPath: objectPath, parameters: parameters,
+                    seqID: seqID, mapArguments: mapArguments)
     }
 }
 
@@ -100,16 +103,22 @@ public struct UserProgram: Hashable, Sendable, Codable {
 
 /// The root program of a hook, as installed in the repo.
 public struct RootProgram: Hashable, Sendable, Codable {
-    public var package: String
-    public var version: String
+    public var package: PackageName
+    public var version: PackageVersion
     public var program: Manifest.Program
     public var objectPath: String
 
-    var member: ChainMember { ChainMember(package: package, version: version, program: program, objectPath: objectPath) }
+    var member: ChainMember { ChainMember(package: package.rawValue, version: version.rawValue, program: program, objectPath: objectPath) }
 }
 
 /// Everything a revision records: every program on every chain of the host, and the roots they run behind.
+///
+/// Stored as JSON with a `format` number (``currentFormat``); read back tolerantly (fields this release doesn't know
+/// are ignored), so history written by a newer release stays readable, and rows of an older format are rewritten by
+/// the database's migrations.
 public struct HostSnapshot: Hashable, Sendable, Codable {
+    /// 1: release 0.1.0 (no `format` member); 2: the member added, every row re-validated.
+    public static let currentFormat = 2
     public var programs: [PlacedProgram]
     public var roots: [String: RootProgram]
 
@@ -131,20 +140,47 @@ public struct HostSnapshot: Hashable, Sendable, Codable {
         programs.sorted { $0.key != $1.key ? $0.key < $1.key : ($0.seqID, $0.package) < ($1.seqID, $1.package) }
     }
 
-    public func program(_ package: String, on key: ChainKey) -> PlacedProgram? {
+    public func program(_ package: PackageName, on key: ChainKey) -> PlacedProgram? {
         programs.first { $0.package == package && $0.key == key }
     }
 }
 
 
+/// What made a revision. A kind a newer release records is kept as it is written, so history stays readable.
+public struct RevisionKind: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    public static let install = RevisionKind(rawValue: "install")
+    public static let upgrade = RevisionKind(rawValue: "upgrade")
+    public static let remove = RevisionKind(rawValue: "remove")
+    public static let pin = RevisionKind(rawValue: "pin")
+    public static let rollback = RevisionKind(rawValue: "rollback")
+    public static let autoRollback = RevisionKind(rawValue: "auto-rollback")
+    /// An l3afd payload (`l3af apply`, `/l3af/configs/v1/add|update|delete`).
+    public static let apply = RevisionKind(rawValue: "apply")
+    public static let restore = RevisionKind(rawValue: "restore")
+    /// Every kind this release records.
+    public static let known: [RevisionKind] = [.install, .upgrade, .remove, .pin, .rollback, .autoRollback, .apply, .restore]
+}
+
 /// A numbered change to the host's chains: when, why, who, and the whole snapshot after it.
 public struct Revision: Sendable, Codable, Hashable {
     public var number: Int
     public var time: Date
-    /// `install`, `upgrade`, `remove`, `pin`, `rollback`, `auto-rollback`, `apply`, `restore`.
-    public var kind: String
+    public var kind: RevisionKind
     /// In words: `install ratelimiting@1.1.0 on eth0/xdp_ingress`.
     public var cause: String
     public var actor: String
     public var snapshot: HostSnapshot
+
+    public init(number: Int, time: Date, kind: RevisionKind, cause: String, actor: String, snapshot: HostSnapshot) {
+        self.number = number
+        self.time = time
+        self.kind = kind
+        self.cause = cause
+        self.actor = actor
+        self.snapshot = snapshot
+    }
 }

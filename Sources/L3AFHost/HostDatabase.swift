@@ -48,21 +48,53 @@ public final class HostDatabase: Sendable {
                 t.primaryKey(["package", "interface"])
             }
         }
+        // Release 0.1.0 stored snapshots without a format; every row is read tolerantly, checked, and written back
+        // in the current format, so a row this release can't read fails the migration (and the open) here, loudly,
+        // instead of later in the middle of a rollback.
+        migrator.registerMigration("v2: snapshot format") { db in
+            try db.alter(table: "revision") { t in t.add(column: "format", .integer).notNull().defaults(to: 1) }
+            for row in try Row.fetchAll(db, sql: "SELECT number, snapshot FROM revision") {
+                let number: Int = row["number"]
+                let snapshot = try decodeSnapshot(row["snapshot"], revision: number)
+                try db.execute(sql: "UPDATE revision SET snapshot = ?, format = ? WHERE number = ?",
+                               arguments: [try encodeSnapshot(snapshot), HostSnapshot.currentFormat, number])
+            }
+        }
         return migrator
     }
 
     private func run<T>(_ body: (Database) throws -> T) throws(HostError) -> T {
         do {
             return try queue.write(body)
+        } catch let error as HostError {
+            throw error
         } catch {
             throw HostError(.storage, "the host database \(path): \(error)")
         }
     }
 
     private static func revision(_ row: Row) throws -> Revision {
-        let snapshot = try JSONDecoder().decode(HostSnapshot.self, from: Data((row["snapshot"] as String).utf8))
-        return Revision(number: row["number"], time: Date(timeIntervalSince1970: row["time"]), kind: row["kind"], cause: row["cause"],
-                        actor: row["actor"], snapshot: snapshot)
+        let number: Int = row["number"]
+        return Revision(number: number, time: Date(timeIntervalSince1970: row["time"]), kind: RevisionKind(rawValue: row["kind"]),
+                        cause: row["cause"], actor: row["actor"], snapshot: try decodeSnapshot(row["snapshot"], revision: number))
+    }
+
+    /// A stored snapshot, of any format: fields this release doesn't know are ignored.
+    static func decodeSnapshot(_ json: String, revision: Int) throws -> HostSnapshot {
+        let decoder = JSONDecoder()
+        decoder.userInfo[.toleratesUnknownKeys] = true
+        do { return try decoder.decode(HostSnapshot.self, from: Data(json.utf8)) } catch let error as DecodingError {
+            throw HostError(.storage, "revision \(revision)'s snapshot can't be read: \(DocumentError(document: "snapshot", decodingError: error).description)",
+                            hint: "it was written by an l3af this one can't read; keep the database and use the release that wrote it")
+        }
+    }
+
+    static func encodeSnapshot(_ snapshot: HostSnapshot) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var object = try JSONSerialization.jsonObject(with: encoder.encode(snapshot)) as? [String: Any] ?? [:]
+        object["format"] = HostSnapshot.currentFormat
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
     }
 
     // MARK: Revisions
@@ -81,22 +113,30 @@ public final class HostDatabase: Sendable {
         try run { db in try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT ?", arguments: [limit]).map(Self.revision) }
     }
 
+    /// Committed revisions after `number`, oldest first (what an observer missed since it last looked).
+    public func revisions(after number: Int, limit: Int = 1000) throws(HostError) -> [Revision] {
+        try run { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number > ? ORDER BY number LIMIT ?", arguments: [number, limit])
+                .map(Self.revision)
+        }
+    }
+
     /// The change in flight, if a process was stopped in the middle of one.
     public func pending() throws(HostError) -> Revision? {
         try run { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }
 
     /// Records `snapshot` as the pending revision (replacing any other pending one) and returns its number.
-    public func begin(kind: String, cause: String, actor: String, snapshot: HostSnapshot) throws(HostError) -> Int {
+    public func begin(kind: RevisionKind, cause: String, actor: String, snapshot: HostSnapshot, time: Date = Date()) throws(HostError) -> Int {
         let json: String
-        do { json = String(decoding: try JSONEncoder().encode(snapshot), as: UTF8.self) } catch {
+        do { json = try Self.encodeSnapshot(snapshot) } catch {
             throw HostError(.storage, "encoding the host snapshot: \(error)")
         }
         return try run { db in
             try db.execute(sql: "DELETE FROM revision WHERE status = 'pending'")
             let next = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM revision") ?? 0) + 1
-            try db.execute(sql: "INSERT INTO revision (number, time, kind, cause, actor, snapshot, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                           arguments: [next, Date().timeIntervalSince1970, kind, cause, actor, json])
+            try db.execute(sql: "INSERT INTO revision (number, time, kind, cause, actor, snapshot, status, format) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                           arguments: [next, time.timeIntervalSince1970, kind.rawValue, cause, actor, json, HostSnapshot.currentFormat])
             return next
         }
     }
@@ -122,41 +162,53 @@ public final class HostDatabase: Sendable {
     // MARK: Pins
 
     public struct Pin: Sendable, Codable, Hashable {
-        public var package: String
+        public var package: PackageName
         /// `nil`: every interface.
         public var interface: String?
-        public var version: String
+        public var version: PackageVersion
+
+        public init(package: PackageName, interface: String?, version: PackageVersion) {
+            self.package = package
+            self.interface = interface
+            self.version = version
+        }
     }
 
     public func pins() throws(HostError) -> [Pin] {
         try run { db in
             try Row.fetchAll(db, sql: "SELECT * FROM pin ORDER BY package, interface").map { row in
                 let interface: String = row["interface"]
-                return Pin(package: row["package"], interface: interface.isEmpty ? nil : interface, version: row["version"])
+                return Pin(package: try PackageName(row["package"] as String), interface: interface.isEmpty ? nil : interface,
+                           version: try PackageVersion(row["version"] as String))
             }
         }
     }
 
     /// The pin that holds `package` on `interface` (its own, else the one for every interface).
-    public func pin(for package: String, interface: String) throws(HostError) -> Pin? {
-        let all = try pins().filter { $0.package == package }
+    public func pin(for package: PackageName, interface: String) throws(HostError) -> Pin? {
+        Self.pin(in: try pins(), for: package, interface: interface)
+    }
+
+    /// The pin of `pins` that holds `package` on `interface`.
+    public static func pin(in pins: [Pin], for package: PackageName, interface: String) -> Pin? {
+        let all = pins.filter { $0.package == package }
         return all.first { $0.interface == interface } ?? all.first { $0.interface == nil }
     }
 
     public func setPin(_ pin: Pin) throws(HostError) {
         try run { db in
             try db.execute(sql: "INSERT OR REPLACE INTO pin (package, interface, version) VALUES (?, ?, ?)",
-                           arguments: [pin.package, pin.interface ?? "", pin.version])
+                           arguments: [pin.package.rawValue, pin.interface ?? "", pin.version.rawValue])
         }
     }
 
     /// Removes the pins of `package` (on `interface` only, when given); returns how many there were.
-    public func removePins(package: String, interface: String?) throws(HostError) -> Int {
+    public func removePins(package: PackageName, interface: String?) throws(HostError) -> Int {
         try run { db in
             if let interface {
-                try db.execute(sql: "DELETE FROM pin WHERE package = ? AND interface = ?", arguments: [package, interface])
+                try db.execute(sql: "DELETE FROM pin WHERE package = ? AND interface = ?", arguments: [package.rawValue, interface])
             } else {
-                try db.execute(sql: "DELETE FROM pin WHERE package = ?", arguments: [package])
+                try db.execute(sql: "DELETE FROM pin WHERE package = ?", arguments: [package.rawValue])
             }
             return db.changesCount
         }

@@ -1,7 +1,7 @@
 import L3AFModel
 
 /// Why a host operation failed. Every failure leaves the chains and the database as they were.
-public struct HostError: L3AFError {
+public struct HostError: HTTPStatusError {
     public enum Kind: String, Sendable {
         /// Something the user asked for that can't be: an unknown package, interface, hook or revision, a taken
         /// seq_id, a bad parameter, a malformed payload.
@@ -22,6 +22,18 @@ public struct HostError: L3AFError {
     public let description: String
     public let hint: String?
     public var code: String { kind.rawValue }
+
+    /// How l3afd answers it: the caller's mistake 400, a busy host or a failed health watch 409, a kernel refusal 422,
+    /// a registry that failed 502, the host's own storage 500.
+    public var httpStatus: Int {
+        switch kind {
+        case .badInput: 400
+        case .locked, .unhealthy: 409
+        case .chain: 422
+        case .fetch: 502
+        case .storage: 500
+        }
+    }
 
     public init(_ kind: Kind, _ description: String, hint: String? = nil) {
         self.kind = kind

@@ -1,9 +1,9 @@
 import Foundation
-import L3AFArchive
 import L3AFBPF
 import L3AFClient
 import L3AFModel
 import L3AFRuntime
+import L3AFSystem
 
 /// How a host is run: where packages come from and go, where its state and pins live, who is acting.
 public struct HostOptions: Sendable {
@@ -15,9 +15,11 @@ public struct HostOptions: Sendable {
     /// Who makes the changes, for history (`$SUDO_USER`, `$USER`, or `l3afd`).
     public var actor: String
     /// The packages whose programs are the roots of each hook.
-    public var rootPackages: [Hook: String]
+    public var rootPackages: [Hook: PackageName]
     /// Revisions kept; older ones are pruned after each change.
     public var historyLimit = 1000
+    /// The name payloads' `host_name` must match, when not the system's host name (l3afd's `host_name` setting).
+    public var hostName: String?
     /// Progress messages for a person (waiting for the lock, a skipped pin, a watch sample).
     public var notify: @Sendable (String) -> Void
 
@@ -28,7 +30,7 @@ public struct HostOptions: Sendable {
         self.lockTimeout = lockTimeout
         let environment = ProcessInfo.processInfo.environment
         self.actor = actor ?? environment["SUDO_USER"] ?? environment["USER"] ?? "root"
-        self.rootPackages = [.xdpIngress: "xdp-root", .tcIngress: "tc-root", .tcEgress: "tc-root"]
+        self.rootPackages = [.xdpIngress: .xdpRoot, .tcIngress: .tcRoot, .tcEgress: .tcRoot]
         self.notify = notify
     }
 
@@ -55,47 +57,58 @@ public struct InstallRequest: Sendable {
     }
 }
 
-/// The operator's view of one host: its chains as recorded revisions, changed one atomic step at a time under
-/// one lock. Every change goes: resolve → fetch and verify (the install pipeline) → engine change → revision.
-/// When any step fails, nothing is recorded and the chains are as they were.
+extension PackageName {
+    /// The root programs' packages.
+    static let xdpRoot = try! PackageName("xdp-root"), tcRoot = try! PackageName("tc-root")
+}
+
+/// The one owner of a host's state: its chains as recorded revisions, changed one atomic step at a time under one
+/// lock. Every change and every repair goes through it; observers (`status`, `/metrics`, the user-program supervisor,
+/// `GET` routes) read snapshots it records and chains it reads without changing anything.
+///
+/// A change runs in two halves: first what it needs is fetched and verified (``PackageSource``; the network, no lock
+/// held), then, on a thread of its own (never the cooperative pool), the host lock is taken, whatever an interrupted
+/// change left is finished or undone, and the change is decided from the state under the lock, made real
+/// (``ChainBackend``) and recorded. A change that finds under the lock that it needs a package not fetched yet lets
+/// go of the lock, fetches it, and runs again. When any step fails, nothing is recorded and the chains are as they were.
 public final class HostManager: Sendable {
     public let options: HostOptions
     public let database: HostDatabase
+    public let source: any PackageSource
+    public let chains: any ChainBackend
+    public let clock: any HostClock
 
     /// Who asked for the change being made, when it is not ``HostOptions/actor``: the daemon sets it per request
     /// (`uid 1000` from a Unix socket's peer credentials, a certificate's name), and revisions record it.
     @TaskLocal public static var requestActor: String?
 
-    public init(options: HostOptions) throws(HostError) {
+    /// The host as it runs: packages through the install pipeline, chains in the kernel, the wall clock.
+    public convenience init(options: HostOptions) throws(HostError) {
+        try self.init(options: options, source: InstallerSource(configuration: options.client), chains: KernelChains(pinRoot: options.pinRoot),
+                      clock: SystemClock())
+    }
+
+    public init(options: HostOptions, source: any PackageSource, chains: any ChainBackend, clock: any HostClock) throws(HostError) {
         self.options = options
+        self.source = source
+        self.chains = chains
+        self.clock = clock
         database = try HostDatabase(path: options.databasePath)
     }
 
-    // MARK: Reading
+    // MARK: Reading (never changes anything, never waits for the lock)
 
     /// The last recorded revision's snapshot (empty before the first change).
     public func snapshot() throws(HostError) -> HostSnapshot { try database.current()?.snapshot ?? HostSnapshot() }
 
-    public func engine(_ snapshot: HostSnapshot) -> ChainEngine {
-        var roots: [Hook: ChainMember] = [:]
-        for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
-        return ChainEngine(pinRoot: options.pinRoot, roots: roots)
+    /// Runs a read on a thread of its own, off the cooperative pool (SQLite and libbpf block).
+    public func observe<T: Sendable>(_ read: @escaping @Sendable (HostManager) throws -> T) async throws -> T {
+        try await OffPool.run { try read(self) }
     }
 
-    /// The chains the kernel runs, by (interface, hook), as pinned under the pin root.
+    /// The chains the kernel runs, by (interface, hook): the snapshot's and every other pinned one.
     public func kernelChains(_ snapshot: HostSnapshot) throws(HostError) -> [ChainKey: [ChainEntry]] {
-        let engine = engine(snapshot)
-        var keys = Set(snapshot.keys)
-        for interface in (try? FileManager.default.contentsOfDirectory(atPath: options.pinRoot)) ?? [] {
-            for hook in Hook.allCases where FileManager.default.fileExists(atPath: "\(options.pinRoot)/\(interface)/\(hook.rawValue)") {
-                keys.insert(ChainKey(interface: interface, hook: hook))
-            }
-        }
-        var chains: [ChainKey: [ChainEntry]] = [:]
-        for key in keys {
-            do { chains[key] = try engine.chain(interface: key.interface, hook: key.hook) } catch { throw HostError(.chain, error.description, hint: error.hint) }
-        }
-        return chains
+        do { return try chains.chains(including: snapshot.keys) } catch { throw HostError(.chain, error.description, hint: error.hint) }
     }
 
     /// Whether the kernel runs exactly what `snapshot` says, and if not, the first difference in words.
@@ -103,7 +116,7 @@ public final class HostManager: Sendable {
         let chains: [ChainKey: [ChainEntry]]
         if let kernel { chains = kernel } else { chains = try kernelChains(snapshot) }
         for (key, entries) in chains.sorted(by: { $0.key < $1.key }) {
-            let want = snapshot.chain(key).map { "\($0.package)@\($0.version)" }
+            let want = snapshot.chain(key).map(\.spec)
             let have = entries.map { "\($0.package)@\($0.version)" }
             if want != have {
                 return "\(key) runs [\(have.joined(separator: ", "))] but revision says [\(want.joined(separator: ", "))]"
@@ -114,19 +127,92 @@ public final class HostManager: Sendable {
 
     // MARK: Changing
 
-    /// Runs `body` holding the host lock, after finishing whatever change an earlier process left in flight.
-    public func withLock<T>(_ body: () async throws -> T) async throws -> T {
-        let lock = try HostLock(path: "\(options.client.state)/lock", timeout: options.lockTimeout, notify: options.notify)
-        defer { withExtendedLifetime(lock) {} }
-        try repair()
-        return try await body()
+    /// What a change needs fetched.
+    enum Wanted: Hashable, Sendable, CustomStringConvertible {
+        /// `spec` (as text) from `registry` (`nil`: the configured one).
+        case signed(String, registry: String?)
+        /// A plain l3afd repository's artifact.
+        case unsigned(name: String, version: String, artifact: String, repository: String)
+
+        var description: String {
+            switch self {
+            case .signed(let spec, _): spec
+            case .unsigned(let name, let version, _, let repository): "\(name)@\(version) from \(repository)"
+            }
+        }
     }
 
-    /// A change an earlier process began and didn't finish (killed between recording its intent and committing):
-    /// make the kernel match the intent and commit it; if that can't be done, put the kernel back on the last
-    /// committed revision and drop the intent. Either way the database and the kernel agree afterwards. Stray pins
-    /// and programs no chain reaches are removed by the engine's reads.
+    /// The packages a change fetched before taking the lock.
+    struct Transaction: Sendable {
+        let fetched: [Wanted: FetchedPackage]
+        /// Who makes the change (read from the task before the change left it for its own thread).
+        let actor: String
+
+        /// `wanted`, fetched; ``Missing`` when it wasn't, so the change runs again after fetching it.
+        func package(_ wanted: Wanted) throws(Missing) -> FetchedPackage {
+            guard let package = fetched[wanted] else { throw Missing(wanted: wanted) }
+            return package
+        }
+    }
+
+    /// A change needs a package it didn't fetch before taking the lock.
+    struct Missing: Error { let wanted: Wanted }
+
+    /// How often a change may find it needs one more package (a root, an upgrade target) before it is refused.
+    static let maximumFetchRounds = 6
+
+    /// Runs a change: fetches `prefetch`, then runs `body` under the host lock on a thread of its own. When `body`
+    /// needs a package it wasn't given, the lock is let go, the package fetched, and `body` runs again from the start.
+    func change<T: Sendable>(prefetch: [Wanted] = [], _ body: @escaping @Sendable (Transaction) throws -> T) async throws -> T {
+        let actor = Self.requestActor ?? options.actor
+        var fetched: [Wanted: FetchedPackage] = [:]
+        var wanted = prefetch
+        for round in 1...Self.maximumFetchRounds {
+            for item in wanted where fetched[item] == nil { fetched[item] = try await fetch(item) }
+            let transaction = Transaction(fetched: fetched, actor: actor)
+            do {
+                return try await OffPool.run { try self.locked { try body(transaction) } }
+            } catch let missing as Missing where round < Self.maximumFetchRounds {
+                wanted = [missing.wanted]
+            }
+        }
+        throw HostError(.fetch, "the change kept needing more packages than it fetched", hint: "try again")
+    }
+
+    func fetch(_ wanted: Wanted) async throws -> FetchedPackage {
+        switch wanted {
+        case .signed(let text, let registry): return try await source.fetch(try Self.spec(text), registry: registry)
+        case .unsigned(let name, let version, let artifact, let repository):
+            return try await source.fetchUnsigned(name: try PackageName(name), version: version, artifact: artifact, from: repository)
+        }
+    }
+
+    /// Runs `body` holding the host lock (blocking this thread while another process holds it, up to the lock
+    /// timeout), after finishing whatever an earlier process left in flight.
+    func locked<T>(_ body: () throws -> T) throws -> T {
+        let timeout = options.lockTimeout, notify = options.notify
+        let lock: FileLock
+        do {
+            lock = try FileLock(path: "\(options.client.state)/lock", wait: .seconds(timeout, notify: { holder in
+                notify("waiting for another l3af (pid \(holder)) that is changing this host…")
+            }))
+        } catch let held as FileLock.Held {
+            throw HostError(.locked, "another l3af (pid \(held.pid)) is changing this host, and it still held \(held.path) after \(timeout) s",
+                            hint: "wait for it to finish, or pass a longer --lock-timeout")
+        } catch {
+            throw HostError(.storage, "\(error)", hint: "check the state folder's permissions (--state)")
+        }
+        defer { withExtendedLifetime(lock) {} }
+        try repair()
+        return try body()
+    }
+
+    /// What an earlier process began and didn't finish (killed between recording its intent and committing):
+    /// staging pins are finished or cleared, then the kernel is made to match the intent and it is committed; if that
+    /// can't be done, the kernel goes back to the last committed revision and the intent is dropped. Either way the
+    /// database and the kernel agree afterwards. Only under the lock.
     func repair() throws(HostError) {
+        do { try chains.repair() } catch { throw HostError(.chain, error.description, hint: error.hint) }
         guard let pending = try database.pending() else { return }
         let committed = try snapshot()
         do {
@@ -142,12 +228,12 @@ public final class HostManager: Sendable {
 
     /// Makes the kernel's chains match `snapshot`, chain by chain (each step one flip).
     func realize(_ snapshot: HostSnapshot, previous: HostSnapshot) throws(HostError) {
-        var merged = snapshot
-        for (hook, root) in previous.roots where merged.roots[hook] == nil { merged.roots[hook] = root }
-        let engine = engine(merged)
+        var roots: [Hook: ChainMember] = [:]
+        for (hook, root) in previous.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
+        for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
         for key in Set(snapshot.keys + previous.keys).sorted() {
             do {
-                try engine.apply(snapshot.chain(key).map(\.member), interface: key.interface, hook: key.hook)
+                try chains.apply(snapshot.chain(key).map(\.member), on: key, roots: roots)
             } catch {
                 throw HostError(error.kind == .unknownInterface ? .badInput : .chain, error.description, hint: error.hint)
             }
@@ -156,9 +242,9 @@ public final class HostManager: Sendable {
 
     /// Records `new` as a revision after making it real; on failure puts `old` back and records nothing.
     @discardableResult
-    func change(kind: String, cause: String, from old: HostSnapshot, to new: HostSnapshot) throws(HostError) -> Revision {
-        let actor = Self.requestActor ?? options.actor
-        let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new)
+    func record(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot, by actor: String) throws(HostError) -> Revision {
+        let time = clock.now()
+        let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new, time: time)
         do {
             try realize(new, previous: old)
         } catch {
@@ -168,54 +254,39 @@ public final class HostManager: Sendable {
         }
         try database.commit(number)
         try? database.prune(keeping: options.historyLimit)
-        return Revision(number: number, time: Date(), kind: kind, cause: cause, actor: actor, snapshot: new)
+        return Revision(number: number, time: time, kind: kind, cause: cause, actor: actor, snapshot: new)
     }
 
     // MARK: Packages
 
-    var installer: PackageInstaller {
-        get throws(HostError) {
-            do { return try PackageInstaller(configuration: options.client) } catch {
-                throw HostError(.fetch, "\(error)", hint: "check --trusted-key")
-            }
+    /// The package's manifest; a legacy artifact (none) can only come from a payload that says what to load.
+    static func manifest(of package: FetchedPackage) throws(HostError) -> Manifest {
+        guard let manifest = package.manifest else {
+            throw HostError(.badInput, "\(package.path) has no \(Manifest.fileName)",
+                            hint: "it is a legacy l3afd artifact: install it with `l3af apply` and a payload naming its object file")
         }
-    }
-
-    /// Fetches (or finds installed) `spec` and reads its manifest.
-    func fetch(_ spec: PackageSpec) async throws -> (installed: InstalledPackage, manifest: Manifest) {
-        let installed = try await installer.fetch([spec])[0]
-        return (installed, try Self.manifest(at: installed.path))
-    }
-
-    static func manifest(at folder: String) throws(HostError) -> Manifest {
-        guard let bytes = AtomicFile.read("\(folder)/\(Manifest.fileName)") else {
-            throw HostError(.badInput, "\(folder) has no \(Manifest.fileName)", hint: "it is a legacy l3afd artifact: install it with `l3af apply` and a payload naming its object file")
-        }
-        do { return try DocumentDecoder.decode(Manifest.self, from: bytes, document: "\(folder)/\(Manifest.fileName)") } catch {
-            throw HostError(.badInput, error.description, hint: error.hint)
-        }
+        return manifest
     }
 
     /// The root for `hook`, from the snapshot or else fetched (`xdp-root@latest`).
-    func ensureRoot(_ hook: Hook, in snapshot: inout HostSnapshot) async throws {
+    func ensureRoot(_ hook: Hook, in snapshot: inout HostSnapshot, _ transaction: Transaction) throws {
         if snapshot.roots[hook.rawValue] != nil { return }
-        let name = options.rootPackages[hook] ?? "xdp-root"
-        let (installed, manifest) = try await fetch(PackageSpec(name: try PackageName(name)))
-        guard let program = manifest.programs.first(where: { $0.hook == hook }) else {
-            throw HostError(.badInput, "\(name)@\(installed.version) has no program for \(hook)", hint: "the root package of \(hook) must have one")
+        let name = options.rootPackages[hook] ?? PackageName.xdpRoot
+        let package = try transaction.package(.signed(name.rawValue, registry: nil))
+        guard let program = try Self.manifest(of: package).programs.first(where: { $0.hook == hook }) else {
+            throw HostError(.badInput, "\(name)@\(package.version) has no program for \(hook)", hint: "the root package of \(hook) must have one")
         }
-        snapshot.roots[hook.rawValue] = RootProgram(package: name, version: installed.version, program: program,
-                                                    objectPath: "\(installed.path)/\(program.objectFile)")
+        snapshot.roots[hook.rawValue] = RootProgram(package: name, version: package.version, program: program,
+                                                    objectPath: "\(package.path)/\(program.objectFile)")
     }
 
     public static func spec(_ text: String) throws(HostError) -> PackageSpec {
         do { return try PackageSpec(parsing: text) } catch { throw HostError(.badInput, error.description, hint: error.hint) }
     }
 
-    static func checkInterface(_ interface: String) throws(HostError) {
-        guard if_nametoindex(interface) != 0 else {
-            let known = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).sorted().joined(separator: ", ")
-            throw HostError(.badInput, "there is no network interface '\(interface)' on this host", hint: "interfaces here: \(known)")
+    func checkInterface(_ interface: String) throws(HostError) {
+        guard chains.interfaceExists(interface) else {
+            throw HostError(.badInput, "there is no network interface '\(interface)' on this host", hint: "interfaces here: \(chains.interfaces().joined(separator: ", "))")
         }
     }
 
@@ -227,24 +298,26 @@ public final class HostManager: Sendable {
 
     /// Installs a package onto an interface: each of its programs (or the one for `hook`) joins that hook's chain.
     public func install(_ request: InstallRequest) async throws -> Revision {
-        try Self.checkInterface(request.interface)
+        try checkInterface(request.interface)
         if let seq = request.seqID, !(0...BPFProgram.maximumSeqID).contains(seq) {
             throw HostError(.badInput, "seq_id \(seq) is out of range", hint: "use 0 to \(BPFProgram.maximumSeqID)")
         }
-        return try await withLock {
-            let old = try snapshot()
+        let wanted = Wanted.signed(request.spec.description, registry: nil)
+        return try await change(prefetch: [wanted]) { transaction in
+            let old = try self.snapshot()
             var new = old
-            let (installed, manifest) = try await fetch(request.spec)
+            let package = try transaction.package(wanted)
+            let manifest = try Self.manifest(of: package)
             let programs = manifest.programs.filter { request.hook == nil || $0.hook == request.hook }
             guard !programs.isEmpty else {
-                throw HostError(.badInput, "\(installed.name)@\(installed.version) has no program for \(request.hook!)",
+                throw HostError(.badInput, "\(package.name)@\(package.version) has no program for \(request.hook!)",
                                 hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
             }
             for program in programs {
                 let key = ChainKey(interface: request.interface, hook: program.hook)
-                if let existing = new.program(installed.name, on: key) {
-                    throw HostError(.badInput, "\(installed.name)@\(existing.version) is already installed on \(key)",
-                                    hint: "use `l3af upgrade \(installed.name)` or `l3af pin \(installed.name)@VERSION` to change its version")
+                if let existing = new.program(package.name, on: key) {
+                    throw HostError(.badInput, "\(package.name)@\(existing.version) is already installed on \(key)",
+                                    hint: "use `l3af upgrade \(package.name)` or `l3af pin \(package.name)@VERSION` to change its version")
                 }
                 let chain = new.programs.filter { $0.key == key }
                 // Stored seq_ids are at most BPFProgram.maximumSeqID, so this can't overflow.
@@ -253,22 +326,23 @@ public final class HostManager: Sendable {
                     throw HostError(.badInput, "seq_id \(seq) on \(key) is taken by \(taken.spec)", hint: "pick another --seq")
                 }
                 let placed = PlacedProgram(
-                    interface: request.interface, hook: program.hook, package: installed.name, version: installed.version,
+                    interface: request.interface, hook: program.hook, package: package.name, version: package.version,
                     requirement: request.spec.requirement.description, seqID: seq, parameters: request.parameters, program: program,
-                    objectPath: "\(installed.path)/\(program.objectFile)", source: options.client.registry)
+                    objectPath: "\(package.path)/\(program.objectFile)", source: package.source)
                 try Self.checkParameters(placed)
-                try await ensureRoot(program.hook, in: &new)
+                try self.ensureRoot(program.hook, in: &new, transaction)
                 new.programs.append(placed)
             }
             let hooks = programs.map(\.hook.rawValue).joined(separator: ", ")
-            return try change(kind: "install", cause: "install \(installed.name)@\(installed.version) on \(request.interface) (\(hooks))", from: old, to: new)
+            return try self.record(.install, cause: "install \(package.name)@\(package.version) on \(request.interface) (\(hooks))",
+                                   from: old, to: new, by: transaction.actor)
         }
     }
 
     /// Removes a package from an interface (from one hook, or all).
-    public func remove(package: String, interface: String, hook: Hook? = nil) async throws -> Revision {
-        try await withLock {
-            let old = try snapshot()
+    public func remove(package: PackageName, interface: String, hook: Hook? = nil) async throws -> Revision {
+        try await change { transaction in
+            let old = try self.snapshot()
             var new = old
             let matching = old.programs.filter { $0.package == package && $0.interface == interface && (hook == nil || $0.hook == hook) }
             guard !matching.isEmpty else {
@@ -276,7 +350,7 @@ public final class HostManager: Sendable {
                                 hint: "`l3af status` lists what is installed")
             }
             new.programs.removeAll { matching.contains($0) }
-            return try change(kind: "remove", cause: "remove \(package) from \(interface)", from: old, to: new)
+            return try self.record(.remove, cause: "remove \(package) from \(interface)\(hook.map { "/\($0)" } ?? "")", from: old, to: new, by: transaction.actor)
         }
     }
 
@@ -291,89 +365,100 @@ public final class HostManager: Sendable {
     /// Moves each program (of `package`, on `interface`, or all) to the newest version its requirement allows,
     /// passing pinned ones by. With `watch`, keeps watching the changed programs' health rules for that many
     /// seconds and flips back at once when one fails.
-    public func upgrade(package: String? = nil, interface: String? = nil, watch: Double? = nil, interval: Double = 1) async throws -> UpgradeOutcome {
+    public func upgrade(package: PackageName? = nil, interface: String? = nil, watch: Double? = nil, interval: Double = 1) async throws -> UpgradeOutcome {
         try Self.checkWatch(watch, interval: interval)
-        return try await withLock {
-            let old = try snapshot()
+        // What to fetch, from the state as it is now; under the lock the change is decided again from the state then.
+        let preview = try await observe { host in try host.upgradeTargets(host.snapshot(), package: package, interface: interface) }
+        return try await change(prefetch: preview) { transaction in
+            let old = try self.snapshot()
             var new = old
             var changed: [String] = [], skipped: [String] = []
-            let selected = old.programs.indices.filter { i in
-                (package == nil || old.programs[i].package == package) && (interface == nil || old.programs[i].interface == interface)
-            }
-            if let package, selected.isEmpty {
-                throw HostError(.badInput, "\(package) is not installed\(interface.map { " on \($0)" } ?? "")", hint: "`l3af status` lists what is installed")
-            }
-            var resolved: [String: (InstalledPackage, Manifest)] = [:]
-            for i in selected {
+            let pins = try self.database.pins()
+            for i in try self.upgradeSelection(old, package: package, interface: interface) {
                 let placed = old.programs[i]
-                if let pin = try database.pin(for: placed.package, interface: placed.interface) {
+                if let pin = HostDatabase.pin(in: pins, for: placed.package, interface: placed.interface) {
                     skipped.append("\(placed.package) on \(placed.key) is pinned at \(pin.version)")
-                    options.notify("skipping \(placed.package) on \(placed.key): pinned at \(pin.version)")
+                    self.options.notify("skipping \(placed.package) on \(placed.key): pinned at \(pin.version)")
                     continue
                 }
-                let specText = "\(placed.package)@\(placed.requirement)"
-                if resolved[specText] == nil {
-                    resolved[specText] = try await fetch(try Self.spec(specText))
-                }
-                let (installed, manifest) = resolved[specText]!
-                guard installed.version != placed.version,
-                      let newer = try? SemanticVersion(parsing: installed.version), let current = try? SemanticVersion(parsing: placed.version),
-                      newer > current
-                else { continue }
-                guard let program = manifest.programs.first(where: { $0.hook == placed.hook }) else {
-                    skipped.append("\(placed.package)@\(installed.version) has no program for \(placed.hook)")
+                let fetched = try transaction.package(.signed("\(placed.package)@\(placed.requirement)", registry: nil))
+                guard fetched.version.isNewer(than: placed.version) else { continue }
+                guard let program = try Self.manifest(of: fetched).programs.first(where: { $0.hook == placed.hook }) else {
+                    skipped.append("\(placed.package)@\(fetched.version) has no program for \(placed.hook)")
                     continue
                 }
-                new.programs[i].move(to: installed.version, program: program, folder: installed.path)
+                new.programs[i].move(to: fetched.version, program: program, folder: fetched.path)
                 try Self.checkParameters(new.programs[i])
-                changed.append("\(placed.package) \(placed.version) → \(installed.version) on \(placed.key)")
+                changed.append("\(placed.package) \(placed.version) → \(fetched.version) on \(placed.key)")
             }
             guard !changed.isEmpty else { return UpgradeOutcome(changed: [], skipped: skipped, revision: nil, rolledBack: nil) }
-            let revision = try change(kind: "upgrade", cause: "upgrade " + changed.joined(separator: "; "), from: old, to: new)
+            let revision = try self.record(.upgrade, cause: "upgrade " + changed.joined(separator: "; "), from: old, to: new, by: transaction.actor)
             var outcome = UpgradeOutcome(changed: changed, skipped: skipped, revision: revision, rolledBack: nil)
             if let watch {
-                outcome.rolledBack = try await self.watch(revision: revision, previous: old, seconds: watch, interval: interval)
+                outcome.rolledBack = try self.watch(revision: revision, previous: old, seconds: watch, interval: interval, by: transaction.actor)
             }
             return outcome
         }
     }
 
+    /// The programs `upgrade` considers: of `package`, on `interface`, or all.
+    func upgradeSelection(_ snapshot: HostSnapshot, package: PackageName?, interface: String?) throws(HostError) -> [Int] {
+        let selected = snapshot.programs.indices.filter { i in
+            (package == nil || snapshot.programs[i].package == package) && (interface == nil || snapshot.programs[i].interface == interface)
+        }
+        if let package, selected.isEmpty {
+            throw HostError(.badInput, "\(package) is not installed\(interface.map { " on \($0)" } ?? "")", hint: "`l3af status` lists what is installed")
+        }
+        return selected
+    }
+
+    /// What `upgrade` resolves: each selected, unpinned program's requirement.
+    func upgradeTargets(_ snapshot: HostSnapshot, package: PackageName?, interface: String?) throws(HostError) -> [Wanted] {
+        let pins = try database.pins()
+        var wanted: [Wanted] = []
+        for i in try upgradeSelection(snapshot, package: package, interface: interface) {
+            let placed = snapshot.programs[i]
+            guard HostDatabase.pin(in: pins, for: placed.package, interface: placed.interface) == nil else { continue }
+            let item = Wanted.signed("\(placed.package)@\(placed.requirement)", registry: nil)
+            if !wanted.contains(item) { wanted.append(item) }
+        }
+        return wanted
+    }
+
     /// Holds `package` at `version` (on `interface`, or everywhere): moves it there now if it runs another version,
     /// and `upgrade` passes it by from then on.
-    public func pin(package: String, version: String, interface: String? = nil) async throws -> Revision? {
-        try await withLock {
-            let old = try snapshot()
+    public func pin(package: PackageName, version: PackageVersion, interface: String? = nil) async throws -> Revision? {
+        let spec = try Self.spec("\(package)@=\(version)")
+        // Fetched whether or not anything moves: a typo in the version is caught now.
+        let wanted = Wanted.signed(spec.description, registry: nil)
+        return try await change(prefetch: [wanted]) { transaction in
+            let old = try self.snapshot()
             var new = old
-            let spec = try Self.spec("\(package)@=\(version)")
             var moved: [String] = []
-            let indices = old.programs.indices.filter { old.programs[$0].package == package && (interface == nil || old.programs[$0].interface == interface) }
-            if indices.contains(where: { old.programs[$0].version != version }) {
-                let (installed, manifest) = try await fetch(spec)
-                for i in indices where old.programs[i].version != version {
-                    guard let program = manifest.programs.first(where: { $0.hook == old.programs[i].hook }) else {
-                        throw HostError(.badInput, "\(package)@\(version) has no program for \(old.programs[i].hook)")
-                    }
-                    new.programs[i].move(to: installed.version, program: program, folder: installed.path)
-                    try Self.checkParameters(new.programs[i])
-                    moved.append("\(old.programs[i].version) → \(version) on \(old.programs[i].key)")
+            let fetched = try transaction.package(wanted)
+            for i in old.programs.indices where old.programs[i].package == package && (interface == nil || old.programs[i].interface == interface) {
+                let placed = old.programs[i]
+                guard placed.version != version else { continue }
+                guard let program = try Self.manifest(of: fetched).programs.first(where: { $0.hook == placed.hook }) else {
+                    throw HostError(.badInput, "\(package)@\(version) has no program for \(placed.hook)")
                 }
-            } else if indices.isEmpty {
-                // Pinning something not installed: check that the version exists, so a typo is caught now.
-                _ = try await fetch(spec)
+                new.programs[i].move(to: fetched.version, program: program, folder: fetched.path)
+                try Self.checkParameters(new.programs[i])
+                moved.append("\(placed.version) → \(version) on \(placed.key)")
             }
             var revision: Revision?
             if !moved.isEmpty {
-                revision = try change(kind: "pin", cause: "pin \(package)@\(version): " + moved.joined(separator: "; "), from: old, to: new)
+                revision = try self.record(.pin, cause: "pin \(package)@\(version): " + moved.joined(separator: "; "), from: old, to: new, by: transaction.actor)
             }
-            try database.setPin(.init(package: package, interface: interface, version: version))
+            try self.database.setPin(.init(package: package, interface: interface, version: version))
             return revision
         }
     }
 
     /// Lets `upgrade` move `package` again; returns how many pins were removed.
-    public func unpin(package: String, interface: String? = nil) async throws -> Int {
-        try await withLock {
-            let removed = try database.removePins(package: package, interface: interface)
+    public func unpin(package: PackageName, interface: String? = nil) async throws -> Int {
+        try await change { _ in
+            let removed = try self.database.removePins(package: package, interface: interface)
             guard removed > 0 else {
                 throw HostError(.badInput, "\(package) is not pinned\(interface.map { " on \($0)" } ?? "")", hint: "`l3af status` shows the pins")
             }
@@ -382,81 +467,79 @@ public final class HostManager: Sendable {
     }
 
     /// What to roll back to.
-    public enum RollbackTarget: Sendable {
+    public enum RollbackTarget: Sendable, Equatable {
         /// The revision before the current one.
         case previous
         /// Revision `n`'s chains.
         case revision(Int)
         /// `package`'s previous version, everything else as it is.
-        case package(String)
+        case package(PackageName)
     }
 
     /// Returns the host to an earlier state, recorded as a new revision. Uses the versions already in the repo, so it
     /// works with the registry down.
     public func rollback(_ target: RollbackTarget) async throws -> Revision {
-        try await withLock {
-            guard let current = try database.current() else {
+        try await change { transaction in
+            guard let current = try self.database.current() else {
                 throw HostError(.badInput, "there is nothing to roll back: this host has no revisions yet", hint: "`l3af history` lists revisions")
             }
-            var new: HostSnapshot
-            let cause: String
-            switch target {
-            case .previous:
-                guard let previous = try database.history(limit: 2).dropFirst().first else {
-                    throw HostError(.badInput, "revision \(current.number) is the first one; there is none before it to roll back to",
-                                    hint: "`l3af history` lists revisions")
-                }
-                new = previous.snapshot
-                cause = "rollback to revision \(previous.number) (\(previous.cause))"
-            case .revision(let number):
-                guard let revision = try database.revision(number) else {
-                    let numbers = try database.history(limit: 10).map { String($0.number) }.joined(separator: ", ")
-                    throw HostError(.badInput, "there is no revision \(number)", hint: "recent revisions: \(numbers); `l3af history` lists them all")
-                }
-                new = revision.snapshot
-                cause = "rollback to revision \(number) (\(revision.cause))"
-            case .package(let package):
-                new = current.snapshot
-                var moved: [String] = []
-                if let pin = try database.pins().first(where: { $0.package == package }) {
-                    throw HostError(.badInput, "\(package) is pinned at \(pin.version)\(pin.interface.map { " on \($0)" } ?? ""); a rollback would move it off its pin",
-                                    hint: "`l3af unpin \(package)` first, or `l3af pin \(package)@VERSION` to move it")
-                }
-                let history = try database.history().dropFirst()
-                for (i, placed) in current.snapshot.programs.enumerated() where placed.package == package {
-                    // The version it ran before this one: the newest earlier revision where it ran a lower version
-                    // (so a bad release that was already undone isn't picked), else any other version.
-                    let earlier = history.compactMap { $0.snapshot.program(package, on: placed.key) }
-                    let current = try? SemanticVersion(parsing: placed.version)
-                    let lower = earlier.first { candidate in
-                        guard let current, let version = try? SemanticVersion(parsing: candidate.version) else { return false }
-                        return version < current
-                    }
-                    guard let earlier = lower ?? earlier.first(where: { $0.version != placed.version }) else { continue }
-                    new.programs[i].move(to: earlier)
-                    moved.append("\(placed.version) → \(earlier.version) on \(placed.key)")
-                }
-                guard !moved.isEmpty else {
-                    throw HostError(.badInput, "\(package) has no earlier version in this host's history", hint: "`l3af history` lists revisions")
-                }
-                cause = "rollback \(package): " + moved.joined(separator: "; ")
-            }
+            let (new, cause) = try self.rollbackTarget(target, from: current)
             for placed in new.programs where !FileManager.default.fileExists(atPath: placed.objectPath) {
                 throw HostError(.badInput, "\(placed.spec) is no longer in the repo (\(placed.objectPath))",
                                 hint: "fetch it again with `l3af fetch \(placed.package)@=\(placed.version)`, then roll back")
             }
-            try verifyInstalled(new)
-            return try change(kind: "rollback", cause: cause, from: current.snapshot, to: new)
+            try self.verifyInstalled(new)
+            return try self.record(.rollback, cause: cause, from: current.snapshot, to: new, by: transaction.actor)
         }
     }
 
-    /// Makes the kernel match the last revision (after a reboot bpffs is empty). Returns whether anything changed.
+    /// The snapshot `target` names, and the revision's cause.
+    func rollbackTarget(_ target: RollbackTarget, from current: Revision) throws(HostError) -> (HostSnapshot, String) {
+        switch target {
+        case .previous:
+            guard let previous = try database.history(limit: 2).dropFirst().first else {
+                throw HostError(.badInput, "revision \(current.number) is the first one; there is none before it to roll back to",
+                                hint: "`l3af history` lists revisions")
+            }
+            return (previous.snapshot, "rollback to revision \(previous.number) (\(previous.cause))")
+        case .revision(let number):
+            guard let revision = try database.revision(number) else {
+                let numbers = try database.history(limit: 10).map { String($0.number) }.joined(separator: ", ")
+                throw HostError(.badInput, "there is no revision \(number)", hint: "recent revisions: \(numbers); `l3af history` lists them all")
+            }
+            return (revision.snapshot, "rollback to revision \(number) (\(revision.cause))")
+        case .package(let package):
+            var new = current.snapshot
+            var moved: [String] = []
+            if let pin = try database.pins().first(where: { $0.package == package }) {
+                throw HostError(.badInput, "\(package) is pinned at \(pin.version)\(pin.interface.map { " on \($0)" } ?? ""); a rollback would move it off its pin",
+                                hint: "`l3af unpin \(package)` first, or `l3af pin \(package)@VERSION` to move it")
+            }
+            let history = try database.history().dropFirst()
+            for (i, placed) in current.snapshot.programs.enumerated() where placed.package == package {
+                // The version it ran before this one: the newest earlier revision where it ran a lower version
+                // (so a bad release that was already undone isn't picked), else any other version.
+                let earlier = history.compactMap { $0.snapshot.program(package, on: placed.key) }
+                let lower = earlier.first { placed.version.isNewer(than: $0.version) }
+                guard let earlier = lower ?? earlier.first(where: { $0.version != placed.version }) else { continue }
+                new.programs[i].move(to: earlier)
+                moved.append("\(placed.version) → \(earlier.version) on \(placed.key)")
+            }
+            guard !moved.isEmpty else {
+                throw HostError(.badInput, "\(package) has no earlier version in this host's history", hint: "`l3af history` lists revisions")
+            }
+            return (new, "rollback \(package): " + moved.joined(separator: "; "))
+        }
+    }
+
+    /// Makes the kernel match the last revision (after a reboot bpffs is empty), after finishing or undoing a change an
+    /// interrupted l3af left. Returns whether anything changed.
     public func restore() async throws -> Bool {
-        try await withLock {
-            let current = try snapshot()
-            guard try difference(current) != nil else { return false }
-            try verifyInstalled(current)
-            try realize(current, previous: current)
+        try await change { _ in
+            let current = try self.snapshot()
+            guard try self.difference(current) != nil else { return false }
+            try self.verifyInstalled(current)
+            try self.realize(current, previous: current)
             return true
         }
     }
@@ -482,34 +565,29 @@ public final class HostManager: Sendable {
 
     /// Re-hashes the repo files every program of `snapshot` loads from against their install markers, so a restore
     /// or rollback never loads an object changed since it was verified.
-    func verifyInstalled(_ snapshot: HostSnapshot) throws(HostError) {
+    func verifyInstalled(_ snapshot: HostSnapshot) throws {
         var seen = Set<String>()
         let packages = snapshot.programs.filter(\.enabled).map { ($0.package, $0.version) } + snapshot.roots.values.map { ($0.package, $0.version) }
         for (package, version) in packages where seen.insert("\(package)@\(version)").inserted {
-            do { _ = try Unpacker.check(repo: options.client.repo, name: package, version: version) } catch let error as any L3AFError {
-                throw HostError(.badInput, error.description, hint: error.hint)
-            } catch {
-                throw HostError(.badInput, "\(package)@\(version): \(error)")
-            }
+            try source.verifyInstalled(package, version: version)
         }
     }
 
-    /// Watches the programs `revision` changed for `seconds`; when one is gone or breaks a health rule, flips back to
-    /// `previous` at once and records that as an automatic rollback, which it returns.
-    func watch(revision: Revision, previous: HostSnapshot, seconds: Double, interval: Double) async throws -> Revision? {
+    /// Watches the programs `revision` changed for `seconds` (on the writer's thread, the lock held); when one is gone
+    /// or breaks a health rule, flips back to `previous` at once and records that as an automatic rollback, which it returns.
+    func watch(revision: Revision, previous: HostSnapshot, seconds: Double, interval: Double, by actor: String) throws -> Revision? {
         let watched = revision.snapshot.programs.filter { placed in
             previous.program(placed.package, on: placed.key).map { $0.version != placed.version } ?? true
         }
-        let engine = engine(revision.snapshot)
-        let deadline = Date().addingTimeInterval(seconds)
-        let first = try Self.sample(watched, engine)
+        let deadline = clock.now().addingTimeInterval(seconds)
+        let first = try sample(watched)
         var last = first
         options.notify("watching \(watched.map(\.spec).joined(separator: ", ")) for \(seconds) s")
-        while Date() < deadline {
-            try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+        while clock.now() < deadline {
+            clock.sleep(interval)
             let failure: String?
             do {
-                let now = try Self.sample(watched, engine)
+                let now = try sample(watched)
                 failure = Self.judge(watched, since: first, before: last, after: now, seconds: interval)
                 last = now
             } catch {
@@ -517,26 +595,26 @@ public final class HostManager: Sendable {
             }
             if let failure {
                 options.notify("unhealthy: \(failure); rolling back")
-                let back = try change(kind: "auto-rollback", cause: "automatic rollback of revision \(revision.number): \(failure)",
-                                      from: revision.snapshot, to: previous)
-                return back
+                return try record(.autoRollback, cause: "automatic rollback of revision \(revision.number): \(failure)",
+                                  from: revision.snapshot, to: previous, by: actor)
             }
         }
         return nil
     }
 
     /// The counters every health rule of `programs` reads, by "package/interface/hook/map/key".
-    static func sample(_ programs: [PlacedProgram], _ engine: ChainEngine) throws -> [String: UInt64] {
+    func sample(_ programs: [PlacedProgram]) throws -> [String: UInt64] {
         var values: [String: UInt64] = [:]
-        for placed in programs where !placed.program.health.isEmpty {
-            let chain = try engine.chain(interface: placed.interface, hook: placed.hook)
-            guard chain.contains(where: { $0.package == placed.package && $0.version == placed.version }) else {
+        let ruled = programs.filter { !$0.program.health.isEmpty }
+        guard !ruled.isEmpty else { return values }
+        let running = try chains.chains(including: ruled.map(\.key))
+        for placed in ruled {
+            guard running[placed.key]?.contains(where: placed.runs(as:)) == true else {
                 throw HostError(.unhealthy, "\(placed.spec) is no longer running on \(placed.key)")
             }
             for rule in placed.program.health {
                 for (map, key) in [(rule.map, rule.key)] + (rule.per.map { [($0.map, $0.key)] } ?? []) {
-                    let access = try engine.map(map, of: placed.package, interface: placed.interface, hook: placed.hook)
-                    values["\(placed.package)/\(placed.key)/\(map)/\(key)"] = try access.counter(key: key)
+                    values["\(placed.package)/\(placed.key)/\(map)/\(key)"] = try chains.counter(map, index: key, of: placed.package, on: placed.key)
                 }
             }
         }
@@ -545,7 +623,7 @@ public final class HostManager: Sendable {
 
     /// The first health rule broken, in words: ratios over everything since the watch began (`since`), so a trickle
     /// of traffic is judged once it adds up to `min_count`; per-second limits over the last interval.
-    static func judge(_ programs: [PlacedProgram], since first: [String: UInt64], before: [String: UInt64], after: [String: UInt64],
+    public static func judge(_ programs: [PlacedProgram], since first: [String: UInt64], before: [String: UInt64], after: [String: UInt64],
                       seconds: Double) -> String? {
         for placed in programs {
             for rule in placed.program.health {

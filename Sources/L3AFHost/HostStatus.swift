@@ -42,48 +42,63 @@ public struct HostStatus: Sendable, Codable {
     public var cause: String?
     /// `nil` when the kernel runs exactly what the revision records; else the first difference.
     public var difference: String?
+    /// A change begun and not yet committed (in progress now, or left by a process that was killed): its revision
+    /// number and cause. The next change, or `l3af restore`, finishes or undoes it.
+    public var changing: String?
     public var chains: [Chain]
     public var pins: [HostDatabase.Pin]
 }
 
 extension HostManager {
-    /// The recorded chains (of `interface`, or all) with what the kernel runs: program ids, monitor map values.
+    /// How often `status` reads the kernel again when a writer changed the database while it read.
+    static let statusAttempts = 5
+
+    /// The recorded chains (of `interface`, or all) with what the kernel runs: program ids, monitor map values. A read:
+    /// takes no lock and changes nothing, so it answers while a change is in progress (and says so).
     public func status(interface: String? = nil) throws(HostError) -> HostStatus {
-        let current = try database.current()
+        // The kernel is read between two reads of the database: when a writer recorded or committed a change in
+        // between, the kernel may have been caught between two revisions, so it is read again (a few times at most).
+        var current = try database.current(), pending = try database.pending()
+        var kernel = try kernelChains(current?.snapshot ?? HostSnapshot())
+        for _ in 0..<Self.statusAttempts {
+            let after = (try database.current(), try database.pending())
+            if after.0?.number == current?.number, after.1?.number == pending?.number { break }
+            (current, pending) = after
+            kernel = try kernelChains(current?.snapshot ?? HostSnapshot())
+        }
         let snapshot = current?.snapshot ?? HostSnapshot()
-        let kernel = try kernelChains(snapshot)
-        let engine = engine(snapshot)
         let pins = try database.pins()
-        var chains: [HostStatus.Chain] = []
+        var result: [HostStatus.Chain] = []
         let keys = Set(snapshot.keys + kernel.keys).sorted().filter { interface == nil || $0.interface == interface }
         for key in keys {
             let running = kernel[key] ?? []
             var programs: [HostStatus.Program] = []
             let placedPrograms = snapshot.programs.filter { $0.key == key }.sorted { ($0.seqID, $0.package) < ($1.seqID, $1.package) }
             for placed in placedPrograms {
-                let entry = running.first { $0.package == placed.package && $0.version == placed.version }
+                let entry = running.first(where: placed.runs(as:))
                 var counters: [String: UInt64] = [:]
                 if entry != nil {
                     for monitor in placed.program.monitorMaps {
-                        if let access = try? engine.map(monitor.name, of: placed.package, interface: key.interface, hook: key.hook),
-                           let value = try? access.counter(key: monitor.key) {
+                        if let value = try? chains.counter(monitor.name, index: monitor.key, of: placed.package, on: key) {
                             counters["\(monitor.name)[\(monitor.key)]"] = value
                         }
                     }
                 }
-                let pin = pins.first { $0.package == placed.package && $0.interface == placed.interface } ?? pins.first { $0.package == placed.package && $0.interface == nil }
+                let pin = HostDatabase.pin(in: pins, for: placed.package, interface: placed.interface)
                 programs.append(HostStatus.Program(
-                    seqID: placed.seqID, package: placed.package, version: placed.version, requirement: placed.requirement,
-                    parameters: placed.parameters, enabled: placed.enabled, programID: entry?.programID, pinned: pin?.version, counters: counters))
+                    seqID: placed.seqID, package: placed.package.rawValue, version: placed.version.rawValue, requirement: placed.requirement,
+                    parameters: placed.parameters, enabled: placed.enabled, programID: entry?.programID, pinned: pin?.version.rawValue, counters: counters))
             }
-            for entry in running where !placedPrograms.contains(where: { $0.package == entry.package }) {
+            for entry in running where !placedPrograms.contains(where: { $0.package.rawValue == entry.package }) {
                 programs.append(HostStatus.Program(seqID: entry.seqID, package: entry.package, version: entry.version, requirement: "", parameters: [:],
                                                    enabled: true, programID: entry.programID, pinned: nil, counters: [:]))
             }
             let root = snapshot.roots[key.hook.rawValue].map { "\($0.package)@\($0.version)" }
-            let rootID = try? engine.rootProgramID(interface: key.interface, hook: key.hook)
-            chains.append(HostStatus.Chain(interface: key.interface, hook: key.hook, root: root, rootProgramID: rootID ?? nil, programs: programs))
+            result.append(HostStatus.Chain(interface: key.interface, hook: key.hook, root: root, rootProgramID: chains.rootProgramID(on: key), programs: programs))
         }
-        return HostStatus(revision: current?.number, cause: current?.cause, difference: try difference(snapshot, kernel: kernel), chains: chains, pins: pins)
+        // While a change is in flight the kernel is between two revisions: that is not a difference to report.
+        let difference = pending == nil ? try difference(snapshot, kernel: kernel) : nil
+        return HostStatus(revision: current?.number, cause: current?.cause, difference: difference,
+                          changing: pending.map { "revision \($0.number): \($0.cause)" }, chains: result, pins: pins)
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
-import L3AFArchive
-import L3AFClient
 import L3AFModel
+import L3AFSystem
 
 extension HostManager {
     /// How an l3afd payload changes the host.
@@ -27,16 +26,22 @@ extension HostManager {
         if let first = problems.first {
             throw HostError(.badInput, "the payload is not valid: \(first)", hint: problems.count > 1 ? "and \(problems.count - 1) more problem(s)" : nil)
         }
-        let thisHost = hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        let thisHost = hostName ?? options.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         for (i, payload) in payloads.enumerated() {
             if !payload.hostName.isEmpty, payload.hostName != thisHost, payload.hostName != ProcessInfo.processInfo.hostName {
                 throw HostError(.badInput, "[\(i)].host_name is '\(payload.hostName)', but this host is '\(thisHost)'",
                                 hint: "send the payload to the host it names, or pass --host-name to say this host's name")
             }
-            try Self.checkInterface(payload.iface)
+            try checkInterface(payload.iface)
         }
-        return try await withLock {
-            let old = try snapshot()
+        var wanted: [Wanted] = []
+        for payload in payloads {
+            for hook in Hook.allCases {
+                for entry in payload.bpfPrograms[hook] { wanted.append(try self.wanted(entry)) }
+            }
+        }
+        return try await change(prefetch: wanted) { transaction in
+            let old = try self.snapshot()
             var new = old
             var changed: [String] = []
             if mode == .host { new.programs.removeAll() }
@@ -46,7 +51,7 @@ extension HostManager {
                     // Duplicate names and seq_ids within the payload were refused by `problems(at:)` above.
                     for (position, entry) in payload.bpfPrograms[hook].enumerated() {
                         let at = "\(payload.iface).bpf_programs.\(hook)[\(position)]"
-                        let placed = try await place(entry, interface: payload.iface, hook: hook, at: at, into: &new)
+                        let placed = try self.place(entry, interface: payload.iface, hook: hook, at: at, into: &new, transaction)
                         new.programs.removeAll { $0.package == placed.package && $0.key == placed.key }
                         if let clash = new.programs.first(where: { $0.key == placed.key && $0.seqID == placed.seqID && $0.enabled && placed.enabled }) {
                             throw HostError(.badInput, "\(at): seq_id \(placed.seqID) is taken by \(clash.spec) on \(placed.key)", hint: "pick another seq_id")
@@ -56,56 +61,55 @@ extension HostManager {
                     }
                 }
             }
-            if new == old { return nil }
+            if new.sorted == old.sorted, new.roots == old.roots { return nil }
             let interfaces = Set(payloads.map(\.iface)).sorted().joined(separator: ", ")
-            return try change(kind: "apply", cause: cause ?? "apply an l3afd payload for \(interfaces): " + (changed.isEmpty ? "no programs" : changed.joined(separator: "; ")),
-                              from: old, to: new)
+            return try self.record(.apply, cause: cause ?? "apply an l3afd payload for \(interfaces): " + (changed.isEmpty ? "no programs" : changed.joined(separator: "; ")),
+                                   from: old, to: new, by: transaction.actor)
         }
     }
 
     /// Removes programs by name from interfaces (l3afd's `/delete` with `L3afBPFProgramNames`).
     public func delete(_ payloads: [L3afBPFProgramNames], hostName: String? = nil) async throws -> Revision? {
-        try await withLock {
-            let old = try snapshot()
+        try await change { transaction in
+            let old = try self.snapshot()
             var new = old
             for payload in payloads {
                 for hook in Hook.allCases {
                     for name in payload.bpfPrograms[hook] {
-                        guard new.programs.contains(where: { $0.package == name && $0.interface == payload.iface && $0.hook == hook }) else {
+                        guard new.programs.contains(where: { $0.package.rawValue == name && $0.interface == payload.iface && $0.hook == hook }) else {
                             throw HostError(.badInput, "\(payload.iface).bpf_programs.\(hook): \(name) is not configured there", hint: "`l3af status` lists what is")
                         }
-                        new.programs.removeAll { $0.package == name && $0.interface == payload.iface && $0.hook == hook }
+                        new.programs.removeAll { $0.package.rawValue == name && $0.interface == payload.iface && $0.hook == hook }
                     }
                 }
             }
-            if new == old { return nil }
-            return try change(kind: "apply", cause: "delete " + payloads.map { payload in "\(Hook.allCases.flatMap { payload.bpfPrograms[$0] }.joined(separator: ", ")) from \(payload.iface)" }.joined(separator: "; "),
-                              from: old, to: new)
+            if new.sorted == old.sorted, new.roots == old.roots { return nil }
+            return try self.record(.apply, cause: "delete " + payloads.map { payload in "\(Hook.allCases.flatMap { payload.bpfPrograms[$0] }.joined(separator: ", ")) from \(payload.iface)" }.joined(separator: "; "),
+                                   from: old, to: new, by: transaction.actor)
         }
     }
 
-    /// One payload entry as a placed program: fetched, its program found (in its manifest, or as the entry says).
-    func place(_ entry: BPFProgram, interface: String, hook: Hook, at: String, into snapshot: inout HostSnapshot) async throws -> PlacedProgram {
-        let name: PackageName
-        do { name = try PackageName(entry.name) } catch { throw HostError(.badInput, "\(at).name: \(error.description)", hint: error.hint) }
+    /// What a payload entry needs fetched: from the configured registry, another one (`ebpf_package_repo_url`), or,
+    /// when that is listed in `allow_unsigned`, a plain l3afd repository.
+    func wanted(_ entry: BPFProgram) throws(HostError) -> Wanted {
         let version = entry.version.isEmpty ? "latest" : entry.version
-        let spec = try Self.spec("\(name)@\(version)")
-        var configuration = options.client
         let repository = entry.ebpfPackageRepoURL.trimmingCharacters(in: .whitespaces)
-        if !repository.isEmpty { configuration.registry = repository }
-        let installer: PackageInstaller
-        do { installer = try PackageInstaller(configuration: configuration) } catch { throw HostError(.fetch, "\(error)") }
-        let installed: InstalledPackage
-        if !repository.isEmpty, configuration.allowUnsigned.contains(where: { $0 == repository || $0 == repository + "/" || $0 + "/" == repository }) {
-            let artifact = entry.artifact.isEmpty ? "l3af_\(name).tar.gz" : entry.artifact
-            installed = try await installer.fetchUnsigned(name: name, version: version, artifact: artifact, from: repository, allowed: true)
-        } else {
-            installed = try await installer.fetch([spec])[0]
+        if !repository.isEmpty, source.allowsUnsigned(repository) {
+            let artifact = entry.artifact.isEmpty ? "l3af_\(entry.name).tar.gz" : entry.artifact
+            return .unsigned(name: entry.name, version: version, artifact: artifact, repository: repository)
         }
+        return .signed(try Self.spec("\(entry.name)@\(version)").description, registry: repository.isEmpty ? nil : repository)
+    }
+
+    /// One payload entry as a placed program: its package (fetched before the lock), its program found in its
+    /// manifest, or as the entry says for a legacy artifact.
+    func place(_ entry: BPFProgram, interface: String, hook: Hook, at: String, into snapshot: inout HostSnapshot, _ transaction: Transaction) throws -> PlacedProgram {
+        do { _ = try PackageName(entry.name) } catch { throw HostError(.badInput, "\(at).name: \(error.description)", hint: error.hint) }
+        let version = entry.version.isEmpty ? "latest" : entry.version
+        let installed = try transaction.package(try wanted(entry))
         var program: Manifest.Program
         var parameters: [String: String] = [:]
-        if FileManager.default.fileExists(atPath: "\(installed.path)/\(Manifest.fileName)") {
-            let manifest = try Self.manifest(at: installed.path)
+        if let manifest = installed.manifest {
             guard let found = manifest.programs.first(where: { $0.hook == hook }) else {
                 throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no program for \(hook)",
                                 hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
@@ -139,7 +143,7 @@ extension HostManager {
             }
         }
         var userProgram: UserProgram?
-        if !entry.cmdStart.isEmpty && !FileManager.default.fileExists(atPath: "\(installed.path)/\(Manifest.fileName)") {
+        if !entry.cmdStart.isEmpty && installed.manifest == nil {
             let command = entry.cmdStart.trimmingCharacters(in: .whitespaces)
             // A plain name (checked with the payload), and proven to resolve inside the artifact's folder.
             let resolved: String
@@ -151,18 +155,18 @@ extension HostManager {
                                 hint: "name the program's file in the artifact's top folder (no path, no arguments: those come from start_args)")
             }
             let direction = hook == .tcEgress ? "egress" : "ingress"
-            let nextMap = "\(options.pinRoot)/\(interface)/\(hook.rawValue)/\(installed.name)/\(installed.version.replacingOccurrences(of: ".", with: "_"))/next"
+            let nextMap = "\(options.pinRoot)/\(interface)/\(hook.rawValue)/\(installed.name)/\(installed.version.rawValue.replacingOccurrences(of: ".", with: "_"))/next"
             userProgram = UserProgram(
                 path: resolved,
                 arguments: ["--iface=\(interface)", "--direction=\(direction)", "--map-name=\(nextMap)"] + entry.startParameters.map { "--\($0.name)=\($0.value)" },
                 daemon: entry.userProgramDaemon)
         }
         if !entry.monitorMaps.isEmpty { program.monitorMaps = entry.monitorMaps }
-        try await ensureRoot(hook, in: &snapshot)
+        try ensureRoot(hook, in: &snapshot, transaction)
         var placed = PlacedProgram(
             interface: interface, hook: hook, package: installed.name, version: installed.version, requirement: version, seqID: entry.seqID,
             parameters: parameters, enabled: entry.adminStatus.isEmpty || entry.isEnabled, program: program, objectPath: "\(installed.path)/\(program.objectFile)",
-            source: configuration.registry, payload: entry)
+            source: installed.source, payload: entry)
         placed.mapArguments = entry.mapArgs
         placed.userProgram = userProgram
         do {

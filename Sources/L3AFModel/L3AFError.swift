@@ -14,6 +14,17 @@ extension L3AFError {
     public var hint: String? { nil }
 }
 
+/// An error a server answers with a status of its own: a 4xx for the caller's mistakes, a 5xx for the server's.
+public protocol HTTPStatusError: L3AFError {
+    var httpStatus: Int { get }
+    /// Seconds a client should wait before trying again (`Retry-After`), when there is a wait to say.
+    var retryAfterSeconds: Int? { get }
+}
+
+extension HTTPStatusError {
+    public var retryAfterSeconds: Int? { nil }
+}
+
 /// The version of l3af itself, printed by every executable's `--version`.
 public enum L3AFBuild {
     /// The release this source tree builds.

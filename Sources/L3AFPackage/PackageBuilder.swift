@@ -2,6 +2,7 @@ import Foundation
 import L3AFArchive
 import L3AFBPF
 import L3AFModel
+import L3AFSystem
 
 /// A package built by `l3af pack`: the tarball's bytes and what it holds.
 public struct BuiltPackage: Sendable {

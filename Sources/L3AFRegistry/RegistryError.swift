@@ -1,7 +1,7 @@
 import L3AFModel
 
 /// Why the registry refused or failed a request; each maps to an HTTP status and a JSON body.
-public struct RegistryError: L3AFError, Equatable {
+public struct RegistryError: HTTPStatusError, Equatable {
     public enum Kind: String, Sendable {
         case unauthorized, forbidden, notFound, conflict, badRequest, tooLarge, internalFailure, unavailable
     }
@@ -20,6 +20,9 @@ public struct RegistryError: L3AFError, Equatable {
         self.hint = hint
         self.retryAfter = retryAfter
     }
+
+    public var httpStatus: Int { status }
+    public var retryAfterSeconds: Int? { retryAfter }
 
     /// The HTTP status this error is answered with.
     public var status: Int {

@@ -1,8 +1,9 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import L3AFArchive
+import L3AFHTTPServer
 import L3AFModel
+import L3AFSystem
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -18,15 +19,15 @@ public enum RegistryServer {
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         // One server per root: a second would write the same tree and lose updates.
-        let serveLock: ProcessLock
-        do { serveLock = try ProcessLock(path: "\(store.layout.privateFolder)/serve.pid") } catch let held as ProcessLock.Held {
+        let serveLock: FileLock
+        do { serveLock = try FileLock(path: "\(store.layout.privateFolder)/serve.pid", wait: .never) } catch let held as FileLock.Held {
             throw RegistryError(.conflict, "root-in-use", "another l3af-registry serve (pid \(held.pid)) already serves \(store.layout.root)",
                                 hint: "stop it first; one server writes a root (put nginx or a CDN in front to serve reads at scale)")
         }
         defer { withExtendedLifetime(serveLock) {} }
         let router = Router()
         if logRequests { router.add(middleware: LogRequestsMiddleware(.info)) }
-        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: JSONErrorMiddleware(server: "the registry"))
         RegistryRoutes(store: store, maximumUploadBytes: maximumUploadBytes, uploads: UploadSlots(limit: maximumUploads)).register(on: router)
         let app = Application(
             router: router,

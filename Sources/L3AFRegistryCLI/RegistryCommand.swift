@@ -1,9 +1,9 @@
 import ArgumentParser
 import L3AFCLISupport
 import Foundation
-import L3AFArchive
 import L3AFModel
 import L3AFRegistry
+import L3AFSystem
 import Logging
 
 /// `l3af-registry`: serves and publishes into a signed, static package tree.

@@ -2,9 +2,10 @@ import Foundation
 import L3AFTestSupport
 import Testing
 
-/// `kill -9` during upgrades and rollbacks, at random moments. After each kill `l3af status` (which first finishes
-/// or undoes what the killed process left in flight) and the kernel agree, the chain is whole, and traffic runs
-/// through every program of it. Also: one writer at a time. Rounds: $L3AF_HOST_KILL_ROUNDS (default 20;
+/// `kill -9` during upgrades and rollbacks, at random moments. After each kill `l3af status` (a read: it repairs
+/// nothing) answers and either agrees with the kernel or says a change is in flight; `l3af restore` (a writer) then
+/// finishes or undoes what the killed process left, after which status and the kernel agree, the chain is whole, and
+/// traffic runs through every program of it. Also: one writer at a time. Rounds: $L3AF_HOST_KILL_ROUNDS (default 20;
 /// scripts/host-kill-soak runs 100).
 @Suite(.serialized, .enabled(if: bpfUnavailable == nil, "\(bpfUnavailable ?? "")"))
 struct HostCrashTests {
@@ -32,8 +33,12 @@ struct HostCrashTests {
             usleep(UInt32(Int.random(in: 0...span)))  // blocking: Task.sleep overshoots on a busy pool
             if running.stop(signal: SIGKILL) != 0 { interrupted += 1 }
 
+            let read = try host.status()
+            #expect(read["difference"] == nil || read["changing"] != nil, "round \(round): \(read["difference"] ?? "")")
+            let restored = try host.l3af(["restore"])
+            #expect(restored.status == 0, "round \(round): \(restored.stderr)")
             let status = try host.status()
-            #expect(status["difference"] == nil || status["difference"] is NSNull, "round \(round): \(status["difference"] ?? "")")
+            #expect(status["difference"] == nil && status["changing"] == nil, "round \(round): \(status["difference"] ?? status["changing"] ?? "")")
             let chain = try host.chain()
             #expect(chain.count == 2 && chain.allSatisfy { $0.programID != nil }, "round \(round): \(chain.map(\.spec))")
             guard chain.count == 2 else { continue }

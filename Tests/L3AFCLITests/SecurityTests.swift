@@ -1,5 +1,4 @@
 import Foundation
-import L3AFArchive
 import L3AFClient
 import L3AFModel
 import L3AFTestSupport

@@ -135,6 +135,60 @@ struct ChainEngineTests {
         try engine.apply([], interface: port, hook: .xdpIngress)
     }
 
+    /// Readers (what `status`, `/metrics` and the sampler do) run without pause on two threads while a writer inserts,
+    /// replaces and removes X in [A, X, B]: no read fails or sees an inconsistent chain, no read removes or renames a
+    /// pin (the writer's staging folders survive, so every change finishes), and A and B count the same packets.
+    @Test func readsNeverChangePinsWhileAWriterChanges() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let engine = try engine(network)
+        let port = network.senderPort
+        let a = try Packages.member("packet-counter", as: "counter-a", seq: 10), b = try Packages.member("packet-counter", as: "counter-b", seq: 30)
+        let x1 = try Packages.member("ratelimiting", version: "1.0.0", seq: 20), x2 = try Packages.member("ratelimiting", version: "2.0.0", seq: 20)
+        try engine.apply([a, x1, b], interface: port, hook: .xdpIngress)
+        let root = try root(engine, network)
+        let running = Atomic<Bool>(true)
+        let readErrors = Mutex<[String]>([]), reads = Atomic<Int>(0)
+        var threads = [Thread {
+            while running.load(ordering: .relaxed) { _ = try? BPFTestRun.run(root, packet: udpPacket(), repeat: 20) }
+        }]
+        for _ in 0..<2 {
+            threads.append(Thread {
+                while running.load(ordering: .relaxed) {
+                    do {
+                        let chain = try engine.chain(interface: port, hook: .xdpIngress)
+                        _ = try engine.map("xdp_counter_map", of: "counter-b", interface: port, hook: .xdpIngress).counter(key: 17)
+                        _ = try engine.leftovers(interface: port, hook: .xdpIngress)
+                        if chain.first?.package != "counter-a" || chain.last?.package != "counter-b" { throw ChainError(.inconsistent, "read \(chain.map(\.package))") }
+                        reads.add(1, ordering: .relaxed)
+                    } catch {
+                        readErrors.withLock { $0.append("\(error)") }
+                    }
+                }
+            })
+        }
+        for thread in threads { thread.start() }
+        let rounds = Int(ProcessInfo.processInfo.environment["L3AF_CHAIN_ROUNDS"] ?? "") ?? 500
+        for round in 0..<rounds {
+            // x1 → x2 (replace), x2 out and back in, x2 → x1 (replace), x1 out and back in.
+            if round % 2 == 0 {
+                try engine.replace(package: "ratelimiting", with: round % 4 == 0 ? x2 : x1, interface: port, hook: .xdpIngress)
+            } else {
+                try engine.remove(package: "ratelimiting", interface: port, hook: .xdpIngress)
+                try engine.insert(round % 4 == 1 ? x2 : x1, interface: port, hook: .xdpIngress)
+            }
+        }
+        running.store(false, ordering: .relaxed)
+        while threads.contains(where: { !$0.isFinished }) { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(readErrors.withLock { $0 }.isEmpty, "reads failed: \(readErrors.withLock { Array($0.prefix(3)) })")
+        #expect(reads.load(ordering: .relaxed) > rounds / 10, "readers ran: \(reads.load(ordering: .relaxed))")
+        #expect(try engine.leftovers(interface: port, hook: .xdpIngress).isEmpty, "no staging folder or stray pin is left")
+        let countA = try countedPackets(engine.map("xdp_counter_map", of: "counter-a", interface: port, hook: .xdpIngress))
+        let countB = try countedPackets(engine.map("xdp_counter_map", of: "counter-b", interface: port, hook: .xdpIngress))
+        #expect(countA > 0 && countA == countB, "counter A saw \(countA) packets, counter B \(countB)")
+        try engine.apply([], interface: port, hook: .xdpIngress)
+    }
+
     @Test func thirtyTwoProgramsRunForEveryPacketAndTheThirtyThirdIsRefused() throws {
         let network = try TestNetwork()
         defer { try? network.remove() }

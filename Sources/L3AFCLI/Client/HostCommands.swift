@@ -41,6 +41,12 @@ struct HostCommandOptions: ParsableArguments {
         }
     }
 
+    /// Where operations go: the `l3afd` that `--host` names, else this host (performed by this process).
+    func target() throws -> any HostClient {
+        if let remote = try remote { return remote }
+        return LocalHost(host: try host())
+    }
+
     func host() throws -> HostManager {
         let root = pinRoot ?? ProcessInfo.processInfo.environment["L3AF_PIN_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? "/sys/fs/bpf/l3af"
         let options = HostOptions(client: try client.configuration(), pinRoot: root, lockTimeout: lockTimeout, notify: { message in
@@ -87,15 +93,10 @@ struct InstallCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        if let remote = try options.remote {
-            let reply = try await remote.call("POST", "/l3af/v1/install", HostRequest.Install(
-                spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)), as: HostRequest.Changed.self)
-            return try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
-        }
-        let host = try options.host()
-        let revision = try await host.install(InstallRequest(
-            spec: try PackageSpec(parsing: spec), interface: iface, hook: hook, seqID: seq, parameters: try parseSettings(settings)))
-        try output.emit(revision, text: describe(revision))
+        _ = try PackageSpec(parsing: spec)
+        let reply = try await options.target().send(HostRequest.Install(
+            spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)))
+        try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
     }
 }
 
@@ -109,12 +110,8 @@ struct RemoveCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        if let remote = try options.remote {
-            let revision = try await remote.call("POST", "/l3af/v1/remove", HostRequest.Remove(package: package, iface: iface), as: Revision.self)
-            return try output.emit(revision, text: describe(revision))
-        }
-        let revision = try await options.host().remove(package: package, interface: iface, hook: hook)
-        try output.emit(revision, text: describe(revision))
+        let reply = try await options.target().send(HostRequest.Remove(package: package, iface: iface, hook: hook?.rawValue))
+        try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
     }
 }
 
@@ -127,16 +124,8 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let status: HostStatus
-        if let remote = try options.remote {
-            let query = iface.map { "?iface=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" } ?? ""
-            status = try await remote.call("GET", "/l3af/v1/status\(query)", as: HostStatus.self)
-        } else {
-            let host = try options.host()
-            // Takes the lock once, so a change an interrupted l3af left in flight is finished (or undone) first.
-            try await host.withLock {}
-            status = try host.status(interface: iface)
-        }
+        // A read: no lock, nothing changed; a change in progress (or one an interrupted l3af left) is shown as such.
+        let status = try await options.target().send(HostRequest.Status(iface: iface))
         var lines: [String] = []
         if let revision = status.revision {
             lines.append("revision \(revision): \(status.cause ?? "")")
@@ -155,8 +144,11 @@ struct StatusCommand: AsyncParsableCommand {
                 lines.append(line)
             }
         }
-        for pin in status.pins where !status.chains.contains(where: { $0.programs.contains { $0.package == pin.package } }) {
+        for pin in status.pins where !status.chains.contains(where: { $0.programs.contains { $0.package == pin.package.rawValue } }) {
             lines.append("pin: \(pin.package)@\(pin.version)\(pin.interface.map { " on \($0)" } ?? "")")
+        }
+        if let changing = status.changing {
+            lines.append("a change is in progress or was interrupted (\(changing)); the next change or `l3af restore` finishes or undoes it")
         }
         lines.append(status.difference.map { "the kernel DISAGREES: \($0) (run `l3af restore`)" } ?? "the kernel runs exactly this")
         try output.emit(status, text: lines.joined(separator: "\n"))
@@ -188,12 +180,7 @@ struct UpgradeCommand: AsyncParsableCommand {
             }
             seconds = value
         }
-        let outcome: HostManager.UpgradeOutcome = if let remote = try options.remote {
-            try await remote.call("POST", "/l3af/v1/upgrade", HostRequest.Upgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval),
-                                  as: HostManager.UpgradeOutcome.self)
-        } else {
-            try await options.host().upgrade(package: package, interface: iface, watch: seconds, interval: interval)
-        }
+        let outcome = try await options.target().send(HostRequest.Upgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval))
         var lines = outcome.skipped.map { "skipped: \($0)" }
         if let revision = outcome.revision { lines.append(describe(revision)) } else { lines.append("everything is up to date") }
         if let back = outcome.rolledBack { lines.append(describe(back)) }
@@ -217,12 +204,7 @@ struct PinCommand: AsyncParsableCommand {
 
     func run() async throws {
         let parsed = try exactSpec(spec)
-        let revision: Revision? = if let remote = try options.remote {
-            try await remote.call("POST", "/l3af/v1/pin", HostRequest.Pin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface),
-                                  as: HostRequest.Changed.self).revision
-        } else {
-            try await options.host().pin(package: parsed.name.rawValue, version: parsed.version.description, interface: iface)
-        }
+        let revision = try await options.target().send(HostRequest.Pin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface)).revision
         let text = "pinned \(parsed.name)@\(parsed.version)\(iface.map { " on \($0)" } ?? "")" + (revision.map { "\n" + describe($0) } ?? "")
         try output.emit(Reply(package: parsed.name.rawValue, version: parsed.version.description, interface: iface, revision: revision), text: text)
     }
@@ -236,11 +218,7 @@ struct UnpinCommand: AsyncParsableCommand {
     @OptionGroup var options: HostCommandOptions
 
     func run() async throws {
-        let removed = if let remote = try options.remote {
-            try await remote.call("POST", "/l3af/v1/unpin", HostRequest.Unpin(package: package, iface: iface), as: HostRequest.Unpinned.self).removed
-        } else {
-            try await options.host().unpin(package: package, interface: iface)
-        }
+        let removed = try await options.target().send(HostRequest.Unpin(package: package, iface: iface)).removed
         print("unpinned \(package) (\(removed) pin\(removed == 1 ? "" : "s"))")
     }
 }
@@ -263,11 +241,10 @@ struct HistoryCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let revisions: [Revision] = if let remote = try options.remote {
-            Array(try await remote.call("GET", "/l3af/v1/history", as: [Revision].self).prefix(limit))
-        } else {
-            try options.host().database.history(limit: limit)
+        guard (1...HostRequest.History.maximumLimit).contains(limit) else {
+            throw CLIError("bad-limit", "--limit \(limit) is out of range", hint: "use 1 to \(HostRequest.History.maximumLimit)")
         }
+        let revisions = try await options.target().send(HostRequest.History(limit: limit))
         let formatter = ISO8601DateFormatter()
         let rows = revisions.compactMap { revision -> Row? in
             var chains: [String: [String]] = [:]
@@ -275,7 +252,7 @@ struct HistoryCommand: AsyncParsableCommand {
                 chains[key.description] = revision.snapshot.chain(key).map(\.spec)
             }
             if iface != nil, chains.isEmpty, !revision.cause.contains(iface!) { return nil }
-            return Row(number: revision.number, time: formatter.string(from: revision.time), kind: revision.kind, cause: revision.cause,
+            return Row(number: revision.number, time: formatter.string(from: revision.time), kind: revision.kind.rawValue, cause: revision.cause,
                        actor: revision.actor, chains: chains)
         }
         let text = rows.isEmpty ? "no revisions yet" : rows.map { row in
@@ -299,19 +276,10 @@ struct RollbackCommand: AsyncParsableCommand {
         let which: HostManager.RollbackTarget = switch target {
         case nil: .previous
         case let text? where Int(text) != nil: .revision(Int(text)!)
-        case let text?: .package(text)
+        case let text?: .package(try PackageName(text))
         }
-        if let remote = try options.remote {
-            let body: HostRequest.Rollback = switch which {
-            case .previous: HostRequest.Rollback(revision: nil, package: nil)
-            case .revision(let n): HostRequest.Rollback(revision: n, package: nil)
-            case .package(let name): HostRequest.Rollback(revision: nil, package: name)
-            }
-            let revision = try await remote.call("POST", "/l3af/v1/rollback", body, as: Revision.self)
-            return try output.emit(revision, text: describe(revision))
-        }
-        let revision = try await options.host().rollback(which)
-        try output.emit(revision, text: describe(revision))
+        let reply = try await options.target().send(HostRequest.Rollback(which))
+        try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
     }
 }
 
@@ -322,10 +290,8 @@ struct RestoreCommand: AsyncParsableCommand {
     @OptionGroup var options: HostCommandOptions
 
     func run() async throws {
-        let host = try options.host()
-        let changed = try await host.restore()
-        let current = try host.database.current()
-        print(changed ? "restored revision \(current?.number ?? 0)" : "nothing to do: the kernel already runs revision \(current.map { String($0.number) } ?? "(none)")")
+        let reply = try await options.target().send(HostRequest.Restore())
+        print(reply.changed ? "restored revision \(reply.revision ?? 0)" : "nothing to do: the kernel already runs revision \(reply.revision.map { String($0) } ?? "(none)")")
     }
 }
 
@@ -353,15 +319,13 @@ struct ApplyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let bytes = Array(try readInput(file))
-        let host = try options.host()
-        let revision: Revision?
-        if delete {
-            let payloads = try DocumentDecoder.decode([L3afBPFProgramNames].self, from: bytes, document: "payload \(file)")
-            revision = try await host.delete(payloads, hostName: hostName)
+        let request: HostRequest.Apply = if delete {
+            HostRequest.Apply(mode: "delete", names: try DocumentDecoder.decode([L3afBPFProgramNames].self, from: bytes, document: "payload \(file)"), hostName: hostName)
         } else {
-            let payloads = try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: "payload \(file)")
-            revision = try await host.apply(payloads, mode: add ? .add : .replace, hostName: hostName)
+            HostRequest.Apply(mode: add ? "add" : "replace", payloads: try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: "payload \(file)"),
+                              hostName: hostName)
         }
+        let revision = try await options.target().send(request).revision
         try output.emit(revision, text: revision.map(describe) ?? "nothing to change: the host already runs this")
     }
 }

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import L3AFArchive
 import L3AFCLISupport
 import L3AFModel
 import L3AFPackage
+import L3AFSystem
 
 struct PackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

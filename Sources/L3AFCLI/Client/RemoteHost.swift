@@ -8,7 +8,7 @@ import L3AFModel
 /// The daemon takes the lock, makes the flips and records the revision; its errors come back as they would locally.
 /// It reaches the daemon however the daemon demands: `unix:/path` for its local socket, `https://` with a CA and a
 /// client certificate for mTLS, a bearer token.
-struct RemoteHost {
+struct RemoteHost: HostClient {
     /// The URL requests are made against (`http://localhost` for a Unix socket).
     let base: String
     let token: String?
@@ -34,6 +34,17 @@ struct RemoteHost {
         }
         self.token = token
         self.endpoint = endpoint
+    }
+
+    func send<Operation: HostOperation>(_ operation: Operation) async throws -> Operation.Reply {
+        var path = Operation.path
+        let query = operation.query.sorted { $0.key < $1.key }
+        if !query.isEmpty {
+            var allowed = CharacterSet.urlQueryAllowed
+            allowed.remove(charactersIn: "&=+?")
+            path += "?" + query.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.value)" }.joined(separator: "&")
+        }
+        return try await call(Operation.method, path, operation, as: Operation.Reply.self)
     }
 
     func call<Reply: Decodable>(_ method: String, _ path: String, _ body: some Encodable = [String: String](), as: Reply.Type) async throws -> Reply {

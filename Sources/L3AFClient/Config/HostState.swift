@@ -1,6 +1,6 @@
 import Foundation
-import L3AFArchive
 import L3AFModel
+import L3AFSystem
 
 /// What this host has accepted from each registry: the highest index version, so an older index
 /// (a rollback attack, or a stale mirror) is refused. Keyed by the id of the key that signed the index,
@@ -32,18 +32,15 @@ public struct HostState: Sendable {
     /// Records that `version` signed by `keyID` was accepted (never lowering what was recorded). Under the state
     /// lock, the file is read once: a corrupt one is reported, never overwritten.
     public func recordIndexVersion(_ version: UInt64, forKey registry: String) throws {
-        try AtomicFile.makeFolders(folder)
-        try FileLock(path: "\(folder)/.lock").withLock { () throws(StorageError) in
-            Result { () throws in
-                var entries = try load()
-                if let recorded = entries[registry]?.indexVersion, recorded >= version { return }
-                entries[registry] = Entry(indexVersion: version)
-                let encoder = JSONEncoder()
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-                try AtomicFile.write(Array(try encoder.encode(entries)), to: file)
-            }
-        }.get()
+        try FileLock.withLock("\(folder)/.lock") {
+            var entries = try load()
+            if let recorded = entries[registry]?.indexVersion, recorded >= version { return }
+            entries[registry] = Entry(indexVersion: version)
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try AtomicFile.write(Array(try encoder.encode(entries)), to: file)
+        }
     }
 }
 

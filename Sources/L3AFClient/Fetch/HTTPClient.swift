@@ -61,8 +61,10 @@ public struct HTTPClient: Sendable {
 
     /// Sends `request` and returns the response, whatever its status. Throws only when no response came.
     public func send(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
+        // A transfer blocks its thread for as long as the server takes: a thread of its own, never one of the
+        // cooperative pool's or dispatch's few (one slow server must not stall every other request).
         let result: Result<HTTPResponse, TransportError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 continuation.resume(returning: Result { () throws(TransportError) in try perform(request) })
             }
         }

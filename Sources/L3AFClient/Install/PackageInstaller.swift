@@ -1,6 +1,6 @@
 import Foundation
-import L3AFArchive
 import L3AFModel
+import L3AFSystem
 
 /// One package version placed in the repo.
 public struct InstalledPackage: Codable, Sendable, Equatable {
@@ -130,12 +130,10 @@ public struct PackageInstaller: Sendable {
     /// staging folder is a dead process's.
     static func withRepoLock<T: Sendable>(_ repo: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await OffPool.run {
-            try AtomicFile.makeFolders(repo)
-            let lock = try FileLock(path: "\(repo)/.lock")
-            return try lock.withLock { () throws(StorageError) in
+            try FileLock.withLock("\(repo)/.lock") {
                 Unpacker.removeLeftovers(in: repo)
-                return Result { try body() }
-            }.get()
+                return try body()
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import L3AFArchive
 import L3AFModel
+import L3AFSystem
 
 /// Fetches and verifies a registry's signed metadata: the index (conditional GET with its ETag; verified
 /// against the trusted keys, the last version this host accepted, and its expiry), and package documents

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import L3AFArchive
 import L3AFModel
+import L3AFSystem
 
 /// What an installed version's folder records about itself: where it came from and the digest of every
 /// file, so `l3af verify` can re-check it. Written last, inside the folder that is renamed into place.

@@ -44,7 +44,7 @@ public struct DocumentError: L3AFError, Equatable {
         path.isEmpty ? "\(document): \(problem)" : "\(document): at \(path): \(problem)"
     }
 
-    init(document: String, decodingError: DecodingError) {
+    public init(document: String, decodingError: DecodingError) {
         self.document = document
         switch decodingError {
         case .typeMismatch(let type, let context):

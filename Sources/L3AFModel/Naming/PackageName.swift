@@ -84,3 +84,8 @@ public struct PackageNameError: L3AFError, Equatable {
         return (try? PackageName(mapped))?.rawValue
     }
 }
+
+extension PackageName: ExpressibleByStringLiteral {
+    /// For literals in code and tests; a literal that breaks ``rule`` traps.
+    public init(stringLiteral value: String) { try! self.init(value) }
+}

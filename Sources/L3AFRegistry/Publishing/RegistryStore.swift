@@ -1,7 +1,7 @@
 import Foundation
-import L3AFArchive
 import L3AFModel
 import L3AFPackage
+import L3AFSystem
 import Logging
 
 /// The registry's single writer. Every change follows one order, each step atomic (temp + fsync + rename):

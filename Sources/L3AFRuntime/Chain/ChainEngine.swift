@@ -13,6 +13,10 @@ import L3AFModel
 /// so the version folder writes `1.2.0` as `1_2_0` (SemVer never uses `_`), and libbpf's internal maps
 /// (`.rodata`, `.bss`) are not pinned. A member being staged lives in `<package>/staging-<version>-<random>/`
 /// until its flip is done.
+///
+/// Reads (`chain`, `map`, `rootProgramID`, `leftovers`) never change a pin: any process may read at any time, even
+/// while a writer stages. What an interrupted change left (a staging folder the chain runs, pins no walk reaches) is
+/// cleaned by `repair` and by the changing operations, which run under the host lock.
 public struct ChainEngine: Sendable {
     /// The kernel's tail-call limit is 33 per packet; the root's call into the chain is one of them.
     public static let maximumLength = 32
@@ -29,9 +33,22 @@ public struct ChainEngine: Sendable {
 
     // MARK: Reading the chain
 
-    /// The chain on `hook` of `interface`, first to last, as the kernel runs it.
+    /// The chain on `hook` of `interface`, first to last, as the kernel runs it. Changes nothing.
     public func chain(interface: String, hook: Hook) throws(ChainError) -> [ChainEntry] {
-        try read(interface, hook).members.map(\.entry)
+        try settledRead(interface, hook).members.map(\.entry)
+    }
+
+    /// Every hook of every interface with pins under the pin root.
+    public func pinnedHooks() -> [(interface: String, hook: Hook)] {
+        let fm = FileManager.default
+        return ((try? fm.contentsOfDirectory(atPath: pinRoot)) ?? []).sorted().flatMap { interface in
+            Hook.allCases.filter { fm.fileExists(atPath: hookFolder(interface, $0)) }.map { (interface, $0) }
+        }
+    }
+
+    /// What an interrupted change left under `hook` of `interface`, which `repair` would clean. Changes nothing.
+    public func leftovers(interface: String, hook: Hook) throws(ChainError) -> Leftovers {
+        try settledRead(interface, hook).leftovers
     }
 
     /// The id of the root program attached to `hook` of `interface`, or `nil` when there is no chain.
@@ -42,12 +59,33 @@ public struct ChainEngine: Sendable {
     }
 
     /// Access to `map` of the member `package` (its pinned copy), for parameters and metrics.
+    /// Changes nothing; a member renamed by a writer between the walk and the open is read again.
     public func map(_ map: String, of package: String, interface: String, hook: Hook) throws(ChainError) -> BPFMapAccess {
-        let state = try read(interface, hook)
-        guard let member = state.members.first(where: { $0.entry.package == package }) else {
-            throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
+        var attempt = 0
+        while true {
+            let state = try settledRead(interface, hook)
+            guard let member = state.members.first(where: { $0.entry.package == package }) else {
+                throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
+            }
+            do {
+                return try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(member.folder)/maps/\(map)"), name: map) }
+            } catch {
+                attempt += 1
+                if attempt >= Self.readAttempts || FileManager.default.fileExists(atPath: member.folder) { throw error }
+            }
         }
-        return try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(member.folder)/maps/\(map)"), name: map) }
+    }
+
+    // MARK: Repairing (writers only)
+
+    /// Finishes or clears what an interrupted change left under `hook` of `interface`: a staging folder the chain
+    /// runs is renamed into place, pins no walk reaches are removed. For a writer holding the host lock; returns
+    /// what it cleaned.
+    @discardableResult
+    public func repair(interface: String, hook: Hook) throws(ChainError) -> Leftovers {
+        let leftovers = try settledRead(interface, hook).leftovers
+        _ = try readForChange(interface, hook)
+        return leftovers
     }
 
     // MARK: Changing the chain
@@ -55,7 +93,7 @@ public struct ChainEngine: Sendable {
     /// Adds `member` at its seq_id (after every member with a lower or equal one).
     public func insert(_ member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
         try check(member, hook)
-        var state = try read(interface, hook)
+        var state = try readForChange(interface, hook)
         if state.members.contains(where: { $0.entry.package == member.package }) {
             throw ChainError(.alreadyInChain, "\(member.package) is already in the \(hook) chain of \(interface)", hint: "replace it with another version instead")
         }
@@ -72,7 +110,7 @@ public struct ChainEngine: Sendable {
 
     /// Takes `package` out of the chain; the root goes when the last program does.
     public func remove(package: String, interface: String, hook: Hook) throws(ChainError) {
-        let state = try read(interface, hook)
+        let state = try readForChange(interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
             throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
         }
@@ -88,7 +126,7 @@ public struct ChainEngine: Sendable {
     /// State maps the new manifest lists are carried over from the old program when both have them.
     public func replace(package: String, with member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
         try check(member, hook)
-        let state = try read(interface, hook)
+        let state = try readForChange(interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
             throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
         }
@@ -109,16 +147,16 @@ public struct ChainEngine: Sendable {
     public func apply(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
-        for entry in try chain(interface: interface, hook: hook) where !names.contains(entry.package) {
+        for entry in try entries(interface, hook) where !names.contains(entry.package) {
             try remove(package: entry.package, interface: interface, hook: hook)
         }
-        let order = try chain(interface: interface, hook: hook).map(\.package)
+        let order = try entries(interface, hook).map(\.package)
         if order != wanted.map(\.package).filter({ order.contains($0) }) {
             try reorder(wanted, interface: interface, hook: hook)
             return
         }
         for member in wanted {
-            let current = try chain(interface: interface, hook: hook)
+            let current = try entries(interface, hook)
             if let entry = current.first(where: { $0.package == member.package }) {
                 let order = current.map(\.package)
                 let others = wanted.filter { order.contains($0.package) }.map(\.package)
@@ -147,7 +185,7 @@ public struct ChainEngine: Sendable {
         guard wanted.count <= Self.maximumLength else {
             throw ChainError(.tooLong, "\(wanted.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
         }
-        var state = try read(interface, hook)
+        var state = try readForChange(interface, hook)
         let start = zip(state.members.map(\.entry.package), wanted.map(\.package)).prefix { $0 == $1 }.count
         var staged: [Staged] = []
         var successor: BPFDescriptor? = nil
@@ -190,9 +228,21 @@ public struct ChainEngine: Sendable {
         let next: BPFMapAccess
     }
 
+    /// What an interrupted change left under a hook.
+    public struct Leftovers: Sendable, Equatable {
+        /// Folders no walk reaches: staged members that never joined, a version a change left behind, half-made
+        /// folders without a program.
+        public var strays: [String] = []
+        /// Staging folders the chain runs: a change cut between its flip and its rename.
+        public var unfinished: [String] = []
+
+        public var isEmpty: Bool { strays.isEmpty && unfinished.isEmpty }
+    }
+
     private struct State {
         var members: [Member]
         var rootNext: BPFMapAccess?
+        var leftovers = Leftovers()
 
         /// The prog array whose slot 0 leads to position `position`: the root's, or the previous member's.
         func predecessor(of position: Int) -> BPFMapAccess? { position == 0 ? rootNext : members[position - 1].next }
@@ -327,19 +377,65 @@ public struct ChainEngine: Sendable {
         removePins(hookFolder(interface, hook), pruneParent: true)
     }
 
-    /// Reads the chain: walks from the root's slot 0 through each program's next map, matching program ids to
-    /// pinned members. Finishes what an interrupted change left (a staged member that never joined is removed;
-    /// one that joined is renamed into place) and refuses pins that don't form a chain.
+    /// How often a read that caught a writer mid-change (a program id no listed pin holds yet) is taken again.
+    static let readAttempts = 8
+
+    /// `read`, again while it meets a chain a writer is changing under it: a walk that finds a program id no pin
+    /// listed a moment earlier holds is most often a writer's flip between the listing and the walk. A chain that
+    /// stays inconsistent is reported.
+    private func settledRead(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
+        var attempt = 0
+        while true {
+            do { return try read(interface, hook) } catch {
+                attempt += 1
+                guard error.kind == .inconsistent, attempt < Self.readAttempts else { throw error }
+                usleep(UInt32(1000 * attempt))
+            }
+        }
+    }
+
+    /// The chain's entries for a writer (after `readForChange`).
+    private func entries(_ interface: String, _ hook: Hook) throws(ChainError) -> [ChainEntry] {
+        try readForChange(interface, hook).members.map(\.entry)
+    }
+
+    /// The state a change starts from, with what an interrupted change left finished or cleared: a staging folder
+    /// the chain runs is renamed into place (whatever held the target is stale, since a package is in a chain once),
+    /// and pins no walk reaches are removed. Only for writers, under the host lock.
+    private func readForChange(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
+        var state = try settledRead(interface, hook)
+        let base = hookFolder(interface, hook)
+        for folder in state.leftovers.unfinished {
+            guard let index = state.members.firstIndex(where: { $0.folder == folder }) else { continue }
+            let member = state.members[index]
+            let target = "\(base)/\(member.entry.package)/\(Self.pinName(member.entry.version))"
+            removePins(target, pruneParent: false)
+            if rename(folder, target) == 0 {
+                state.members[index] = Member(entry: member.entry, folder: target, program: member.program, next: member.next)
+            }
+        }
+        for folder in state.leftovers.strays where !state.members.contains(where: { $0.folder == folder }) {
+            removePins(folder, pruneParent: true)
+        }
+        state.leftovers = Leftovers()
+        return state
+    }
+
+    /// Reads the chain without changing anything: walks from the root's slot 0 through each program's next map,
+    /// matching program ids to pinned members (staging folders included). Reports, without touching them, the pins
+    /// no walk reached and the staging folders the chain runs; refuses pins that don't form a chain.
     private func read(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
         let base = hookFolder(interface, hook)
         let fm = FileManager.default
         guard let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/next") else { return State(members: [], rootNext: nil) }
+        var leftovers = Leftovers()
         var pinned: [UInt32: (folder: String, package: String, version: String, seq: Int, digest: String, program: BPFDescriptor)] = [:]
         for package in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where package != "root" {
-            for item in (try? fm.contentsOfDirectory(atPath: "\(base)/\(package)")) ?? [] {
+            for item in ((try? fm.contentsOfDirectory(atPath: "\(base)/\(package)")) ?? []).sorted() {
                 let folder = "\(base)/\(package)/\(item)"
                 guard let program = try? BPFDescriptor.pinned(at: "\(folder)/prog"), let id = try? program.programID() else {
-                    removePins(folder, pruneParent: false)
+                    // Half made (a writer is staging it, or one died doing so): a writer's repair clears it.
+                    leftovers.strays.append(folder)
                     continue
                 }
                 var version = item
@@ -370,23 +466,12 @@ public struct ChainEngine: Sendable {
                 throw ChainError(.inconsistent, "\(found.folder) has no next map pinned", hint: "remove \(base) to start over")
             }
             let nextMap = BPFMapAccess(nextPin, name: "\(found.package)/next")
-            var folder = found.folder
-            if (folder as NSString).lastPathComponent.hasPrefix(Self.stagingPrefix) {
-                // A change was cut between its flip and its rename: finish it. Whatever holds the target is stale,
-                // since a package is in a chain once (e.g. the version a same-version replace was swapping out).
-                let target = "\(base)/\(found.package)/\(Self.pinName(found.version))"
-                removePins(target, pruneParent: false)
-                if rename(folder, target) == 0 { folder = target }
-            }
+            if (found.folder as NSString).lastPathComponent.hasPrefix(Self.stagingPrefix) { leftovers.unfinished.append(found.folder) }
             members.append(Member(entry: ChainEntry(package: found.package, version: found.version, seqID: found.seq, programID: id, parametersDigest: found.digest),
-                                  folder: folder, program: found.program, next: nextMap))
+                                  folder: found.folder, program: found.program, next: nextMap))
             next = nextMap
         }
-        // What no walk reached: staged members that never joined, or a version a replace left behind.
-        for (id, item) in pinned where !seen.contains(id) {
-            if members.contains(where: { $0.folder == item.folder }) { continue }
-            removePins(item.folder, pruneParent: true)
-        }
-        return State(members: members, rootNext: BPFMapAccess(rootNext, name: "root/next"))
+        leftovers.strays += pinned.filter { !seen.contains($0.key) }.map(\.value.folder).sorted()
+        return State(members: members, rootNext: BPFMapAccess(rootNext, name: "root/next"), leftovers: leftovers)
     }
 }

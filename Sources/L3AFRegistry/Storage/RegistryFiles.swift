@@ -1,6 +1,6 @@
-import L3AFArchive
+import L3AFSystem
 
-/// The registry's view of ``L3AFArchive/AtomicFile``: the same atomic writes, failures as a 500-class
+/// The registry's view of ``L3AFSystem/AtomicFile``: the same atomic writes, failures as a 500-class
 /// ``RegistryError``.
 enum RegistryFiles {
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(RegistryError) {
@@ -20,22 +20,19 @@ enum RegistryFiles {
     static var temporaryPrefix: String { AtomicFile.temporaryPrefix }
 }
 
-/// The writer lock, failing as a ``RegistryError``.
-final class RegistryLock: Sendable {
-    let lock: FileLock
+/// The writer lock (``L3AFSystem/FileLock``, waited for), failing as a ``RegistryError``.
+struct RegistryLock: Sendable {
+    let path: String
 
-    init(path: String) throws(RegistryError) {
-        lock = try Result { () throws(StorageError) in try FileLock(path: path) }.mapError(RegistryError.init).get()
-    }
+    init(path: String) throws(RegistryError) { self.path = path }
 
     func withLock<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
-        let outcome: Result<Result<T, RegistryError>, StorageError> = Result { () throws(StorageError) in
-            try lock.withLock { () throws(StorageError) in Result { () throws(RegistryError) in try body() } }
+        let lock: FileLock
+        do { lock = try FileLock(path: path, wait: .forever) } catch {
+            throw RegistryError(.internalFailure, "storage-failed", "taking the writer lock \(path): \(error)")
         }
-        switch outcome {
-        case .success(let inner): return try inner.get()
-        case .failure(let error): throw RegistryError(error)
-        }
+        defer { withExtendedLifetime(lock) {} }
+        return try body()
     }
 }
 

@@ -1,0 +1,155 @@
+import Foundation
+import L3AFBPF
+import L3AFClient
+import L3AFModel
+import L3AFRuntime
+import L3AFSystem
+
+/// A package version fetched and verified (or found installed) in the repo: its folder, and its manifest when it has
+/// one (a legacy l3afd artifact has none; the payload then says what to load).
+public struct FetchedPackage: Sendable, Hashable {
+    public var name: PackageName
+    public var version: PackageVersion
+    /// The artifact folder in the repo.
+    public var path: String
+    public var manifest: Manifest?
+    /// The registry or plain repository it came from.
+    public var source: String?
+
+    public init(name: PackageName, version: PackageVersion, path: String, manifest: Manifest?, source: String?) {
+        self.name = name
+        self.version = version
+        self.path = path
+        self.manifest = manifest
+        self.source = source
+    }
+}
+
+/// Where the host's packages come from: the install pipeline (``InstallerSource``), or a fake in unit tests.
+/// Every call may block or go to the network; the host calls it before taking its lock, never under it.
+public protocol PackageSource: Sendable {
+    /// Resolves `spec` in `registry` (`nil`: the configured one), fetches and verifies it unless it is installed.
+    func fetch(_ spec: PackageSpec, registry: String?) async throws -> FetchedPackage
+    /// An artifact of a plain l3afd repository, unsigned: only for repositories `allowsUnsigned` names.
+    func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String) async throws -> FetchedPackage
+    /// Whether the configuration lists `repository` in `allow_unsigned`.
+    func allowsUnsigned(_ repository: String) -> Bool
+    /// Re-hashes an installed version's files against its install marker (before a restore or rollback loads them).
+    func verifyInstalled(_ package: PackageName, version: PackageVersion) throws
+}
+
+/// What runs the chains: the kernel through ``ChainEngine`` (``KernelChains``), or a fake in unit tests. Reads never
+/// change anything; `apply` and `repair` are called only by the host's owner, under the host lock.
+public protocol ChainBackend: Sendable {
+    /// Whether `interface` exists on this host, and the ones that do (for the error).
+    func interfaceExists(_ interface: String) -> Bool
+    func interfaces() -> [String]
+    /// Makes the chain on `key` exactly `members` behind `roots[key.hook]`, each step one flip.
+    func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError)
+    /// Finishes or clears what interrupted changes left on every chain.
+    func repair() throws(ChainError)
+    /// The chains the kernel runs: `keys` and every other one with pins.
+    func chains(including keys: [ChainKey]) throws(ChainError) -> [ChainKey: [ChainEntry]]
+    /// Entry `index` of `map` of `package` on `key`, summed over CPUs.
+    func counter(_ map: String, index: Int, of package: PackageName, on key: ChainKey) throws(ChainError) -> UInt64
+    /// The root program's id on `key`, `nil` when there is no chain.
+    func rootProgramID(on key: ChainKey) -> UInt32?
+}
+
+/// Time for the health watch: the wall clock, or a fake that runs an hour's watch in a millisecond.
+public protocol HostClock: Sendable {
+    func now() -> Date
+    /// Blocks the calling thread (the writer's own, never the cooperative pool's) for `seconds`.
+    func sleep(_ seconds: Double)
+}
+
+public struct SystemClock: HostClock {
+    public init() {}
+    public func now() -> Date { Date() }
+    public func sleep(_ seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
+}
+
+/// Packages through ``PackageInstaller``: the signed registry, or a plain l3afd repository when allowed.
+public struct InstallerSource: PackageSource {
+    public let configuration: ClientConfiguration
+
+    public init(configuration: ClientConfiguration) { self.configuration = configuration }
+
+    func installer(_ registry: String?) throws(HostError) -> PackageInstaller {
+        var configuration = configuration
+        if let registry { configuration.registry = registry }
+        do { return try PackageInstaller(configuration: configuration) } catch {
+            throw HostError(.fetch, "\(error)", hint: "check --trusted-key")
+        }
+    }
+
+    public func fetch(_ spec: PackageSpec, registry: String?) async throws -> FetchedPackage {
+        let installed = try await installer(registry).fetch([spec])[0]
+        return FetchedPackage(name: try PackageName(installed.name), version: try PackageVersion(installed.version), path: installed.path,
+                              manifest: try Self.manifest(at: installed.path), source: registry ?? configuration.registry)
+    }
+
+    public func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String) async throws -> FetchedPackage {
+        let installed = try await installer(repository).fetchUnsigned(name: name, version: version, artifact: artifact, from: repository, allowed: true)
+        return FetchedPackage(name: try PackageName(installed.name), version: try PackageVersion(installed.version), path: installed.path,
+                              manifest: try Self.manifest(at: installed.path), source: repository)
+    }
+
+    public func allowsUnsigned(_ repository: String) -> Bool {
+        configuration.allowUnsigned.contains { $0 == repository || $0 == repository + "/" || $0 + "/" == repository }
+    }
+
+    public func verifyInstalled(_ package: PackageName, version: PackageVersion) throws {
+        do { _ = try Unpacker.check(repo: configuration.repo, name: package.rawValue, version: version.rawValue) } catch let error as any L3AFError {
+            throw HostError(.badInput, error.description, hint: error.hint)
+        } catch {
+            throw HostError(.badInput, "\(package)@\(version): \(error)")
+        }
+    }
+
+    /// The manifest in `folder`, `nil` when there is none (a legacy artifact).
+    static func manifest(at folder: String) throws(HostError) -> Manifest? {
+        guard let bytes = AtomicFile.read("\(folder)/\(Manifest.fileName)") else { return nil }
+        do { return try DocumentDecoder.decode(Manifest.self, from: bytes, document: "\(folder)/\(Manifest.fileName)") } catch {
+            throw HostError(.badInput, error.description, hint: error.hint)
+        }
+    }
+}
+
+/// The chains in the kernel, through ``ChainEngine`` and the pins under `pinRoot`.
+public struct KernelChains: ChainBackend {
+    public let pinRoot: String
+
+    public init(pinRoot: String) { self.pinRoot = pinRoot }
+
+    func engine(_ roots: [Hook: ChainMember] = [:]) -> ChainEngine { ChainEngine(pinRoot: pinRoot, roots: roots) }
+
+    public func interfaceExists(_ interface: String) -> Bool { if_nametoindex(interface) != 0 }
+
+    public func interfaces() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).sorted() }
+
+    public func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) {
+        try engine(roots).apply(members, interface: key.interface, hook: key.hook)
+    }
+
+    public func repair() throws(ChainError) {
+        let engine = engine()
+        for (interface, hook) in engine.pinnedHooks() { try engine.repair(interface: interface, hook: hook) }
+    }
+
+    public func chains(including keys: [ChainKey]) throws(ChainError) -> [ChainKey: [ChainEntry]] {
+        let engine = engine()
+        var all = Set(keys)
+        for (interface, hook) in engine.pinnedHooks() { all.insert(ChainKey(interface: interface, hook: hook)) }
+        var chains: [ChainKey: [ChainEntry]] = [:]
+        for key in all { chains[key] = try engine.chain(interface: key.interface, hook: key.hook) }
+        return chains
+    }
+
+    public func counter(_ map: String, index: Int, of package: PackageName, on key: ChainKey) throws(ChainError) -> UInt64 {
+        let access = try engine().map(map, of: package.rawValue, interface: key.interface, hook: key.hook)
+        do { return try access.counter(key: index) } catch { throw ChainError(.kernel, error.description) }
+    }
+
+    public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }
+}
