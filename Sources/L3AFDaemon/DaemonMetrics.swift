@@ -55,7 +55,11 @@ public final class DaemonMetrics: Sendable {
     /// One sample, on the calling thread: every revision since the last sample is counted, running programs and
     /// monitor maps read.
     public func sampleNow(_ host: HostManager) {
-        guard let reading = Self.read(host, after: state.withLock { $0.revision }) else { return }
+        guard let reading = Self.read(host, after: state.withLock { $0.revision }) else {
+            // No revision yet: from now on every revision counts, the first one included.
+            state.withLock { state in if state.revision == nil { state.revision = 0 } }
+            return
+        }
         let current = reading.current, kernel = reading.kernel
         let now = Date().timeIntervalSince1970
         state.withLock { state in

@@ -52,7 +52,10 @@ public final class HostDatabase: Sendable {
         // in the current format, so a row this release can't read fails the migration (and the open) here, loudly,
         // instead of later in the middle of a rollback.
         migrator.registerMigration("v2: snapshot format") { db in
-            try db.alter(table: "revision") { t in t.add(column: "format", .integer).notNull().defaults(to: 1) }
+            // Idempotent: two processes opening an old database at once may both run it.
+            if try !db.columns(in: "revision").contains(where: { $0.name == "format" }) {
+                try db.alter(table: "revision") { t in t.add(column: "format", .integer).notNull().defaults(to: 1) }
+            }
             for row in try Row.fetchAll(db, sql: "SELECT number, snapshot FROM revision") {
                 let number: Int = row["number"]
                 let snapshot = try decodeSnapshot(row["snapshot"], revision: number)

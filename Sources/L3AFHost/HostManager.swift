@@ -172,8 +172,11 @@ public final class HostManager: Sendable {
             let transaction = Transaction(fetched: fetched, actor: actor)
             do {
                 return try await OffPool.run { try self.locked { try body(transaction) } }
-            } catch let missing as Missing where round < Self.maximumFetchRounds {
+            } catch let missing as Missing {
                 wanted = [missing.wanted]
+                if round == Self.maximumFetchRounds {
+                    throw HostError(.fetch, "the change still needed \(missing.wanted) after \(round) rounds of fetching", hint: "try again")
+                }
             }
         }
         throw HostError(.fetch, "the change kept needing more packages than it fetched", hint: "try again")
@@ -212,7 +215,8 @@ public final class HostManager: Sendable {
     /// can't be done, the kernel goes back to the last committed revision and the intent is dropped. Either way the
     /// database and the kernel agree afterwards. Only under the lock.
     func repair() throws(HostError) {
-        do { try chains.repair() } catch { throw HostError(.chain, error.description, hint: error.hint) }
+        // Best effort: a broken chain on one interface must not block changes (the one that would fix it included).
+        for problem in chains.repair() { options.notify("could not repair: \(problem)") }
         guard let pending = try database.pending() else { return }
         let committed = try snapshot()
         do {
@@ -429,16 +433,26 @@ public final class HostManager: Sendable {
     /// and `upgrade` passes it by from then on.
     public func pin(package: PackageName, version: PackageVersion, interface: String? = nil) async throws -> Revision? {
         let spec = try Self.spec("\(package)@=\(version)")
-        // Fetched whether or not anything moves: a typo in the version is caught now.
         let wanted = Wanted.signed(spec.description, registry: nil)
-        return try await change(prefetch: [wanted]) { transaction in
+        /// The programs the pin holds; the version is fetched when one of them must move, or when none is installed
+        /// (so a typo in the version is caught now), never to hold a package where it already is.
+        @Sendable func held(_ snapshot: HostSnapshot) -> [Int] {
+            snapshot.programs.indices.filter { snapshot.programs[$0].package == package && (interface == nil || snapshot.programs[$0].interface == interface) }
+        }
+        @Sendable func needsFetch(_ snapshot: HostSnapshot) -> Bool {
+            let indices = held(snapshot)
+            return indices.isEmpty || indices.contains { snapshot.programs[$0].version != version }
+        }
+        let preview = try await observe { try needsFetch($0.snapshot()) }
+        return try await change(prefetch: preview ? [wanted] : []) { transaction in
             let old = try self.snapshot()
             var new = old
             var moved: [String] = []
-            let fetched = try transaction.package(wanted)
-            for i in old.programs.indices where old.programs[i].package == package && (interface == nil || old.programs[i].interface == interface) {
+            if needsFetch(old) { _ = try transaction.package(wanted) }
+            for i in held(old) {
                 let placed = old.programs[i]
                 guard placed.version != version else { continue }
+                let fetched = try transaction.package(wanted)
                 guard let program = try Self.manifest(of: fetched).programs.first(where: { $0.hook == placed.hook }) else {
                     throw HostError(.badInput, "\(package)@\(version) has no program for \(placed.hook)")
                 }

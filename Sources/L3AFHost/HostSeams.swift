@@ -46,8 +46,8 @@ public protocol ChainBackend: Sendable {
     func interfaces() -> [String]
     /// Makes the chain on `key` exactly `members` behind `roots[key.hook]`, each step one flip.
     func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError)
-    /// Finishes or clears what interrupted changes left on every chain.
-    func repair() throws(ChainError)
+    /// Finishes or clears what interrupted changes left on every chain it can; returns what it couldn't, in words.
+    func repair() -> [String]
     /// The chains the kernel runs: `keys` and every other one with pins.
     func chains(including keys: [ChainKey]) throws(ChainError) -> [ChainKey: [ChainEntry]]
     /// Entry `index` of `map` of `package` on `key`, summed over CPUs.
@@ -132,9 +132,13 @@ public struct KernelChains: ChainBackend {
         try engine(roots).apply(members, interface: key.interface, hook: key.hook)
     }
 
-    public func repair() throws(ChainError) {
+    public func repair() -> [String] {
         let engine = engine()
-        for (interface, hook) in engine.pinnedHooks() { try engine.repair(interface: interface, hook: hook) }
+        var problems: [String] = []
+        for (interface, hook) in engine.pinnedHooks() {
+            do { try engine.repair(interface: interface, hook: hook) } catch { problems.append(error.description) }
+        }
+        return problems
     }
 
     public func chains(including keys: [ChainKey]) throws(ChainError) -> [ChainKey: [ChainEntry]] {

@@ -96,8 +96,10 @@ extension HostManager {
             let root = snapshot.roots[key.hook.rawValue].map { "\($0.package)@\($0.version)" }
             result.append(HostStatus.Chain(interface: key.interface, hook: key.hook, root: root, rootProgramID: chains.rootProgramID(on: key), programs: programs))
         }
-        // While a change is in flight the kernel is between two revisions: that is not a difference to report.
-        let difference = pending == nil ? try difference(snapshot, kernel: kernel) : nil
+        // While a change is in flight the kernel runs the last revision or the one in flight (each chain changes in one
+        // flip): a difference is reported only when it runs neither.
+        var difference = try difference(snapshot, kernel: kernel)
+        if difference != nil, let pending, try self.difference(pending.snapshot, kernel: kernel) == nil { difference = nil }
         return HostStatus(revision: current?.number, cause: current?.cause, difference: difference,
                           changing: pending.map { "revision \($0.number): \($0.cause)" }, chains: result, pins: pins)
     }

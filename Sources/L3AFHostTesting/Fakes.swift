@@ -73,6 +73,8 @@ public final class FakeChains: ChainBackend {
         public var counters: [String: UInt64] = [:]
         public var applies = 0
         public var repairs = 0
+        /// What `repair` reports it couldn't repair.
+        public var repairProblems: [String] = []
     }
 
     public let state = Mutex(State())
@@ -97,7 +99,12 @@ public final class FakeChains: ChainBackend {
         }
     }
 
-    public func repair() throws(ChainError) { state.withLock { $0.repairs += 1 } }
+    public func repair() -> [String] {
+        state.withLock { state in
+            state.repairs += 1
+            return state.repairProblems
+        }
+    }
 
     public func chains(including keys: [ChainKey]) throws(ChainError) -> [ChainKey: [ChainEntry]] {
         state.withLock { state in

@@ -32,18 +32,31 @@ public final class FileLock: @unchecked Sendable {  // the descriptor only, immu
     public init(path: String, wait: Wait) throws {
         self.path = path
         try AtomicFile.makeFolders((path as NSString).deletingLastPathComponent)
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StorageError("opening the lock \(path)", errno: errno) }
-        do { try take(wait) } catch {
+        // Taken before `self.fd` is set: a failed wait closes the descriptor here, once, and no deinit sees it.
+        do { try Self.take(fd, path, wait) } catch {
             close(fd)
             throw error
         }
+        self.fd = fd
         _ = ftruncate(fd, 0)
         let text = "\(getpid())\n"
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
-    private func take(_ wait: Wait) throws {
+    private static func take(_ fd: Int32, _ path: String, _ wait: Wait) throws {
+        /// One non-blocking try: whether the lock is now held.
+        func attempt() throws -> Bool {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw StorageError("flock \(path)", errno: errno) }
+            return false
+        }
+        /// The pid the holder wrote, or `?`.
+        func holder() -> String {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            return text.isEmpty ? "?" : text
+        }
         switch wait {
         case .forever:
             while flock(fd, LOCK_EX) != 0 {
@@ -64,19 +77,6 @@ public final class FileLock: @unchecked Sendable {  // the descriptor only, immu
                 usleep(10_000)
             }
         }
-    }
-
-    /// One non-blocking try: whether the lock is now held.
-    private func attempt() throws -> Bool {
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
-        guard errno == EWOULDBLOCK || errno == EINTR else { throw StorageError("flock \(path)", errno: errno) }
-        return false
-    }
-
-    /// The pid the holder wrote, or `?`.
-    private func holder() -> String {
-        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        return text.isEmpty ? "?" : text
     }
 
     deinit {

@@ -126,6 +126,7 @@ struct HostOwnerTests {
         let a = chain.first?.counters["xdp_counter_map[17]"] ?? 0, b = chain.last?.counters["xdp_counter_map[17]"] ?? 0
         #expect(a > 100 && a == b, "counter A saw \(a) UDP packets, counter B \(b)")
 
+        print("hammer: \(installs) rounds of install, 2 replaces and remove (\(installs * 4) changes) while \(shared.reads.load(ordering: .relaxed)) status and /metrics reads ran; counter A \(a), counter B \(b)")
         try await Task.sleep(for: .milliseconds(300))
         let metrics = try await daemon.metrics()
         func count(_ name: String) -> Int {

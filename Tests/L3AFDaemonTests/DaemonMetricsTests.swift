@@ -38,6 +38,20 @@ import Testing
         #expect(value(text, "l3afd_BPFRunning", "b") == 1)
     }
 
+    @Test func aHostThatStartsEmptyCountsItsFirstRevisions() async throws {
+        let fake = try FakeHost()
+        defer { fake.remove() }
+        try fake.packages.publish("a", "1.0.0")
+        let metrics = DaemonMetrics(samples: 5)
+        await metrics.sample(fake.host)
+        _ = try await fake.host.install(InstallRequest(spec: try PackageSpec(parsing: "a"), interface: "eth0"))
+        _ = try await fake.host.remove(package: "a", interface: "eth0")
+        _ = try await fake.host.install(InstallRequest(spec: try PackageSpec(parsing: "a"), interface: "eth0"))
+        await metrics.sample(fake.host)
+        let text = String(decoding: metrics.text(), as: UTF8.self)
+        #expect(value(text, "l3afd_BPFStartCount", "a") == 2 && value(text, "l3afd_BPFStopCount", "a") == 1, "\(text)")
+    }
+
     @Test func aggregatorsOverTheLastSamples() {
         let history: [(time: Double, value: UInt64)] = [(0, 10), (1, 30), (2, 35), (4, 95)]
         #expect(DaemonMetrics.aggregate(.scalar, history) == 95)

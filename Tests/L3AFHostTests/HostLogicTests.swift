@@ -100,7 +100,9 @@ import Testing
         let moved = try await fake.host.pin(package: "counter", version: "1.0.0", interface: "eth0")
         #expect(moved?.kind == .pin && fake.chains.running(xdp) == ["counter@1.0.0"])
         #expect(try fake.host.database.pins() == [.init(package: "counter", interface: "eth0", version: "1.0.0")])
+        let fetches = fake.packages.fetches.count
         #expect(try await fake.host.pin(package: "counter", version: "1.0.0", interface: "eth0") == nil, "already there: no revision")
+        #expect(fake.packages.fetches.count == fetches, "holding a package where it is fetches nothing (the registry may be down)")
         await #expect(throws: (any Error).self) { _ = try await fake.host.pin(package: "counter", version: "9.9.9") }
         #expect(try await fake.host.unpin(package: "counter") == 1)
         let error = await #expect(throws: HostError.self) { _ = try await fake.host.unpin(package: "counter") }
@@ -270,6 +272,17 @@ import Testing
         #expect(try await fake.host.restore() == false)
         #expect(try fake.host.database.pending() == nil && fake.chains.running(xdp) == ["limiter@1.0.0"])
         #expect(fake.chains.state.withLock { $0.repairs } >= 3, "every writer repairs the chains under the lock")
+    }
+
+    @Test func aChainThatCannotBeRepairedDoesNotBlockChangesElsewhere() async throws {
+        let told = Mutex<[String]>([])
+        let fake = try FakeHost { options in options.notify = { message in told.withLock { $0.append(message) } } }
+        defer { fake.remove() }
+        fake.chains.state.withLock { $0.repairProblems = ["the xdp_ingress chain of eth9 loops back to x@1.0.0"] }
+        try fake.packages.publish("counter", "1.0.0")
+        _ = try await install(fake, "counter")
+        #expect(fake.chains.running(xdp) == ["counter@1.0.0"])
+        #expect(told.withLock { $0 }.contains { $0.contains("could not repair: the xdp_ingress chain of eth9 loops") })
     }
 
     @Test func packagesAreFetchedBeforeTheLockAndAWriterWaitsOrTimesOut() async throws {

@@ -150,7 +150,8 @@ struct StatusCommand: AsyncParsableCommand {
         if let changing = status.changing {
             lines.append("a change is in progress or was interrupted (\(changing)); the next change or `l3af restore` finishes or undoes it")
         }
-        lines.append(status.difference.map { "the kernel DISAGREES: \($0) (run `l3af restore`)" } ?? "the kernel runs exactly this")
+        lines.append(status.difference.map { "the kernel DISAGREES: \($0) (run `l3af restore`)" }
+                     ?? (status.changing == nil ? "the kernel runs exactly this" : "the kernel runs this revision or the one in flight"))
         try output.emit(status, text: lines.joined(separator: "\n"))
     }
 }

@@ -41,7 +41,11 @@ public struct SignedMetadata: Sendable {
             return accepted
         })
         // The state file was just read: write it (under its lock) only when this index is newer.
-        if accepted.map({ $0 < index.version }) ?? true { try state.recordIndexVersion(index.version, forKey: keyID) }
+        if accepted.map({ $0 < index.version }) ?? true {
+            // Under the state folder's lock, with an fsync: off the cooperative pool.
+            let state = state, version = index.version
+            try await OffPool.run { try state.recordIndexVersion(version, forKey: keyID) }
+        }
         if response.status != 304 {
             // A cache: verified again on every use, so it needs no fsync.
             try? AtomicFile.write(body, to: "\(indexCache)/index.json", durable: false)
