@@ -266,24 +266,36 @@ final class NginxServer: Sendable {
 
     init(tree: URL) throws {
         folder = try Fixtures.temporaryFolder("nginx")
-        let port = Int.random(in: 20_000...60_000)
-        let site = try String(contentsOf: Fixtures.repositoryRoot.appending(path: "deploy/nginx-l3af-registry.conf"), encoding: .utf8)
-            .replacingOccurrences(of: "@TREE@", with: tree.path).replacingOccurrences(of: "@LISTEN@", with: "127.0.0.1:\(port)")
-        let config = """
-            daemon off; master_process off; worker_processes 1; pid \(folder.path)/nginx.pid; error_log stderr;
-            events { worker_connections 256; }
-            http { access_log off; client_body_temp_path \(folder.path); proxy_temp_path \(folder.path);
-                   fastcgi_temp_path \(folder.path); uwsgi_temp_path \(folder.path); scgi_temp_path \(folder.path);
-                   include /etc/nginx/mime.types; \(site) }
-            """
-        try config.write(to: folder.appending(path: "nginx.conf"), atomically: true, encoding: .utf8)
-        process = try RunningProcess("/usr/sbin/nginx", ["-c", folder.appending(path: "nginx.conf").path, "-e", "stderr"])
-        url = "http://127.0.0.1:\(port)"
-        for _ in 0..<100 {
-            if (try? Executable.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", url + "/index.json"]))?.status == 0 { return }
-            Thread.sleep(forTimeInterval: 0.05)
+        // A port below the kernel's ephemeral range (32768 and up), which other tests' connections draw from; a port
+        // another test holds all the same is tried again with another.
+        var lastError = ""
+        for _ in 0..<5 {
+            let port = Int.random(in: 20_000...32_000)
+            let site = try String(contentsOf: Fixtures.repositoryRoot.appending(path: "deploy/nginx-l3af-registry.conf"), encoding: .utf8)
+                .replacingOccurrences(of: "@TREE@", with: tree.path).replacingOccurrences(of: "@LISTEN@", with: "127.0.0.1:\(port)")
+            let config = """
+                daemon off; master_process off; worker_processes 1; pid \(folder.path)/nginx.pid; error_log stderr;
+                events { worker_connections 256; }
+                http { access_log off; client_body_temp_path \(folder.path); proxy_temp_path \(folder.path);
+                       fastcgi_temp_path \(folder.path); uwsgi_temp_path \(folder.path); scgi_temp_path \(folder.path);
+                       include /etc/nginx/mime.types; \(site) }
+                """
+            try config.write(to: folder.appending(path: "nginx.conf"), atomically: true, encoding: .utf8)
+            let process = try RunningProcess("/usr/sbin/nginx", ["-c", folder.appending(path: "nginx.conf").path, "-e", "stderr"])
+            let url = "http://127.0.0.1:\(port)"
+            for _ in 0..<100 {
+                if (try? Executable.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", url + "/index.json"]))?.status == 0 {
+                    self.process = process
+                    self.url = url
+                    return
+                }
+                if process.printed.contains("Address already in use") { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            lastError = process.printed
+            process.stop(signal: SIGKILL)
         }
-        throw FixtureError("nginx did not start: \(process.printed)")
+        throw FixtureError("nginx did not start: \(lastError)")
     }
 
     deinit {
