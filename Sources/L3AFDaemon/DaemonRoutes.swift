@@ -19,14 +19,12 @@ struct DaemonRoutes: Sendable {
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
-        router.get("/l3af/configs/v1") { _, _ in try json(await configs(interface: nil)) }
+        router.get("/l3af/configs/v1") { _, _ in try Self.l3afdJSON(await configs(interface: nil)) }
+        // As l3afd: one object; an interface with nothing on it is 200 with its four hook lists null.
         router.get("/l3af/configs/v1/{iface}") { _, context in
             let iface = try context.parameters.require("iface")
-            let found = try await configs(interface: iface)
-            guard !found.isEmpty else {
-                throw HostError(.badInput, "no programs are configured on '\(iface)'", hint: "GET /l3af/configs/v1 lists every interface")
-            }
-            return try json(found)
+            let found = try await configs(interface: iface).first ?? L3afBPFPrograms(hostName: hostName, iface: iface)
+            return try Self.l3afdJSON(found)
         }
         router.post("/l3af/configs/v1/add") { request, _ in
             let payloads = try await body([L3afBPFPrograms].self, request)
@@ -100,11 +98,29 @@ struct DaemonRoutes: Sendable {
         let snapshot = try await host.observe { try $0.snapshot() }
         var byInterface: [String: L3afBPFPrograms] = [:]
         for placed in snapshot.sorted where interface == nil || placed.interface == interface {
-            var payload = byInterface[placed.interface] ?? L3afBPFPrograms(hostName: hostName, iface: placed.interface)
+            var payload = byInterface[placed.interface]
+                ?? L3afBPFPrograms(hostName: hostName, iface: placed.interface, ipv4Address: snapshot.ipv4Addresses?[placed.interface] ?? "")
             payload.bpfPrograms[placed.hook].append(Self.program(placed))
             byInterface[placed.interface] = payload
         }
         return byInterface.keys.sorted().map { byInterface[$0]! }
+    }
+
+    /// `value` as l3afd's Go encoder writes it: a hook list with nothing in it is `null`, as a nil slice is.
+    static func l3afdJSON(_ value: some Encodable) throws -> Response {
+        func nullLists(_ payload: Any) -> Any {
+            guard var object = payload as? [String: Any] else { return payload }
+            var lists = (object["bpf_programs"] as? [String: Any]) ?? [:]
+            for hook in ["xdp_ingress", "tc_ingress", "tc_egress", "probes"] where ((lists[hook] as? [Any]) ?? []).isEmpty {
+                lists[hook] = NSNull()
+            }
+            object["bpf_programs"] = lists
+            return object
+        }
+        let encoded = try JSONSerialization.jsonObject(with: DocumentDecoder.encode(value))
+        let shaped: Any = (encoded as? [Any]).map { $0.map(nullLists) } ?? nullLists(encoded)
+        let data = try JSONSerialization.data(withJSONObject: shaped, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// A placed program as an l3afd `BPFProgram`: the entry it came from when it came from a payload, else one made

@@ -121,6 +121,8 @@ public struct HostSnapshot: Hashable, Sendable, Codable {
     public static let currentFormat = 2
     public var programs: [PlacedProgram]
     public var roots: [String: RootProgram]
+    /// l3afd payloads' `ipv4_address` per interface, echoed by `GET /l3af/configs/v1` as sent (absent before it was sent).
+    public var ipv4Addresses: [String: String]?
 
     public init(programs: [PlacedProgram] = [], roots: [String: RootProgram] = [:]) {
         self.programs = programs

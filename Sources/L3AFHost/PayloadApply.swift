@@ -7,7 +7,8 @@ extension HostManager {
     public enum PayloadMode: String, Sendable {
         /// Each interface named gets exactly the payload's programs (`l3af apply`; l3afd's `/update` per interface).
         case replace
-        /// The payload's programs are added or changed; others stay (l3afd's `/add`).
+        /// The payload's programs are added; a program already configured on its hook is left as it is, and the
+        /// others stay (l3afd's `/add`).
         case add
         /// The host gets exactly the payload's programs: every interface the payload doesn't name is emptied too
         /// (l3afd's `/update`).
@@ -34,10 +35,15 @@ extension HostManager {
             }
             try checkInterface(payload.iface)
         }
+        // What to fetch: every entry, but for /add not one already configured (it is left as it is).
+        let configured = mode == .add ? try await observe { try $0.snapshot() } : HostSnapshot()
         var wanted: [Wanted] = []
         for payload in payloads {
             for hook in Hook.allCases {
-                for entry in payload.bpfPrograms[hook] { wanted.append(try self.wanted(entry)) }
+                for entry in payload.bpfPrograms[hook]
+                where !configured.programs.contains(where: { $0.package.rawValue == entry.name && $0.interface == payload.iface && $0.hook == hook }) {
+                    wanted.append(try self.wanted(entry))
+                }
             }
         }
         return try await change(prefetch: wanted) { transaction in
@@ -47,10 +53,19 @@ extension HostManager {
             if mode == .host { new.programs.removeAll() }
             for payload in payloads {
                 if mode == .replace { new.programs.removeAll { $0.interface == payload.iface } }
+                if !payload.ipv4Address.isEmpty || mode != .add {
+                    var addresses = new.ipv4Addresses ?? [:]
+                    addresses[payload.iface] = payload.ipv4Address.isEmpty ? nil : payload.ipv4Address
+                    new.ipv4Addresses = addresses.isEmpty ? nil : addresses
+                }
                 for hook in Hook.allCases {
                     // Duplicate names and seq_ids within the payload were refused by `problems(at:)` above.
                     for (position, entry) in payload.bpfPrograms[hook].enumerated() {
                         let at = "\(payload.iface).bpf_programs.\(hook)[\(position)]"
+                        if mode == .add, new.programs.contains(where: { $0.package.rawValue == entry.name && $0.interface == payload.iface && $0.hook == hook }) {
+                            self.options.notify("\(at): \(entry.name) is already configured on \(payload.iface)/\(hook); left as it is (/update changes it)")
+                            continue
+                        }
                         let placed = try self.place(entry, interface: payload.iface, hook: hook, at: at, into: &new, transaction)
                         new.programs.removeAll { $0.package == placed.package && $0.key == placed.key }
                         if let clash = new.programs.first(where: { $0.key == placed.key && $0.seqID == placed.seqID && $0.enabled && placed.enabled }) {
@@ -76,8 +91,10 @@ extension HostManager {
             for payload in payloads {
                 for hook in Hook.allCases {
                     for name in payload.bpfPrograms[hook] {
+                        // As l3afd: a name that isn't there is nothing to delete, not an error.
                         guard new.programs.contains(where: { $0.package.rawValue == name && $0.interface == payload.iface && $0.hook == hook }) else {
-                            throw HostError(.badInput, "\(payload.iface).bpf_programs.\(hook): \(name) is not configured there", hint: "`l3af status` lists what is")
+                            self.options.notify("\(payload.iface).bpf_programs.\(hook): \(name) is not configured there; nothing to delete")
+                            continue
                         }
                         new.programs.removeAll { $0.package.rawValue == name && $0.interface == payload.iface && $0.hook == hook }
                     }

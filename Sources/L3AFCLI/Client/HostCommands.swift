@@ -307,12 +307,13 @@ struct ApplyCommand: AsyncParsableCommand {
             replace the manifest's; ebpf_package_repo_url names another registry (or an unsigned l3afd repository \
             listed in allow_unsigned); object_file, entry_function_name and map_name describe a legacy artifact \
             without a manifest. Everything is fetched and checked before the first flip; the change is one revision. \
-            With --add, programs not in the payload stay; with --delete, the file is an L3afBPFProgramNames payload \
-            and the named programs are removed.
+            With --add, programs not in the payload stay and a program already configured is left as it is \
+            (l3afd's /add); with --delete, the file is an L3afBPFProgramNames payload and the named programs are \
+            removed (names that aren't there are ignored).
             """)
 
     @Argument(help: "The payload file (- for standard input).") var file: String
-    @Flag(help: "Add or change the payload's programs; keep the others (l3afd's /add).") var add = false
+    @Flag(help: "Add the payload's programs; keep the others, and leave one already configured as it is (l3afd's /add).") var add = false
     @Flag(help: "The file names programs to remove (L3afBPFProgramNames, l3afd's /delete).") var delete = false
     @Option(help: "This host's name, which payloads' host_name must match (default: the system's host name).") var hostName: String?
     @OptionGroup var options: HostCommandOptions
