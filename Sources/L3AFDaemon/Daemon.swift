@@ -19,6 +19,7 @@ import Synchronization
 public enum Daemon {
     public static func run(_ configuration: DaemonConfiguration, logger: Logger, onListening: @escaping @Sendable (Int, Int?) -> Void) async throws {
         try configuration.validate()
+        for notice in configuration.notices { logger.notice("\(notice)") }
         let token = try configuration.token()
         let pidLock = try PIDLock.take("\(configuration.client.state)/l3afd.pid")
         defer { withExtendedLifetime(pidLock) {} }
@@ -35,7 +36,7 @@ public enum Daemon {
             logger.error("could not restore the last revision: \(error)")
         }
         let hostName = configuration.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
-        let metrics = DaemonMetrics(samples: configuration.samples)
+        let metrics = DaemonMetrics(samples: configuration.samples, hostName: hostName)
         await metrics.sample(host)
 
         let api = try DaemonConfiguration.address(configuration.listen, option: "listen")

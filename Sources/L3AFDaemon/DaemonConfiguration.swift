@@ -52,7 +52,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var hostName: String?
     public var tls: TLS?
     /// Seconds between samples of the monitor maps.
-    public var sampleIntervalSeconds: Double = 5
+    public var sampleIntervalSeconds: Double = 1
     /// How many samples `max-rate` and `avg` look back over.
     public var samples: Int = 10
     /// Seconds a change waits for another writer (an `l3af` command) before failing.
@@ -71,6 +71,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var idleTimeoutSeconds = 60
     /// Revisions kept in state.db; older ones are pruned after each change.
     public var historyLimit = 1000
+    /// What reading the configuration has to say (an l3afd.cfg key with no effect here, and why); logged at start.
+    public var notices: [String] = []
 
     public init() {}
 

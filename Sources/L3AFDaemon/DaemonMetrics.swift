@@ -5,9 +5,11 @@ import L3AFRuntime
 import Prometheus
 import Synchronization
 
-/// The daemon's metrics in Prometheus text format, named as l3afd names them: per program `l3afd_BPFRunning`
-/// (1 while it runs, with its version), `l3afd_BPFStartCount`, `l3afd_BPFStopCount`, `l3afd_BPFUpdateCount` and
-/// `l3afd_BPFUpdateFailedCount`, and every `monitor_maps` entry as `l3afd_BPFMonitorMap` through its aggregator:
+/// The daemon's metrics in Prometheus text format, named and labelled exactly as l3afd's (every series carries `host`
+/// and `ipv4_address`; `direction` is `xdpingress`, `ingress` or `egress`): per program `l3afd_BPFRunning` (1 while it
+/// runs, with its version), `l3afd_BPFStartCount`, `l3afd_BPFStartTime`, `l3afd_BPFStopCount`, `l3afd_BPFUpdateCount`,
+/// `l3afd_BPFUpdateFailedCount` (label `bpf_program`) and `l3afd_BPFDeployFailedCount`, and every `monitor_maps` entry
+/// as `l3afd_BPFMonitorMap` with `map_name` `<map>_<key>_<aggregator>`, through its aggregator:
 /// `scalar` the last value, `max-rate` the largest per-second increase between consecutive samples of the last N,
 /// `avg` the mean of the last N samples. Starts, stops and updates are counted from every revision recorded since
 /// the last sample, one by one (so a start and a stop between two samples both count), and changes made with the
@@ -31,12 +33,33 @@ public final class DaemonMetrics: Sendable {
     public static let maximumFailedSeries = 256
     private let state = Mutex(State())
 
-    public init(samples: Int) {
+    /// The `host` label of every series.
+    public let hostName: String
+
+    public init(samples: Int, hostName: String = "") {
         self.samples = max(2, samples)
+        self.hostName = hostName
     }
 
-    static func labels(_ placed: PlacedProgram) -> [(String, String)] {
-        [("ebpf_program", placed.package.rawValue), ("direction", placed.hook.rawValue), ("interface_name", placed.interface)]
+    /// l3afd's `direction` label: `xdpingress`, `ingress`, `egress`.
+    public static func direction(_ hook: Hook) -> String {
+        switch hook {
+        case .xdpIngress: "xdpingress"
+        case .tcIngress: "ingress"
+        case .tcEgress: "egress"
+        }
+    }
+
+    /// l3afd's labels of a program's series: `host, <program label>, [version,] direction, interface_name, ipv4_address`.
+    func labels(_ package: String, _ hook: Hook, _ interface: String, ipv4: String, version: String? = nil,
+                programLabel: String = "ebpf_program") -> [(String, String)] {
+        [("host", hostName), (programLabel, package)] + (version.map { [("version", $0)] } ?? [])
+            + [("direction", Self.direction(hook)), ("interface_name", interface), ("ipv4_address", ipv4)]
+    }
+
+    func labels(_ placed: PlacedProgram, in snapshot: HostSnapshot, version: Bool = false) -> [(String, String)] {
+        labels(placed.package.rawValue, placed.hook, placed.interface, ipv4: snapshot.ipv4Addresses?[placed.interface] ?? "",
+               version: version ? placed.version.rawValue : nil)
     }
 
     /// One sample, off the cooperative pool.
@@ -69,25 +92,24 @@ public final class DaemonMetrics: Sendable {
                     for placed in new {
                         if let before = old.first(where: { $0.package == placed.package && $0.key == placed.key }) {
                             if before.version != placed.version || before.parameters != placed.parameters {
-                                registry.makeCounter(name: "l3afd_BPFUpdateCount", labels: Self.labels(placed)).increment()
+                                registry.makeCounter(name: "l3afd_BPFUpdateCount", labels: labels(placed, in: revision.snapshot)).increment()
                             }
                         } else {
-                            registry.makeCounter(name: "l3afd_BPFStartCount", labels: Self.labels(placed)).increment()
+                            started(placed, revision)
                         }
                     }
                     for placed in old where !new.contains(where: { $0.package == placed.package && $0.key == placed.key }) {
-                        registry.makeCounter(name: "l3afd_BPFStopCount", labels: Self.labels(placed)).increment()
+                        registry.makeCounter(name: "l3afd_BPFStopCount", labels: labels(placed, in: state.snapshot)).increment()
                     }
                 } else {
-                    for placed in new { registry.makeCounter(name: "l3afd_BPFStartCount", labels: Self.labels(placed)).increment() }
+                    for placed in new { started(placed, revision) }
                 }
                 state.revision = revision.number
                 state.snapshot = revision.snapshot
             }
             var seenRunning = Set<String>(), seenMonitors = Set<String>()
             for placed in current.snapshot.programs {
-                let runningLabels = [("ebpf_program", placed.package.rawValue), ("version", placed.version.rawValue), ("direction", placed.hook.rawValue),
-                                     ("interface_name", placed.interface)]
+                let runningLabels = labels(placed, in: current.snapshot, version: true)
                 let runningKey = runningLabels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
                 let isRunning = kernel[placed.key]?.contains(where: placed.runs(as:)) ?? false
                 let gauge = state.running[runningKey] ?? registry.makeGauge(name: "l3afd_BPFRunning", labels: runningLabels)
@@ -96,8 +118,11 @@ public final class DaemonMetrics: Sendable {
                 seenRunning.insert(runningKey)
                 guard isRunning else { continue }
                 for monitor in placed.program.monitorMaps {
-                    let labels = [("ebpf_program", placed.package.rawValue), ("map_name", monitor.name), ("key", String(monitor.key)),
-                                  ("interface_name", placed.interface), ("direction", placed.hook.rawValue)]
+                    // l3afd's map_name: `<map>_<key>_<aggregator>`, which dashboards and alerts select on.
+                    let labels: [(String, String)] = [
+                        ("host", hostName), ("ebpf_program", placed.package.rawValue), ("map_name", "\(monitor.name)_\(monitor.key)_\(monitor.aggregator.rawValue)"),
+                        ("interface_name", placed.interface), ("ipv4_address", current.snapshot.ipv4Addresses?[placed.interface] ?? ""),
+                    ]
                     let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
                     guard let value = reading.counters["\(placed.package)/\(placed.key)/\(monitor.name)/\(monitor.key)"] else { continue }
                     var history = state.history[key, default: []]
@@ -139,23 +164,35 @@ public final class DaemonMetrics: Sendable {
         return Reading(revisions: revisions, current: current, kernel: kernel, counters: counters)
     }
 
-    /// A failed change of `programs` (names), counted as l3afd does.
+    /// A failed change of `programs` (names), counted as l3afd does: `l3afd_BPFUpdateFailedCount` (label `bpf_program`)
+    /// for one that was configured, `l3afd_BPFDeployFailedCount` for one that wasn't (`configured` says which).
     /// Names from a refused request are not trusted: a name that is not a package name, or a new series past
     /// ``maximumFailedSeries``, is counted as `_other` on `_other`, so no request can grow the metrics without bound.
-    public func failed(_ programs: [(package: String, interface: String, hook: Hook)]) {
+    public func failed(_ programs: [(package: String, interface: String, hook: Hook)], configured: (String, String, Hook) -> Bool = { _, _, _ in true },
+                       ipv4: (String) -> String = { _ in "" }) {
         for program in programs {
-            var labels = [("ebpf_program", program.package), ("direction", program.hook.rawValue), ("interface_name", program.interface)]
+            let update = configured(program.package, program.interface, program.hook)
+            let name = update ? "l3afd_BPFUpdateFailedCount" : "l3afd_BPFDeployFailedCount"
+            let programLabel = update ? "bpf_program" : "ebpf_program"
+            var labels = labels(program.package, program.hook, program.interface, ipv4: ipv4(program.interface), programLabel: programLabel)
             let plausible = (try? PackageName(program.package)) != nil && program.interface.utf8.count <= 15 && FileName.isPlain(program.interface)
-            let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+            let key = name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
             let admitted = plausible && state.withLock { state in
                 if state.failedSeries.contains(key) { return true }
                 guard state.failedSeries.count < Self.maximumFailedSeries else { return false }
                 state.failedSeries.insert(key)
                 return true
             }
-            if !admitted { labels = [("ebpf_program", "_other"), ("direction", program.hook.rawValue), ("interface_name", "_other")] }
-            registry.makeCounter(name: "l3afd_BPFUpdateFailedCount", labels: labels).increment()
+            if !admitted { labels = self.labels("_other", program.hook, "_other", ipv4: "", programLabel: programLabel) }
+            registry.makeCounter(name: name, labels: labels).increment()
         }
+    }
+
+    /// A start of `placed` by `revision`: counted, and its time recorded (`l3afd_BPFStartTime`, seconds since 1970).
+    private func started(_ placed: PlacedProgram, _ revision: Revision) {
+        let labels = labels(placed, in: revision.snapshot)
+        registry.makeCounter(name: "l3afd_BPFStartCount", labels: labels).increment()
+        registry.makeGauge(name: "l3afd_BPFStartTime", labels: labels).set(revision.time.timeIntervalSince1970)
     }
 
     /// A value of `history` (oldest first) through `aggregator`.

@@ -55,7 +55,7 @@ struct DaemonRoutes: Sendable {
                 if Operation.method == "POST" { await metrics.sample(host) }
                 return try json(reply)
             } catch {
-                if !operation.programs.isEmpty { metrics.failed(operation.programs) }
+                await failed(operation.programs)
                 throw error
             }
         }
@@ -83,9 +83,18 @@ struct DaemonRoutes: Sendable {
             await metrics.sample(host)
             return try json(HostRequest.Changed(revision: revision))
         } catch {
-            metrics.failed(programs.map { (package: $0.0, interface: $0.1, hook: $0.2) })
+            await failed(programs.map { (package: $0.0, interface: $0.1, hook: $0.2) })
             throw error
         }
+    }
+
+    /// Counts a failed change of `programs`: an update failure for one that was configured, a deploy failure otherwise.
+    func failed(_ programs: [(package: String, interface: String, hook: Hook)]) async {
+        guard !programs.isEmpty else { return }
+        let snapshot = (try? await host.observe { try $0.snapshot() }) ?? HostSnapshot()
+        metrics.failed(programs, configured: { package, interface, hook in
+            snapshot.programs.contains { $0.package.rawValue == package && $0.interface == interface && $0.hook == hook }
+        }, ipv4: { snapshot.ipv4Addresses?[$0] ?? "" })
     }
 
     func programs(_ payloads: [L3afBPFPrograms]) -> [(String, String, Hook)] {

@@ -40,7 +40,7 @@ public struct L3AFDCommand: AsyncParsableCommand {
     @Option(help: "A file (mode 0600) with the bearer token every API request must carry.") var tokenFile: String?
     @Option(help: "A name the Host header may carry besides IPs, localhost and the host name (repeatable).") var allowedHost: [String] = []
     @Flag(help: "Serve without client authentication on a non-loopback address (something in front must authenticate).") var insecureListen = false
-    @Option(help: "Seconds between metric samples (default 5).") var sampleInterval: Double?
+    @Option(help: "Seconds between metric samples (default 1, as l3afd).") var sampleInterval: Double?
     @Option(help: "Seconds a change waits for another writer (an l3af, or l3afd's own) before answering 409 (default 30).") var lockTimeout: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
@@ -52,7 +52,11 @@ public struct L3AFDCommand: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: config) else {
                 throw DaemonError(.badConfiguration, "can't read the config file \(config)", hint: "check --config")
             }
-            settings = try DocumentDecoder.decode(DaemonConfiguration.self, from: data, document: "config \(config)")
+            if L3afdConfigFile.isINI(path: config, bytes: Array(data)) {
+                settings = try L3afdConfigFile.read(String(decoding: data, as: UTF8.self), path: config)
+            } else {
+                settings = try DocumentDecoder.decode(DaemonConfiguration.self, from: data, document: "config \(config)")
+            }
         }
         if let listen { settings.listen = listen }
         if let metricsListen { settings.metricsListen = metricsListen }

@@ -201,7 +201,9 @@ struct DaemonTests {
                 .flatMap { Double($0.split(separator: " ").last!) }
         }
         var text = try await daemon.metrics()
-        #expect(value(text, "l3afd_BPFRunning", [#"ebpf_program="ratelimiting""#, #"version="1.0.0""#, #"interface_name="\#(host.port)""#]) == 1, "\(text)")
+        #expect(value(text, "l3afd_BPFRunning", [#"ebpf_program="ratelimiting""#, #"version="1.0.0""#, #"interface_name="\#(host.port)""#,
+                                                 #"direction="xdpingress""#, #"host="node-1""#, #"ipv4_address="""#]) == 1, "\(text)")
+        #expect((value(text, "l3afd_BPFStartTime", [#"ebpf_program="ratelimiting""#]) ?? 0) > Date().timeIntervalSince1970 - 600, "\(text)")
         #expect(value(text, "l3afd_BPFStartCount", [#"ebpf_program="ratelimiting""#]) == 1, "\(text)")
         // SYNs at a steady pace; the drop counter (scalar) must equal the map read directly.
         _ = try host.network.connect(30, port: 8080, perSecond: 20)
@@ -209,8 +211,8 @@ struct DaemonTests {
         text = try await daemon.metrics()
         let drops = try #require(host.chain()[1].counters["rl_drop_count_map[0]"])
         #expect(drops > 0)
-        #expect(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_drop_count_map""#]) == Double(drops), "\(text)")
-        let rate = try #require(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_recv_count_map""#]))
+        #expect(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_drop_count_map_0_scalar""#, #"host="node-1""#]) == Double(drops), "\(text)")
+        let rate = try #require(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_recv_count_map_0_max-rate""#]))
         #expect(rate > 5 && rate < 100, "max-rate of ~20 SYNs/s: \(rate)")
         // An update counts (through /update: /add leaves a running program as it is).
         try host.publish("ratelimiting", version: "1.1.0")
@@ -278,6 +280,35 @@ struct DaemonTests {
         reply = try await daemon.request("POST", "/l3af/v1/remove", #"{"package": "ratelimiting", "iface": "\#(host.port)"}"#)
         let emptied = try host.chain().isEmpty
         #expect(reply.status == 200 && emptied, "\(reply.text)")
+    }
+
+    /// An L3AF user's l3afd.cfg starts the daemon: metrics on [web] metrics-addr, the API served (flags still win).
+    @Test func anL3afdCfgStartsTheDaemon() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let config = host.folder.appending(path: "l3afd.cfg")
+        try """
+            [l3afd]
+            pid-file: ./l3afd.pid
+            environment: DEV
+            BpfMapDefaultPath: /sys/fs/bpf
+            [web]
+            metrics-addr: 127.0.0.1:0
+            n-metric-samples: 20
+            [l3af-configs]
+            restapi-addr: 127.0.0.1:0
+            [mtls]
+            enabled: false
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness(host: host, extra: ["--config", config.path])
+        defer { daemon.stop() }
+        #expect(daemon.metricsURL != nil, "metrics on their own address, as [web] metrics-addr says")
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/add", Self.payload(host.port)).status == 200)
+        #expect(try await daemon.metrics().contains(#"l3afd_BPFRunning{host="node-1""#))
+        let broken = host.folder.appending(path: "broken.cfg")
+        try "[l3afd]\nbpf-chain-enabled: true\n".write(to: broken, atomically: true, encoding: .utf8)
+        let refused = try Executable.run("l3afd", DaemonHarness.arguments(host) + ["--config", broken.path, "--listen", "127.0.0.1:0"])
+        #expect(refused.status == 1 && refused.stderr.contains("line 2: l3afd has no key 'bpf-chain-enabled' in [l3afd]"), "\(refused.stderr)")
     }
 
     @Test func aSecondDaemonOnTheSameStateIsRefused() throws {

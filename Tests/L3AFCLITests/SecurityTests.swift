@@ -266,7 +266,8 @@ struct DaemonSecurityTests {
             _ = try await daemon.request("POST", "/l3af/configs/v1/add", body)
         }
         let text = try await daemon.metrics()
-        let series = text.split(separator: "\n").filter { $0.hasPrefix("l3afd_BPFUpdateFailedCount{") }
+        // Programs that weren't there: deploy failures, as l3afd counts them.
+        let series = text.split(separator: "\n").filter { $0.hasPrefix("l3afd_BPFDeployFailedCount{") || $0.hasPrefix("l3afd_BPFUpdateFailedCount{") }
         #expect(series.count <= 257, "\(series.count) series")
         #expect(series.contains { $0.contains("ebpf_program=\"_other\"") })
     }

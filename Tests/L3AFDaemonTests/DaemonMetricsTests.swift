@@ -7,8 +7,8 @@ import Testing
 
 /// l3afd's counters from the host's revisions, on a fake host: every revision between two samples counts.
 @Suite struct DaemonMetricsTests {
-    func value(_ text: String, _ name: String, _ program: String) -> Int? {
-        text.split(separator: "\n").first { $0.hasPrefix(name + "{") && $0.contains("ebpf_program=\"\(program)\"") }
+    func value(_ text: String, _ name: String, _ program: String, label: String = "ebpf_program") -> Int? {
+        text.split(separator: "\n").first { $0.hasPrefix(name + "{") && $0.contains("\(label)=\"\(program)\"") }
             .flatMap { $0.split(separator: " ").last.flatMap { Int(Double($0) ?? -1) } }
     }
 
@@ -67,6 +67,10 @@ import Testing
         let text = String(decoding: metrics.text(), as: UTF8.self)
         let series = text.split(separator: "\n").filter { $0.hasPrefix("l3afd_BPFUpdateFailedCount{") }
         #expect(series.count == DaemonMetrics.maximumFailedSeries + 1)
-        #expect(value(text, "l3afd_BPFUpdateFailedCount", "_other") == 51)
+        #expect(value(text, "l3afd_BPFUpdateFailedCount", "_other", label: "bpf_program") == 51)
+        let fresh = DaemonMetrics(samples: 2, hostName: "node-1")
+        fresh.failed([(package: "new", interface: "eth0", hook: .tcEgress)], configured: { _, _, _ in false }, ipv4: { _ in "192.0.2.1" })
+        let deploy = String(decoding: fresh.text(), as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("l3afd_BPFDeployFailedCount{") }
+        #expect(deploy?.contains(#"direction="egress""#) == true && deploy?.contains(#"ipv4_address="192.0.2.1""#) == true, "\(String(describing: deploy))")
     }
 }

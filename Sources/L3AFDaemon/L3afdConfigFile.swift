@@ -1,0 +1,176 @@
+import Foundation
+import L3AFModel
+
+/// l3afd's own configuration file, `l3afd.cfg` (INI: `[section]` headers, `key: value` or `key = value` lines, `#` and
+/// `;` comments), read into a ``DaemonConfiguration`` so an L3AF deployment keeps its file. Every key of upstream's
+/// example is honoured, or accepted with a one-line notice saying why it has no effect here; a section or key l3afd
+/// doesn't have is an error naming it and its line. `environment: PROD` refuses to run without mTLS, as l3afd does.
+public enum L3afdConfigFile {
+    /// Whether `path`/`bytes` look like an l3afd.cfg rather than our JSON: a `.cfg` name, or a first `[section]`.
+    public static func isINI(path: String, bytes: [UInt8]) -> Bool {
+        if path.hasSuffix(".cfg") || path.hasSuffix(".ini") { return true }
+        let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        let first = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { !$0.isEmpty && !$0.hasPrefix("#") && !$0.hasPrefix(";") }
+        return first?.hasPrefix("[") == true
+    }
+
+    /// Keys with no effect here, and why, by section.
+    static let noticed: [String: [String: String]] = [
+        "l3afd": [
+            "pid-file": "l3afd keeps its pid in <state>/l3afd.pid (one daemon per state folder)",
+            "datacenter": "it has no meaning here",
+            "bpf-dir": "programs are loaded by libbpf from the repo; no working copy is needed",
+            "bpf-log-dir": "user programs log to <state>/user-programs/<name>.log",
+            "kernel-major-version": "the kernel is asked (uname), not told",
+            "kernel-minor-version": "the kernel is asked (uname), not told",
+            "shutdown-timeout": "l3afd stops at once on SIGTERM and leaves every program attached",
+            "max-ebpf-restart-count": "user programs are restarted at most 3 times",
+            "swagger-api-enabled": "schemas/openapi.yaml documents the API",
+            "HotReloadEnabled": "l3afd restarts without touching the chains; there is nothing to hand over",
+        ],
+        "web": ["ebpf-poll-interval": "monitor maps are sampled every sample_interval_seconds (1 s)"],
+        "xdp-root": [:], "tc-root": [:],
+        "ebpf-chain-debug": [
+            "addr": "GET /bpfs/{iface} is not served; `l3af status` and GET /l3af/v1/status show the chains",
+            "enabled": "GET /bpfs/{iface} is not served; `l3af status` and GET /l3af/v1/status show the chains",
+        ],
+        "l3af-config-store": ["filename": "the configuration lives in <state>/state.db, with its history"],
+        "mtls": ["cert-expiry-warning-days": "certificate expiry is not watched by l3afd"],
+    ]
+
+    /// Keys honoured, by section.
+    static let honoured: [String: Set<String>] = [
+        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath"],
+        "ebpf-repo": ["url"],
+        "web": ["metrics-addr", "n-metric-samples"],
+        "l3af-configs": ["restapi-addr"],
+        "mtls": ["enabled", "min-tls-version", "cert-dir", "cacert-filename", "server-crt-filename", "server-key-filename", "san-match-rules"],
+    ]
+
+    /// The root sections' keys: accepted; the roots come from the `xdp-root` and `tc-root` packages.
+    static let rootKeys: Set<String> = [
+        "package-name", "artifact", "command", "ingress-map-name", "egress-map-name", "version", "object-file", "entry-function-name",
+        "ingress-object-file", "egress-object-file", "ingress-entry-function-name", "egress-entry-function-name",
+    ]
+
+    static func bad(_ path: String, _ line: Int, _ problem: String, hint: String? = nil) -> DaemonError {
+        DaemonError(.badConfiguration, "\(path) line \(line): \(problem)", hint: hint)
+    }
+
+    /// Reads `text` (the file at `path`, for messages) over `base`; returns the configuration and the notices to log.
+    public static func read(_ text: String, path: String, base: DaemonConfiguration = DaemonConfiguration()) throws(DaemonError) -> DaemonConfiguration {
+        var configuration = base
+        var section: String?
+        var values: [String: [String: (value: String, line: Int)]] = [:]
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            let number = index + 1
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]") else { throw bad(path, number, "'\(line)' is not a [section] header") }
+                let name = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                guard name == "DEFAULT" || noticed[name] != nil || honoured[name] != nil else {
+                    let known = Set(noticed.keys).union(honoured.keys).sorted().joined(separator: ", ")
+                    throw bad(path, number, "l3afd has no section [\(name)]", hint: "its sections: \(known)")
+                }
+                section = name
+                continue
+            }
+            guard let separator = line.firstIndex(where: { $0 == ":" || $0 == "=" }) else {
+                throw bad(path, number, "'\(line)' is not `key: value`")
+            }
+            guard let section else { throw bad(path, number, "'\(line)' comes before any [section]") }
+            let key = line[..<separator].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: separator)...].trimmingCharacters(in: .whitespaces)
+            if section == "DEFAULT" {
+                configuration.notices.append("\(path): [DEFAULT] \(key) ignored: l3afd reads its keys in their own sections")
+                continue
+            }
+            let isRoot = section == "xdp-root" || section == "tc-root"
+            guard honoured[section]?.contains(key) == true || noticed[section]?[key] != nil || (isRoot && rootKeys.contains(key)) else {
+                let known = (honoured[section] ?? []).union(noticed[section]?.keys.map { $0 } ?? []).union(isRoot ? rootKeys : []).sorted()
+                throw bad(path, number, "l3afd has no key '\(key)' in [\(section)]", hint: "its keys: \(known.joined(separator: ", "))")
+            }
+            if let why = noticed[section]?[key] { configuration.notices.append("\(path): [\(section)] \(key) has no effect: \(why)") }
+            if isRoot { configuration.notices.append("\(path): [\(section)] \(key) has no effect: the root comes from the \(section) package") }
+            values[section, default: [:]][key] = (value, number)
+        }
+
+        func value(_ section: String, _ key: String) -> (value: String, line: Int)? { values[section]?[key] }
+        if let (url, line) = value("ebpf-repo", "url"), !url.isEmpty {
+            guard BPFProgram.repositorySchemes.contains(urlScheme(of: url) ?? "") else {
+                throw bad(path, line, "[ebpf-repo] url '\(url)' is not a file, http or https URL")
+            }
+            configuration.client.registry = url
+            // The operator configured it: payloads that name it as their ebpf_package_repo_url are fetched from it as
+            // a plain l3afd repository.
+            if !configuration.client.allowUnsigned.contains(url) { configuration.client.allowUnsigned.append(url) }
+        }
+        if let (address, _) = value("l3af-configs", "restapi-addr"), !address.isEmpty { configuration.listen = address }
+        if let (address, _) = value("web", "metrics-addr"), !address.isEmpty { configuration.metricsListen = address }
+        if let (text, line) = value("web", "n-metric-samples"), !text.isEmpty {
+            guard let samples = Int(text), (2...10_000).contains(samples) else { throw bad(path, line, "n-metric-samples '\(text)' is not a number from 2 to 10000") }
+            configuration.samples = samples
+        }
+        if let (text, line) = value("l3afd", "http-client-timeout"), !text.isEmpty {
+            guard let seconds = duration(text), (1...3600).contains(seconds) else {
+                throw bad(path, line, "http-client-timeout '\(text)' is not a duration of 1 s to 1 h", hint: "e.g. 10s or 1m")
+            }
+            configuration.client.connectTimeoutSeconds = seconds
+        }
+        if let (folder, line) = value("l3afd", "BpfMapDefaultPath"), !folder.isEmpty {
+            guard folder.hasPrefix("/") else { throw bad(path, line, "BpfMapDefaultPath '\(folder)' is not an absolute path") }
+            configuration.pinRoot = (folder.hasSuffix("/") ? String(folder.dropLast()) : folder) + "/l3af"
+            configuration.notices.append("\(path): chains are pinned under \(configuration.pinRoot)")
+        }
+        if let (text, line) = value("l3afd", "bpf-chaining-enabled"), !text.isEmpty {
+            guard let chaining = bool(text) else { throw bad(path, line, "bpf-chaining-enabled '\(text)' is not true or false") }
+            if !chaining { configuration.notices.append("\(path): bpf-chaining-enabled false: programs still run chained behind a root here") }
+        }
+        if let (text, line) = value("mtls", "enabled"), !text.isEmpty {
+            guard let enabled = bool(text) else { throw bad(path, line, "[mtls] enabled '\(text)' is not true or false") }
+            if enabled {
+                let folder = value("mtls", "cert-dir")?.value ?? "/etc/l3af/certs"
+                func file(_ key: String, _ fallback: String) -> String { "\(folder)/\(value("mtls", key)?.value ?? fallback)" }
+                var minimum: String?
+                if let (version, versionLine) = value("mtls", "min-tls-version"), !version.isEmpty {
+                    switch version {
+                    case "TLS_1_2": minimum = "1.2"
+                    case "TLS_1_3": minimum = "1.3"
+                    default: throw bad(path, versionLine, "min-tls-version '\(version)' is not TLS_1_2 or TLS_1_3")
+                    }
+                }
+                let rules = (value("mtls", "san-match-rules")?.value ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                configuration.tls = .init(certificate: file("server-crt-filename", "server.crt"), key: file("server-key-filename", "server.key"),
+                                          clientCA: file("cacert-filename", "ca.pem"), minimumVersion: minimum, sanMatchRules: rules)
+            }
+        }
+        if let (environment, line) = value("l3afd", "environment"), !environment.isEmpty {
+            switch environment {
+            case "DEV": break
+            case "PROD":
+                guard configuration.tls?.clientCA != nil else {
+                    throw bad(path, line, "environment is PROD but [mtls] is not enabled: l3afd serves PROD only with mTLS",
+                              hint: "set [mtls] enabled: true with its certificates, or environment: DEV")
+                }
+            default: throw bad(path, line, "environment '\(environment)' is not PROD or DEV")
+            }
+        }
+        return configuration
+    }
+
+    /// `10s`, `1m`, `2h`, or plain seconds.
+    static func duration(_ text: String) -> Int? {
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]
+        if let unit = text.last, let scale = units[unit], let count = Int(text.dropLast()) { return count.multipliedReportingOverflow(by: scale).overflow ? nil : count * scale }
+        return Int(text)
+    }
+
+    static func bool(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "yes", "1", "on": true
+        case "false", "no", "0", "off": false
+        default: nil
+        }
+    }
+}
