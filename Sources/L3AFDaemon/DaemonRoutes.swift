@@ -19,25 +19,21 @@ struct DaemonRoutes: Sendable {
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
-        router.get("/l3af/configs/v1") { _, _ in try Self.l3afdJSON(await configs(interface: nil)) }
+        router.get("/l3af/configs/v1") { _, _ in try json(await configs(interface: nil)) }
         // As l3afd: one object; an interface with nothing on it is 200 with its four hook lists null.
         router.get("/l3af/configs/v1/{iface}") { _, context in
             let iface = try context.parameters.require("iface")
-            let found = try await configs(interface: iface).first ?? L3afBPFPrograms(hostName: hostName, iface: iface)
-            return try Self.l3afdJSON(found)
+            return try json(try await configs(interface: iface).first ?? L3afBPFPrograms(hostName: hostName, iface: iface))
         }
+        // l3afd's changes are our apply operation, checked against this daemon's host name.
         router.post("/l3af/configs/v1/add") { request, _ in
-            let payloads = try await body([L3afBPFPrograms].self, request)
-            return try await change(programs(payloads)) { try await host.apply(payloads, mode: .add, hostName: hostName) }
+            try await perform(HostRequest.Apply(mode: "add", payloads: try await body([L3afBPFPrograms].self, request), hostName: hostName))
         }
         router.post("/l3af/configs/v1/update") { request, _ in
-            let payloads = try await body([L3afBPFPrograms].self, request)
-            return try await change(programs(payloads)) { try await host.apply(payloads, mode: .host, hostName: hostName) }
+            try await perform(HostRequest.Apply(mode: "host", payloads: try await body([L3afBPFPrograms].self, request), hostName: hostName))
         }
         router.post("/l3af/configs/v1/delete") { request, _ in
-            let payloads = try await body([L3afBPFProgramNames].self, request)
-            let names = payloads.flatMap { payload in Hook.allCases.flatMap { hook in payload.bpfPrograms[hook].map { ($0, payload.iface, hook) } } }
-            return try await change(names) { try await host.delete(payloads, hostName: hostName) }
+            try await perform(HostRequest.Apply(mode: "delete", names: try await body([L3afBPFProgramNames].self, request), hostName: hostName))
         }
 
         // Ours: the CLI's operations, each one type decoded here and sent by `l3af --host`.
@@ -46,19 +42,21 @@ struct DaemonRoutes: Sendable {
         if metricsHere { Self.registerMetrics(on: router, metrics) }
     }
 
-    /// `operation`'s route: its JSON body (or, for a `GET`, its query) decoded as the operation, performed on the
-    /// host, its reply as JSON. A failed change counts against its programs in l3afd's failure counters.
-    func register<Operation: HostOperation>(_ operation: Operation.Type, on router: Router<DaemonContext>) {
-        @Sendable func perform(_ operation: Operation) async throws -> Response {
-            do {
-                let reply = try await operation.perform(on: host)
-                if Operation.method == "POST" { await metrics.sample(host) }
-                return try json(reply)
-            } catch {
-                await failed(operation.programs)
-                throw error
-            }
+    /// `operation` performed on the host, its reply as JSON; a change is sampled at once, and a failed one counts
+    /// against its programs in l3afd's failure counters.
+    func perform<Operation: HostOperation>(_ operation: Operation) async throws -> Response {
+        do {
+            let reply = try await operation.perform(on: host)
+            if Operation.method == "POST" { await metrics.sample(host) }
+            return try json(reply)
+        } catch {
+            await failed(operation.programs)
+            throw error
         }
+    }
+
+    /// `operation`'s route: its JSON body (or, for a `GET`, its query) decoded as the operation and performed.
+    func register<Operation: HostOperation>(_ operation: Operation.Type, on router: Router<DaemonContext>) {
         if Operation.method == "GET" {
             router.get(RouterPath(Operation.path)) { request, _ in
                 var query: [String: String] = [:]
@@ -76,29 +74,13 @@ struct DaemonRoutes: Sendable {
         }
     }
 
-    /// Runs a change; counts it as failed for `programs` when it throws.
-    func change(_ programs: [(String, String, Hook)], _ body: () async throws -> Revision?) async throws -> Response {
-        do {
-            let revision = try await body()
-            await metrics.sample(host)
-            return try json(HostRequest.Changed(revision: revision))
-        } catch {
-            await failed(programs.map { (package: $0.0, interface: $0.1, hook: $0.2) })
-            throw error
-        }
-    }
-
     /// Counts a failed change of `programs`: an update failure for one that was configured, a deploy failure otherwise.
     func failed(_ programs: [(package: String, interface: String, hook: Hook)]) async {
         guard !programs.isEmpty else { return }
         let snapshot = (try? await host.observe { try $0.snapshot() }) ?? HostSnapshot()
         metrics.failed(programs, configured: { package, interface, hook in
-            snapshot.programs.contains { $0.package.rawValue == package && $0.interface == interface && $0.hook == hook }
+            snapshot.program(named: package, on: ChainKey(interface: interface, hook: hook)) != nil
         }, ipv4: { snapshot.ipv4Addresses?[$0] ?? "" })
-    }
-
-    func programs(_ payloads: [L3afBPFPrograms]) -> [(String, String, Hook)] {
-        payloads.flatMap { payload in Hook.allCases.flatMap { hook in payload.bpfPrograms[hook].map { ($0.name, payload.iface, hook) } } }
     }
 
     /// The host's configuration as l3afd answers `GET /l3af/configs/v1`: one `L3afBPFPrograms` per interface, from the
@@ -113,23 +95,6 @@ struct DaemonRoutes: Sendable {
             byInterface[placed.interface] = payload
         }
         return byInterface.keys.sorted().map { byInterface[$0]! }
-    }
-
-    /// `value` as l3afd's Go encoder writes it: a hook list with nothing in it is `null`, as a nil slice is.
-    static func l3afdJSON(_ value: some Encodable) throws -> Response {
-        func nullLists(_ payload: Any) -> Any {
-            guard var object = payload as? [String: Any] else { return payload }
-            var lists = (object["bpf_programs"] as? [String: Any]) ?? [:]
-            for hook in ["xdp_ingress", "tc_ingress", "tc_egress", "probes"] where ((lists[hook] as? [Any]) ?? []).isEmpty {
-                lists[hook] = NSNull()
-            }
-            object["bpf_programs"] = lists
-            return object
-        }
-        let encoded = try JSONSerialization.jsonObject(with: DocumentDecoder.encode(value))
-        let shaped: Any = (encoded as? [Any]).map { $0.map(nullLists) } ?? nullLists(encoded)
-        let data = try JSONSerialization.data(withJSONObject: shaped, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     /// A placed program as an l3afd `BPFProgram`: the entry it came from when it came from a payload, else one made

@@ -29,7 +29,7 @@ public enum L3afdConfigFile {
             "HotReloadEnabled": "l3afd restarts without touching the chains; there is nothing to hand over",
         ],
         "web": ["ebpf-poll-interval": "monitor maps are sampled every sample_interval_seconds (1 s)"],
-        "xdp-root": [:], "tc-root": [:],
+        "xdp-root": rootNotices("xdp-root"), "tc-root": rootNotices("tc-root"),
         "ebpf-chain-debug": [
             "addr": "GET /bpfs/{iface} is not served; `l3af status` and GET /l3af/v1/status show the chains",
             "enabled": "GET /bpfs/{iface} is not served; `l3af status` and GET /l3af/v1/status show the chains",
@@ -48,10 +48,11 @@ public enum L3afdConfigFile {
     ]
 
     /// The root sections' keys: accepted; the roots come from the `xdp-root` and `tc-root` packages.
-    static let rootKeys: Set<String> = [
-        "package-name", "artifact", "command", "ingress-map-name", "egress-map-name", "version", "object-file", "entry-function-name",
-        "ingress-object-file", "egress-object-file", "ingress-entry-function-name", "egress-entry-function-name",
-    ]
+    static func rootNotices(_ section: String) -> [String: String] {
+        let keys = ["package-name", "artifact", "command", "ingress-map-name", "egress-map-name", "version", "object-file", "entry-function-name",
+                    "ingress-object-file", "egress-object-file", "ingress-entry-function-name", "egress-entry-function-name"]
+        return Dictionary(uniqueKeysWithValues: keys.map { ($0, "the root comes from the \(section) package") })
+    }
 
     static func bad(_ path: String, _ line: Int, _ problem: String, hint: String? = nil) -> DaemonError {
         DaemonError(.badConfiguration, "\(path) line \(line): \(problem)", hint: hint)
@@ -86,13 +87,11 @@ public enum L3afdConfigFile {
                 configuration.notices.append("\(path): [DEFAULT] \(key) ignored: l3afd reads its keys in their own sections")
                 continue
             }
-            let isRoot = section == "xdp-root" || section == "tc-root"
-            guard honoured[section]?.contains(key) == true || noticed[section]?[key] != nil || (isRoot && rootKeys.contains(key)) else {
-                let known = (honoured[section] ?? []).union(noticed[section]?.keys.map { $0 } ?? []).union(isRoot ? rootKeys : []).sorted()
+            guard honoured[section]?.contains(key) == true || noticed[section]?[key] != nil else {
+                let known = (honoured[section] ?? []).union(noticed[section]?.keys.map { $0 } ?? []).sorted()
                 throw bad(path, number, "l3afd has no key '\(key)' in [\(section)]", hint: "its keys: \(known.joined(separator: ", "))")
             }
             if let why = noticed[section]?[key] { configuration.notices.append("\(path): [\(section)] \(key) has no effect: \(why)") }
-            if isRoot { configuration.notices.append("\(path): [\(section)] \(key) has no effect: the root comes from the \(section) package") }
             values[section, default: [:]][key] = (value, number)
         }
 
@@ -162,7 +161,10 @@ public enum L3afdConfigFile {
     /// `10s`, `1m`, `2h`, or plain seconds.
     static func duration(_ text: String) -> Int? {
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]
-        if let unit = text.last, let scale = units[unit], let count = Int(text.dropLast()) { return count.multipliedReportingOverflow(by: scale).overflow ? nil : count * scale }
+        if let unit = text.last, let scale = units[unit], let count = Int(text.dropLast()) {
+            let (seconds, overflow) = count.multipliedReportingOverflow(by: scale)
+            return overflow ? nil : seconds
+        }
         return Int(text)
     }
 

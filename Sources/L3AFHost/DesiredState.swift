@@ -145,6 +145,11 @@ public struct HostSnapshot: Hashable, Sendable, Codable {
     public func program(_ package: PackageName, on key: ChainKey) -> PlacedProgram? {
         programs.first { $0.package == package && $0.key == key }
     }
+
+    /// The program a payload names (a name not yet checked as a ``PackageName``) on `key`.
+    public func program(named name: String, on key: ChainKey) -> PlacedProgram? {
+        programs.first { $0.package.rawValue == name && $0.key == key }
+    }
 }
 
 

@@ -30,7 +30,7 @@ public struct HostOptions: Sendable {
         self.lockTimeout = lockTimeout
         let environment = ProcessInfo.processInfo.environment
         self.actor = actor ?? environment["SUDO_USER"] ?? environment["USER"] ?? "root"
-        self.rootPackages = [.xdpIngress: .xdpRoot, .tcIngress: .tcRoot, .tcEgress: .tcRoot]
+        self.rootPackages = [.xdpIngress: "xdp-root", .tcIngress: "tc-root", .tcEgress: "tc-root"]
         self.notify = notify
     }
 
@@ -55,11 +55,6 @@ public struct InstallRequest: Sendable {
         self.seqID = seqID
         self.parameters = parameters
     }
-}
-
-extension PackageName {
-    /// The root programs' packages.
-    static let xdpRoot = try! PackageName("xdp-root"), tcRoot = try! PackageName("tc-root")
 }
 
 /// The one owner of a host's state: its chains as recorded revisions, changed one atomic step at a time under one
@@ -167,19 +162,20 @@ public final class HostManager: Sendable {
         let actor = Self.requestActor ?? options.actor
         var fetched: [Wanted: FetchedPackage] = [:]
         var wanted = prefetch
-        for round in 1...Self.maximumFetchRounds {
+        var round = 1
+        while true {
             for item in wanted where fetched[item] == nil { fetched[item] = try await fetch(item) }
             let transaction = Transaction(fetched: fetched, actor: actor)
             do {
-                return try await OffPool.run { try self.locked { try body(transaction) } }
+                return try await OffPool.run { () throws in try self.locked { try body(transaction) } }
             } catch let missing as Missing {
-                wanted = [missing.wanted]
-                if round == Self.maximumFetchRounds {
+                guard round < Self.maximumFetchRounds else {
                     throw HostError(.fetch, "the change still needed \(missing.wanted) after \(round) rounds of fetching", hint: "try again")
                 }
+                wanted = [missing.wanted]
+                round += 1
             }
         }
-        throw HostError(.fetch, "the change kept needing more packages than it fetched", hint: "try again")
     }
 
     func fetch(_ wanted: Wanted) async throws -> FetchedPackage {
@@ -275,7 +271,7 @@ public final class HostManager: Sendable {
     /// The root for `hook`, from the snapshot or else fetched (`xdp-root@latest`).
     func ensureRoot(_ hook: Hook, in snapshot: inout HostSnapshot, _ transaction: Transaction) throws {
         if snapshot.roots[hook.rawValue] != nil { return }
-        let name = options.rootPackages[hook] ?? PackageName.xdpRoot
+        let name = options.rootPackages[hook] ?? "xdp-root"
         let package = try transaction.package(.signed(name.rawValue, registry: nil))
         guard let program = try Self.manifest(of: package).programs.first(where: { $0.hook == hook }) else {
             throw HostError(.badInput, "\(name)@\(package.version) has no program for \(hook)", hint: "the root package of \(hook) must have one")

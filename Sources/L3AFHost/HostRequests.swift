@@ -88,7 +88,7 @@ public enum HostRequest {
         }
 
         public var programs: [(package: String, interface: String, hook: Hook)] {
-            [((try? PackageSpec(parsing: spec))?.name.rawValue ?? spec, iface, (try? HostRequest.hook(hook)) ?? nil ?? .xdpIngress)]
+            [((try? PackageSpec(parsing: spec))?.name.rawValue ?? spec, iface, hook.flatMap(Hook.init(rawValue:)) ?? .xdpIngress)]
         }
     }
 

@@ -41,7 +41,7 @@ extension HostManager {
         for payload in payloads {
             for hook in Hook.allCases {
                 for entry in payload.bpfPrograms[hook]
-                where !configured.programs.contains(where: { $0.package.rawValue == entry.name && $0.interface == payload.iface && $0.hook == hook }) {
+                where configured.program(named: entry.name, on: ChainKey(interface: payload.iface, hook: hook)) == nil {
                     wanted.append(try self.wanted(entry))
                 }
             }
@@ -62,7 +62,7 @@ extension HostManager {
                     // Duplicate names and seq_ids within the payload were refused by `problems(at:)` above.
                     for (position, entry) in payload.bpfPrograms[hook].enumerated() {
                         let at = "\(payload.iface).bpf_programs.\(hook)[\(position)]"
-                        if mode == .add, new.programs.contains(where: { $0.package.rawValue == entry.name && $0.interface == payload.iface && $0.hook == hook }) {
+                        if mode == .add, new.program(named: entry.name, on: ChainKey(interface: payload.iface, hook: hook)) != nil {
                             self.options.notify("\(at): \(entry.name) is already configured on \(payload.iface)/\(hook); left as it is (/update changes it)")
                             continue
                         }
@@ -92,11 +92,12 @@ extension HostManager {
                 for hook in Hook.allCases {
                     for name in payload.bpfPrograms[hook] {
                         // As l3afd: a name that isn't there is nothing to delete, not an error.
-                        guard new.programs.contains(where: { $0.package.rawValue == name && $0.interface == payload.iface && $0.hook == hook }) else {
+                        let key = ChainKey(interface: payload.iface, hook: hook)
+                        guard new.program(named: name, on: key) != nil else {
                             self.options.notify("\(payload.iface).bpf_programs.\(hook): \(name) is not configured there; nothing to delete")
                             continue
                         }
-                        new.programs.removeAll { $0.package.rawValue == name && $0.interface == payload.iface && $0.hook == hook }
+                        new.programs.removeAll { $0.package.rawValue == name && $0.key == key }
                     }
                 }
             }

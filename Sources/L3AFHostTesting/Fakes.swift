@@ -32,12 +32,13 @@ public final class FakePackages: PackageSource {
     public func tamper(_ name: String, _ version: String) { state.withLock { _ = $0.tampered.insert("\(name)@\(version)") } }
 
     public func fetch(_ spec: PackageSpec, registry: String?) async throws -> FetchedPackage {
-        let (versions, _) = state.withLock { state -> ([SemanticVersion: String], Void) in
+        let versions = state.withLock { state in
             state.fetches.append(spec.description)
-            return (state.manifests[spec.name.rawValue] ?? [:], ())
+            return state.manifests[spec.name.rawValue] ?? [:]
         }
         let candidates = versions.keys.map { VersionCandidate($0) }
-        let distTags: [DistTag: SemanticVersion] = versions.keys.max().map { [try! DistTag("latest"): $0] } ?? [:]
+        let latest = try DistTag("latest")
+        let distTags: [DistTag: SemanticVersion] = versions.keys.max().map { [latest: $0] } ?? [:]
         let version = try spec.requirement.pick(from: candidates, distTags: distTags, package: spec.name.rawValue)
         let text = versions.first { $0.key.hasSamePrecedence(as: version) }!.value
         let manifest = try DocumentDecoder.decode(Manifest.self, from: Array(text.utf8), document: "fake")

@@ -51,8 +51,17 @@ final class DaemonHarness {
     }
 
     func request(_ method: String, _ path: String, _ body: String? = nil) async throws -> (status: Int, text: String) {
-        let response = try await HTTPClient().send(HTTPRequest(
-            method: method, url: url + path, headers: body == nil ? [] : [("Content-Type", "application/json")], body: body.map { Array($0.utf8) }))
+        try await Self.request(url, method, path, body)
+    }
+
+    /// A request to the daemon at `url` (JSON when there is a body).
+    static func httpRequest(_ url: String, _ method: String, _ path: String, _ body: String?) -> HTTPRequest {
+        HTTPRequest(method: method, url: url + path, headers: body == nil ? [] : [("Content-Type", "application/json")], body: body.map { Array($0.utf8) })
+    }
+
+    /// `request`, for callers that hold only the daemon's URL (concurrent tasks).
+    static func request(_ url: String, _ method: String, _ path: String, _ body: String? = nil) async throws -> (status: Int, text: String) {
+        let response = try await HTTPClient().send(httpRequest(url, method, path, body))
         return (response.status, String(decoding: response.body, as: UTF8.self))
     }
 

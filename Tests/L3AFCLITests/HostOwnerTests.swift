@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import L3AFClient
 import L3AFTestSupport
 import Synchronization
@@ -17,42 +16,6 @@ struct HostOwnerTests {
         let problems = Mutex<[String]>([])
     }
 
-    /// One HTTP/1.1 request over a plain socket, blocking this thread: `address` is `127.0.0.1:port`.
-    static func blockingRequest(_ address: String, _ method: String, _ path: String, _ body: String?) -> (Int, String) {
-        let parts = address.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { return (0, "bad address \(address)") }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return (0, "socket: \(errno)") }
-        defer { close(fd) }
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        sin.sin_addr.s_addr = inet_addr(String(parts[0]))
-        let connected = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard connected == 0 else { return (0, "connect: \(errno)") }
-        let payload = body ?? ""
-        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(payload.utf8.count)\r\n"
-        if body != nil { request += "Content-Type: application/json\r\n" }
-        request += "\r\n" + payload
-        _ = request.withCString { Glibc.send(fd, $0, strlen($0), 0) }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            response += buffer[0..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
-        return (status, text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n"))
-    }
-
-    static func send(_ url: String, _ method: String, _ path: String, _ body: String? = nil) async throws -> (status: Int, text: String) {
-        let response = try await HTTPClient().send(HTTPRequest(
-            method: method, url: url + path, headers: body == nil ? [] : [("Content-Type", "application/json")], body: body.map { Array($0.utf8) }))
-        return (response.status, String(decoding: response.body, as: UTF8.self))
-    }
 
     /// Chain [counter-a, ratelimiting, counter-b] on the port, UDP from the sender without pause. The writer installs,
     /// replaces (pin to another version) and removes ratelimiting through the API in a loop for a bounded time, while
@@ -82,7 +45,7 @@ struct HostOwnerTests {
                 while shared.writing.load(ordering: .relaxed) {
                     let (path, isStatus) = index == 0 ? ("/l3af/v1/status", true) : ("/metrics", false)
                     do {
-                        let reply = try await Self.send(url, "GET", path)
+                        let reply = try await DaemonHarness.request(url, "GET", path)
                         if reply.status != 200 || reply.text.contains("inconsistent") || (isStatus && reply.text.contains("DISAGREES")) {
                             shared.problems.withLock { $0.append("\(path): \(reply.status) \(reply.text.prefix(300))") }
                         }
@@ -153,7 +116,7 @@ struct HostOwnerTests {
 
         // Each request on a thread of its own, timed there: the figure is the daemon's answer time, not how long this
         // test process took to get back to it.
-        let started = Date(), address = String(daemon.url.dropFirst("http://".count)), port = host.port
+        let started = Date(), url = daemon.url, port = host.port
         let results = Mutex<[(String, Int, Double, String)]>([])
         let threads = (0..<50).map { i in
             Thread {
@@ -163,8 +126,9 @@ struct HostOwnerTests {
                 default: ("POST", "/l3af/v1/remove", #"{"package": "packet-counter", "iface": "\#(port)"}"#)
                 }
                 let sent = Date()
-                let (status, text) = Self.blockingRequest(address, method, path, body)
-                results.withLock { $0.append(("\(method) \(path)", status, Date().timeIntervalSince(sent), text)) }
+                let response = try? HTTPClient().perform(DaemonHarness.httpRequest(url, method, path, body))
+                let text = response.map { String(decoding: $0.body, as: UTF8.self) } ?? "no answer"
+                results.withLock { $0.append(("\(method) \(path)", response?.status ?? 0, Date().timeIntervalSince(sent), text)) }
             }
         }
         for thread in threads { thread.start() }

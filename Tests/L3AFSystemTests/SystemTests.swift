@@ -1,6 +1,7 @@
 import Foundation
 import L3AFModel
 import L3AFSystem
+import Synchronization
 import Testing
 
 @Suite struct FileLockTests {
@@ -37,7 +38,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = "\(folder)/lock"
         let (holder, input) = try holdInAnotherProcess(path)
-        let told = Mutex2()
+        let told = Flag()
         let started = Date()
         #expect(throws: FileLock.Held.self) { _ = try FileLock(path: path, wait: .seconds(0.3, notify: { _ in told.set() })) }
         #expect(Date().timeIntervalSince(started) >= 0.3 && told.value)
@@ -60,16 +61,16 @@ import Testing
 
     @Test func blockingWorkRunsOffThePool() async throws {
         let results = try await withThrowingTaskGroup(of: Int.self) { group in
-            for i in 0..<8 { group.addTask { try await OffPool.run { usleep(100_000); return i } } }
+            for i in 0..<8 { group.addTask { await OffPool.run { usleep(100_000); return i } } }
             return try await group.reduce(0, +)
         }
         #expect(results == 28)
     }
 }
 
-final class Mutex2: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    func set() { lock.lock(); flag = true; lock.unlock() }
-    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+/// A flag set from a `@Sendable` callback.
+final class Flag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var value: Bool { flag.load(ordering: .relaxed) }
 }

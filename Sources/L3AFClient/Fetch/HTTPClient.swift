@@ -1,7 +1,7 @@
 internal import CCurl
-import Dispatch
 import Foundation
 import L3AFModel
+import L3AFSystem
 
 /// One HTTP request.
 public struct HTTPRequest: Sendable {
@@ -50,7 +50,7 @@ public struct HTTPResponse: Sendable {
     public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// HTTP over libcurl (easy interface). Each transfer runs on a Dispatch thread, off Swift's cooperative pool.
+/// HTTP over libcurl (easy interface). Each transfer runs on a thread of its own, off Swift's cooperative pool.
 public struct HTTPClient: Sendable {
     /// Protocols, connect timeout and low-speed abort, shared with ``Downloader``; retries are the caller's.
     public var policy: TransferPolicy
@@ -63,16 +63,11 @@ public struct HTTPClient: Sendable {
     public func send(_ request: HTTPRequest) async throws(TransportError) -> HTTPResponse {
         // A transfer blocks its thread for as long as the server takes: a thread of its own, never one of the
         // cooperative pool's or dispatch's few (one slow server must not stall every other request).
-        let result: Result<HTTPResponse, TransportError> = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(returning: Result { () throws(TransportError) in try perform(request) })
-            }
-        }
-        return try result.get()
+        try await OffPool.run { () throws(TransportError) in try perform(request) }
     }
 
-    /// The blocking transfer.
-    func perform(_ request: HTTPRequest) throws(TransportError) -> HTTPResponse {
+    /// The blocking transfer, on the calling thread (``send(_:)`` runs it on a thread of its own).
+    public func perform(_ request: HTTPRequest) throws(TransportError) -> HTTPResponse {
         Self.initializeCurl()
         guard let handle = curl_easy_init() else { throw TransportError(url: request.url, code: "curl_easy_init", message: "libcurl failed to start") }
         defer { curl_easy_cleanup(handle) }

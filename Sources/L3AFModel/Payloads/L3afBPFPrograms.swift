@@ -93,6 +93,14 @@ public struct HookLists<Element: Codable & Hashable & Sendable>: Hashable, Senda
         tcEgress = try c.decodeIfPresent([Element].self, forKey: .tcEgress) ?? []
         probes = try c.decodeIfPresent([Element].self, forKey: .probes) ?? []
     }
+
+    /// An empty list is written `null`, as l3afd's Go encoder writes a nil slice (and reads back as empty).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        for (list, key) in [(xdpIngress, CodingKeys.xdpIngress), (tcIngress, .tcIngress), (tcEgress, .tcEgress), (probes, .probes)] {
+            if list.isEmpty { try c.encodeNil(forKey: key) } else { try c.encode(list, forKey: key) }
+        }
+    }
 }
 
 extension HostPayload where Element == BPFProgram {

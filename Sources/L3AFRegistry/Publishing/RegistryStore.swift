@@ -32,7 +32,7 @@ public actor RegistryStore {
         self.indexLifetime = indexLifetimeSeconds
         self.now = now
         self.logger = logger
-        self.lock = try RegistryLock(path: layout.lockFile)
+        self.lock = RegistryLock(path: layout.lockFile)
         self.cache = TreeCache(tree: layout.tree)
         let stamp = now()
         let recovered = try lock.withLock { () throws(RegistryError) in try Recovery.run(layout: layout, logger: logger) }
@@ -73,16 +73,11 @@ public actor RegistryStore {
     ) async throws(RegistryError) -> PublishReceipt {
         try authorize(token, for: name)
         // libarchive and libbpf are blocking C: on a thread of their own, never on the cooperative pool.
-        let outcome: Result<InspectedPackage, PackageError>
-        do {
-            outcome = try await OffPool.run { Result { () throws(PackageError) in try PackageInspector.inspect(tarball, name: "\(name)@\(version)") } }
-        } catch {
-            throw RegistryError(.internalFailure, "inspection-failed", "inspecting the upload failed: \(error)")
-        }
         let inspected: InspectedPackage
-        switch outcome {
-        case .success(let value): inspected = value
-        case .failure(let error): throw RegistryError.invalid(error)
+        do {
+            inspected = try await OffPool.run { () throws(PackageError) in try PackageInspector.inspect(tarball, name: "\(name)@\(version)") }
+        } catch {
+            throw RegistryError.invalid(error)
         }
         return try await write(inspected, name: name, version: version, tarball: tarball, tag: tag, token: token)
     }
@@ -390,7 +385,7 @@ public actor RegistryStore {
     /// Revokes the token `id`: its hash is removed, so it is refused from the next request on (the server re-reads
     /// the tokens on every write).
     public static func revokeToken(layout: RegistryLayout, id: String) throws(RegistryError) -> TokenSummary {
-        let lock = try RegistryLock(path: layout.lockFile)
+        let lock = RegistryLock(path: layout.lockFile)
         return try lock.withLock { () throws(RegistryError) -> TokenSummary in
             var credentials = try Credentials.load(layout)
             let record = try credentials.revokeToken(id)
@@ -403,7 +398,7 @@ public actor RegistryStore {
     /// returns the token. Works whether or not a server is running on the same root.
     public static func addToken(layout: RegistryLayout, owner: String, packages: [String], now: Timestamp = Timestamp(Date())) throws(RegistryError) -> String {
         try RegistryFiles.makeFolders(layout.privateFolder)
-        let lock = try RegistryLock(path: layout.lockFile)
+        let lock = RegistryLock(path: layout.lockFile)
         return try lock.withLock { () throws(RegistryError) -> String in
             var credentials = try Credentials.load(layout)
             let token = credentials.addToken(owner: owner, packages: packages, now: now)

@@ -24,7 +24,6 @@ enum RegistryFiles {
 struct RegistryLock: Sendable {
     let path: String
 
-    init(path: String) throws(RegistryError) { self.path = path }
 
     func withLock<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
         let lock: FileLock

@@ -83,8 +83,9 @@ public struct ChainEngine: Sendable {
     /// what it cleaned.
     @discardableResult
     public func repair(interface: String, hook: Hook) throws(ChainError) -> Leftovers {
-        let leftovers = try settledRead(interface, hook).leftovers
-        _ = try readForChange(interface, hook)
+        var state = try settledRead(interface, hook)
+        let leftovers = state.leftovers
+        clean(&state, interface, hook)
         return leftovers
     }
 
@@ -404,6 +405,12 @@ public struct ChainEngine: Sendable {
     /// and pins no walk reaches are removed. Only for writers, under the host lock.
     private func readForChange(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
         var state = try settledRead(interface, hook)
+        clean(&state, interface, hook)
+        return state
+    }
+
+    /// Finishes or clears `state`'s leftovers on bpffs and updates the members' folders to match.
+    private func clean(_ state: inout State, _ interface: String, _ hook: Hook) {
         let base = hookFolder(interface, hook)
         for folder in state.leftovers.unfinished {
             guard let index = state.members.firstIndex(where: { $0.folder == folder }) else { continue }
@@ -418,7 +425,6 @@ public struct ChainEngine: Sendable {
             removePins(folder, pruneParent: true)
         }
         state.leftovers = Leftovers()
-        return state
     }
 
     /// Reads the chain without changing anything: walks from the root's slot 0 through each program's next map,
