@@ -67,6 +67,9 @@ public struct BPFObjectFile: ~Copyable {
     /// Opens an object from its bytes with `bpf_object__open_mem`.
     public init(bytes: [UInt8], name: String) throws(BPFError) {
         BPFLog.routeByDefault()
+        if let problem = BTFCheck.problem(in: bytes) {
+            throw BPFError(.open, errno: EINVAL, context: "checking \(name)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
+        }
         // libelf reads the buffer in place for the object's life, so it gets its own copy.
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
         bytes.withUnsafeBytes { copy.copyMemory(from: $0) }

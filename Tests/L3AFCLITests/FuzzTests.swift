@@ -101,6 +101,16 @@ import Testing
         }
     }
 
+    /// Inputs the fuzzer found that crashed a library (`Tests/Fuzz/crashes/`): each is refused now, in-process.
+    @Test func earlierCrashesAreRefused() throws {
+        let folder = Fixtures.repositoryRoot.appending(path: "Tests/Fuzz/crashes").path
+        let program = Manifest.Program(hook: .xdpIngress, objectFile: "xdp_root.bpf.o", entryFunction: "xdp_root", nextMap: "xdp_root_next")
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() where name.hasPrefix("elf-") {
+            let bytes = Array(try #require(FileManager.default.contents(atPath: "\(folder)/\(name)")))
+            #expect(throws: BPFError.self, "\(name)") { _ = try BPFObjectFile(bytes: bytes, name: name).problems(for: program) }
+        }
+    }
+
     @Test func l3afdPayloads() {
         Self.fuzz("payload", seeds: Self.corpus("payload")) { input in
             if let payloads = try? DocumentDecoder.decode([L3afBPFPrograms].self, from: input, document: "fuzz") {

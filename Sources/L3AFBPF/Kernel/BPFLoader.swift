@@ -1,3 +1,4 @@
+import Foundation
 internal import CBPF
 import Glibc
 import L3AFModel
@@ -38,6 +39,10 @@ public enum BPFLoader {
         options.kernel_log_buf = log
         options.kernel_log_size = logSize
         options.kernel_log_level = 0
+        // The file's BTF is checked first: libbpf before 1.3 crashes on a type referring past the last one.
+        if let bytes = FileManager.default.contents(atPath: path), let problem = BTFCheck.problem(in: Array(bytes)) {
+            throw BPFError(.open, errno: EINVAL, context: "checking \(path)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
+        }
         guard let object = bpf_object__open_file(path, &options) else {
             throw BPFError(.open, errno: errno, context: "bpf_object__open_file(\(path))", detail: "it is not a BPF ELF object libbpf can read")
         }
