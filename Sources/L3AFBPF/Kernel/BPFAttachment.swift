@@ -30,6 +30,19 @@ public enum BPFAttachment {
         return BPFDescriptor(fd)
     }
 
+    /// Detaches the XDP link pinned at `linkPin` now, with `bpf_link_detach`: unpinning alone drops the last
+    /// reference, but the kernel frees a link from a work queue, so the program can stay on the interface for a
+    /// moment after the pin is gone. A pin that isn't there is not an error.
+    public static func detachXDP(linkPin: String) throws(BPFError) {
+        let link: BPFDescriptor
+        do { link = try BPFDescriptor.pinned(at: linkPin) } catch { return }
+        guard bpf_link_detach(link.fd) == 0 else {
+            let code = errno
+            guard code == ENOLINK || code == ENOENT else { throw BPFError(.detach, errno: code, context: "bpf_link_detach(\(linkPin))", detail: nil) }
+            return
+        }
+    }
+
     private static func tcHook(_ index: Int32, _ hook: Hook) -> bpf_tc_hook {
         var tcHook = bpf_tc_hook()
         tcHook.sz = optionsSize(\bpf_tc_hook.parent, UInt32.self)

@@ -372,8 +372,12 @@ public struct ChainEngine: Sendable {
 
     private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) {
         let folder = "\(hookFolder(interface, hook))/root"
-        if hook != .xdpIngress { try? BPFAttachment.detachTC(interface: interface, hook: hook) }
-        // Unpinning the XDP link drops the last reference to it, which detaches the root.
+        // Detached before the pins go: the kernel frees an unpinned link later, from a work queue.
+        if hook == .xdpIngress {
+            try? BPFAttachment.detachXDP(linkPin: "\(folder)/link")
+        } else {
+            try? BPFAttachment.detachTC(interface: interface, hook: hook)
+        }
         removePins(folder, pruneParent: false)
         removePins(hookFolder(interface, hook), pruneParent: true)
     }
