@@ -17,6 +17,25 @@ import Synchronization
 /// change left, and makes the kernel run the last revision. On SIGTERM or SIGINT it stops serving and exits,
 /// leaving every program attached: traffic keeps flowing while it is down.
 public enum Daemon {
+    /// l3afd's config store (`[l3af-config-store] filename`, the `[]L3afBPFPrograms` l3afd applied last), applied as
+    /// the first revision when this host has none yet, so a host moving from l3afd comes up running what it ran. A
+    /// store that can't be read or applied stops the start: serving an empty host in its place would drop its programs.
+    static func importConfigStore(_ store: String, into host: HostManager, hostName: String, logger: Logger) async throws {
+        guard try await host.observe({ try $0.database.current() }) == nil, let bytes = AtomicFile.read(store) else { return }
+        guard !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) else { return }
+        let payloads: [L3afBPFPrograms]
+        do { payloads = try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: store) } catch {
+            throw DaemonError(.badConfiguration, "l3afd's config store \(store) can't be imported: \(error.description)",
+                              hint: "fix or move the file away (l3afd writes it as a JSON list of L3afBPFPrograms)")
+        }
+        do {
+            let revision = try await host.apply(payloads, mode: .host, hostName: hostName, cause: "import l3afd's config store \(store)")
+            logger.notice("imported l3afd's config store \(store) as revision \(revision?.number ?? 0)")
+        } catch {
+            throw DaemonError(.badConfiguration, "l3afd's config store \(store) can't be applied: \(error)", hint: "fix or move the file away, then start again")
+        }
+    }
+
     public static func run(_ configuration: DaemonConfiguration, logger: Logger, onListening: @escaping @Sendable (Int, Int?) -> Void) async throws {
         try configuration.validate()
         for notice in configuration.notices { logger.notice("\(notice)") }
@@ -27,6 +46,8 @@ public enum Daemon {
                                   actor: "l3afd", notify: { message in logger.notice("\(message)") })
         options.historyLimit = configuration.historyLimit
         options.hostName = configuration.hostName
+        options.plainRepository = configuration.plainRepository
+        options.plainRoots = configuration.plainRoots
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.
@@ -36,6 +57,7 @@ public enum Daemon {
             logger.error("could not restore the last revision: \(error)")
         }
         let hostName = configuration.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        if let store = configuration.configStore { try await importConfigStore(store, into: host, hostName: hostName, logger: logger) }
         let metrics = DaemonMetrics(samples: configuration.samples, hostName: hostName)
         await metrics.sample(host)
 
@@ -43,7 +65,7 @@ public enum Daemon {
         let policy = AccessPolicy(
             hostNames: Set(([hostName, ProcessInfo.processInfo.hostName] + configuration.allowedHosts).map { $0.lowercased() }.filter { !$0.isEmpty }),
             token: token, sanRules: configuration.tls?.sanMatchRules ?? [])
-        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName)
+        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName, configStore: configuration.configStore)
         @Sendable func apiRouter() -> Router<DaemonContext> {
             let router = Router(context: DaemonContext.self)
             router.add(middleware: JSONErrorMiddleware(server: "l3afd"))
@@ -81,6 +103,15 @@ public enum Daemon {
             services.append(Application(
                 router: metricsRouter, server: .http1(configuration: http1), configuration: serverConfiguration(.hostname(address.host, port: address.port)),
                 onServerRunning: { channel in ports.metrics(channel.localAddress?.port ?? address.port) }, logger: logger))
+        }
+        if let debugListen = configuration.chainDebugListen {
+            let address = try DaemonConfiguration.address(debugListen, option: "[ebpf-chain-debug] addr")
+            let debugRouter = Router()
+            routes.registerChainDebug(on: debugRouter, mapRoot: (configuration.pinRoot as NSString).deletingLastPathComponent, pinRoot: configuration.pinRoot)
+            services.append(Application(
+                router: debugRouter, server: .http1(configuration: http1), configuration: serverConfiguration(.hostname(address.host, port: address.port)),
+                onServerRunning: { channel in logger.notice("chain debug view (GET /bpfs/{iface}) on \(address.host):\(channel.localAddress?.port ?? address.port)") },
+                logger: logger))
         }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -1,5 +1,6 @@
 import Foundation
 import L3AFClient
+import L3AFHost
 import L3AFModel
 
 /// How `l3afd` runs: from a JSON file (`--config`), then flags. Everything the client takes (registry, trusted keys,
@@ -73,6 +74,14 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var historyLimit = 1000
     /// What reading the configuration has to say (an l3afd.cfg key with no effect here, and why); logged at start.
     public var notices: [String] = []
+    /// l3afd's default repository (`[ebpf-repo] url`): plain, trusted on first use.
+    public var plainRepository: String?
+    /// The roots as `[xdp-root]` / `[tc-root]` describe them, from ``plainRepository``.
+    public var plainRoots: [Hook: PlainRoot] = [:]
+    /// Where l3afd's chain debug view (`GET /bpfs/{iface}`) is served (`[ebpf-chain-debug]`); `nil`: not served.
+    public var chainDebugListen: String?
+    /// l3afd's config store (`[l3af-config-store] filename`): imported as the first revision when there is none yet.
+    public var configStore: String?
 
     public init() {}
 

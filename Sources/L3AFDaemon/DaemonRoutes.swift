@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import L3AFHost
 import L3AFModel
+import L3AFRuntime
+import L3AFSystem
 import NIOCore
 
 /// Every route the daemon serves, for the OpenAPI check and the docs: (method, path with `{parameters}`).
@@ -16,6 +18,9 @@ struct DaemonRoutes: Sendable {
     let host: HostManager
     let metrics: DaemonMetrics
     let hostName: String
+    /// l3afd's config store, rewritten after each change as l3afd does, so tools that read it (and l3afd, if the host
+    /// goes back to it) find the configuration.
+    var configStore: String?
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
@@ -47,7 +52,10 @@ struct DaemonRoutes: Sendable {
     func perform<Operation: HostOperation>(_ operation: Operation) async throws -> Response {
         do {
             let reply = try await operation.perform(on: host)
-            if Operation.method == "POST" { await metrics.sample(host) }
+            if Operation.method == "POST" {
+                await metrics.sample(host)
+                await writeConfigStore()
+            }
             return try json(reply)
         } catch {
             await failed(operation.programs)
@@ -68,9 +76,58 @@ struct DaemonRoutes: Sendable {
         }
     }
 
+    /// l3afd's chain debug view, `GET /bpfs/{iface}`: every program running on the interface, each hook's root first,
+    /// in chain order, with l3afd's field names (`Program`, `FilePath`, `MapNamePath`, `PrevMapNamePath`, `ProgID`).
+    func registerChainDebug<Context: RequestContext>(on router: Router<Context>, mapRoot: String, pinRoot: String) {
+        let engine = ChainEngine(pinRoot: pinRoot, roots: [:], mapRoot: mapRoot)
+        router.get("/bpfs/{iface}") { _, context in
+            let iface = try context.parameters.require("iface")
+            let snapshot = try await host.observe { try $0.snapshot() }
+            let kernel = try await host.observe { try $0.kernelChains(snapshot) }
+            var details: [ChainDebugEntry] = []
+            for hook in Hook.allCases {
+                let key = ChainKey(interface: iface, hook: hook)
+                guard let running = kernel[key], !running.isEmpty else { continue }
+                var previous = ""
+                if let root = snapshot.roots[hook.rawValue] {
+                    var program = BPFProgram(name: root.package.rawValue, seqID: 0)
+                    program.version = root.version.rawValue
+                    program.mapName = root.program.nextMap
+                    program.objectFile = root.program.objectFile
+                    program.entryFunctionName = root.program.entryFunction
+                    program.progType = hook.programType
+                    program.adminStatus = "enabled"
+                    previous = (try? engine.mapFolder(iface, hook, root.package.rawValue, root.version.rawValue)).map { "\($0)/\(root.program.nextMap)" } ?? ""
+                    details.append(ChainDebugEntry(program: program, filePath: (root.objectPath as NSString).deletingLastPathComponent, mapNamePath: previous,
+                                                   prevMapNamePath: "", progID: host.chains.rootProgramID(on: key) ?? 0))
+                }
+                for entry in running {
+                    guard let placed = snapshot.program(named: entry.package, on: key) else { continue }
+                    let path = (try? engine.mapFolder(iface, hook, entry.package, entry.version)).map { "\($0)/\(placed.program.nextMap)" } ?? ""
+                    details.append(ChainDebugEntry(program: Self.program(placed), filePath: (placed.objectPath as NSString).deletingLastPathComponent,
+                                                   mapNamePath: path, prevMapNamePath: previous, progID: entry.programID))
+                    previous = path
+                }
+            }
+            return try json(details)
+        }
+    }
+
     static func registerMetrics<Context: RequestContext>(on router: Router<Context>, _ metrics: DaemonMetrics) {
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: metrics.text())))
+        }
+    }
+
+    /// Writes the configuration to l3afd's config store, when one is configured. The change is made and recorded
+    /// already, so a store that can't be written is reported on stderr, not as the change's failure.
+    func writeConfigStore() async {
+        guard let configStore else { return }
+        do {
+            let bytes = try DocumentDecoder.encode(try await configs(interface: nil))
+            try await OffPool.run { try AtomicFile.write(Array(bytes), to: configStore, mode: 0o644) }
+        } catch {
+            FileHandle.standardError.write(Data("l3afd: could not write l3afd's config store \(configStore): \(error)\n".utf8))
         }
     }
 
@@ -117,6 +174,21 @@ struct DaemonRoutes: Sendable {
         entry.entryFunctionName = placed.program.entryFunction
         entry.ebpfPackageRepoURL = placed.source ?? ""
         return entry
+    }
+}
+
+/// One program of l3afd's chain debug view, with l3afd's field names.
+struct ChainDebugEntry: Encodable {
+    let program: BPFProgram
+    let filePath: String
+    let mapNamePath: String
+    let prevMapNamePath: String
+    let progID: UInt32
+    let restartCount = 0
+
+    enum CodingKeys: String, CodingKey {
+        case program = "Program", filePath = "FilePath", mapNamePath = "MapNamePath", prevMapNamePath = "PrevMapNamePath", progID = "ProgID",
+             restartCount = "RestartCount"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFHost
 import L3AFModel
 
 /// l3afd's own configuration file, `l3afd.cfg` (INI: `[section]` headers, `key: value` or `key = value` lines, `#` and
@@ -19,7 +20,6 @@ public enum L3afdConfigFile {
         "l3afd": [
             "pid-file": "l3afd keeps its pid in <state>/l3afd.pid (one daemon per state folder)",
             "datacenter": "it has no meaning here",
-            "bpf-dir": "programs are loaded by libbpf from the repo; no working copy is needed",
             "bpf-log-dir": "user programs log to <state>/user-programs/<name>.log",
             "kernel-major-version": "the kernel is asked (uname), not told",
             "kernel-minor-version": "the kernel is asked (uname), not told",
@@ -29,30 +29,24 @@ public enum L3afdConfigFile {
             "HotReloadEnabled": "l3afd restarts without touching the chains; there is nothing to hand over",
         ],
         "web": ["ebpf-poll-interval": "monitor maps are sampled every sample_interval_seconds (1 s)"],
-        "xdp-root": rootNotices("xdp-root"), "tc-root": rootNotices("tc-root"),
-        "ebpf-chain-debug": [
-            "addr": "GET /bpfs/{iface} is not served; `l3af status` and GET /l3af/v1/status show the chains",
-            "enabled": "GET /bpfs/{iface} is not served; `l3af status` and GET /l3af/v1/status show the chains",
-        ],
-        "l3af-config-store": ["filename": "the configuration lives in <state>/state.db, with its history"],
+        "xdp-root": ["command": "l3afd loads the root itself; it has no user program"],
+        "tc-root": ["command": "l3afd loads the roots itself; they have no user program"],
         "mtls": ["cert-expiry-warning-days": "certificate expiry is not watched by l3afd"],
     ]
 
     /// Keys honoured, by section.
     static let honoured: [String: Set<String>] = [
-        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath"],
+        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath", "bpf-dir"],
         "ebpf-repo": ["url"],
+        "xdp-root": ["package-name", "artifact", "ingress-map-name", "version", "object-file", "entry-function-name"],
+        "tc-root": ["package-name", "artifact", "ingress-map-name", "egress-map-name", "version", "ingress-object-file", "egress-object-file",
+                    "ingress-entry-function-name", "egress-entry-function-name"],
+        "l3af-config-store": ["filename"],
+        "ebpf-chain-debug": ["addr", "enabled"],
         "web": ["metrics-addr", "n-metric-samples"],
         "l3af-configs": ["restapi-addr"],
         "mtls": ["enabled", "min-tls-version", "cert-dir", "cacert-filename", "server-crt-filename", "server-key-filename", "san-match-rules"],
     ]
-
-    /// The root sections' keys: accepted; the roots come from the `xdp-root` and `tc-root` packages.
-    static func rootNotices(_ section: String) -> [String: String] {
-        let keys = ["package-name", "artifact", "command", "ingress-map-name", "egress-map-name", "version", "object-file", "entry-function-name",
-                    "ingress-object-file", "egress-object-file", "ingress-entry-function-name", "egress-entry-function-name"]
-        return Dictionary(uniqueKeysWithValues: keys.map { ($0, "the root comes from the \(section) package") })
-    }
 
     static func bad(_ path: String, _ line: Int, _ problem: String, hint: String? = nil) -> DaemonError {
         DaemonError(.badConfiguration, "\(path) line \(line): \(problem)", hint: hint)
@@ -100,10 +94,22 @@ public enum L3afdConfigFile {
             guard BPFProgram.repositorySchemes.contains(urlScheme(of: url) ?? "") else {
                 throw bad(path, line, "[ebpf-repo] url '\(url)' is not a file, http or https URL")
             }
-            configuration.client.registry = url
-            // The operator configured it: payloads that name it as their ebpf_package_repo_url are fetched from it as
-            // a plain l3afd repository.
-            if !configuration.client.allowUnsigned.contains(url) { configuration.client.allowUnsigned.append(url) }
+            // The operator configured it: programs naming no repository, and the roots, come from it as from a plain
+            // l3afd repository (trusted on first use).
+            configuration.plainRepository = url
+            configuration.plainRoots = try roots(value, path: path)
+        }
+        if let (folder, line) = value("l3afd", "bpf-dir"), !folder.isEmpty {
+            guard folder.hasPrefix("/") else { throw bad(path, line, "bpf-dir '\(folder)' is not an absolute path") }
+            configuration.client.repo = folder
+        }
+        if let (text, line) = value("ebpf-chain-debug", "enabled"), !text.isEmpty {
+            guard let enabled = bool(text) else { throw bad(path, line, "[ebpf-chain-debug] enabled '\(text)' is not true or false") }
+            if enabled { configuration.chainDebugListen = value("ebpf-chain-debug", "addr").map(\.value).flatMap { $0.isEmpty ? nil : $0 } ?? "localhost:8899" }
+        }
+        if let (file, line) = value("l3af-config-store", "filename"), !file.isEmpty {
+            guard file.hasPrefix("/") else { throw bad(path, line, "[l3af-config-store] filename '\(file)' is not an absolute path") }
+            configuration.configStore = file
         }
         if let (address, _) = value("l3af-configs", "restapi-addr"), !address.isEmpty { configuration.listen = address }
         if let (address, _) = value("web", "metrics-addr"), !address.isEmpty { configuration.metricsListen = address }
@@ -156,6 +162,42 @@ public enum L3afdConfigFile {
             }
         }
         return configuration
+    }
+
+    /// The roots as `[xdp-root]` and `[tc-root]` describe them, upstream's defaults for keys not given.
+    static func roots(_ value: (String, String) -> (value: String, line: Int)?, path: String) throws(DaemonError) -> [Hook: PlainRoot] {
+        func root(_ section: String, _ prefix: String, hook: Hook, defaults: [String: String]) throws(DaemonError) -> PlainRoot {
+            func get(_ key: String) -> (value: String, line: Int) {
+                if let given = value(section, key), !given.value.isEmpty { return given }
+                let bare = key.hasPrefix(prefix) ? String(key.dropFirst(prefix.count)) : key
+                return (defaults[bare] ?? defaults[key] ?? "", 0)
+            }
+            func name(_ key: String) throws(DaemonError) -> String {
+                let (text, line) = get(key)
+                do { _ = try FileName(text, field: "[\(section)] \(key)") } catch { throw bad(path, line, error.description, hint: error.hint) }
+                return text
+            }
+            let package: PackageName
+            do { package = try PackageName(get("package-name").value) } catch {
+                throw bad(path, get("package-name").line, "[\(section)] package-name: \(error.description)", hint: error.hint)
+            }
+            return PlainRoot(package: package, version: try name("version"), artifact: try name("artifact"), objectFile: try name(prefix + "object-file"),
+                             entryFunction: try name(prefix + "entry-function-name"), rootMap: try name(prefix.isEmpty ? "ingress-map-name" : prefix + "map-name"))
+        }
+        return [
+            .xdpIngress: try root("xdp-root", "", hook: .xdpIngress, defaults: [
+                "package-name": "xdp-root", "version": "latest", "artifact": "l3af_xdp_root.tar.gz", "object-file": "xdp_root.bpf.o",
+                "entry-function-name": "xdp_root", "ingress-map-name": "xdp_root_array",
+            ]),
+            .tcIngress: try root("tc-root", "ingress-", hook: .tcIngress, defaults: [
+                "package-name": "tc-root", "version": "latest", "artifact": "l3af_tc_root.tar.gz", "object-file": "tc_root_ingress.bpf.o",
+                "entry-function-name": "tc_ingress_root", "map-name": "tc_ingress_root_array",
+            ]),
+            .tcEgress: try root("tc-root", "egress-", hook: .tcEgress, defaults: [
+                "package-name": "tc-root", "version": "latest", "artifact": "l3af_tc_root.tar.gz", "object-file": "tc_root_egress.bpf.o",
+                "entry-function-name": "tc_egress_root", "map-name": "tc_egress_root_array",
+            ]),
+        ]
     }
 
     /// `10s`, `1m`, `2h`, or plain seconds.

@@ -16,6 +16,12 @@ public struct HostOptions: Sendable {
     public var actor: String
     /// The packages whose programs are the roots of each hook.
     public var rootPackages: [Hook: PackageName]
+    /// l3afd's default repository (`[ebpf-repo] url`): a plain one, for payload programs that name no repository.
+    /// `nil`: those come from the signed registry.
+    public var plainRepository: String?
+    /// Roots described as l3afd's `[xdp-root]` and `[tc-root]` describe them, fetched from ``plainRepository``; a
+    /// hook not listed here takes its root from ``rootPackages``.
+    public var plainRoots: [Hook: PlainRoot] = [:]
     /// Revisions kept; older ones are pruned after each change.
     public var historyLimit = 1000
     /// The name payloads' `host_name` must match, when not the system's host name (l3afd's `host_name` setting).
@@ -36,6 +42,26 @@ public struct HostOptions: Sendable {
 
     /// The host database: `state.db` in the state folder.
     public var databasePath: String { "\(client.state)/state.db" }
+}
+
+/// A root program as l3afd's configuration describes it: a manifest-less artifact in the plain repository.
+public struct PlainRoot: Sendable, Hashable {
+    public var package: PackageName
+    public var version: String
+    public var artifact: String
+    public var objectFile: String
+    public var entryFunction: String
+    /// The root's prog array (`xdp_root_array`, `tc_ingress_root_array`, `tc_egress_root_array`).
+    public var rootMap: String
+
+    public init(package: PackageName, version: String, artifact: String, objectFile: String, entryFunction: String, rootMap: String) {
+        self.package = package
+        self.version = version
+        self.artifact = artifact
+        self.objectFile = objectFile
+        self.entryFunction = entryFunction
+        self.rootMap = rootMap
+    }
 }
 
 /// What `install` is asked to do.
@@ -128,11 +154,13 @@ public final class HostManager: Sendable {
         case signed(String, registry: String?)
         /// A plain l3afd repository's artifact.
         case unsigned(name: String, version: String, artifact: String, repository: String)
+        /// From a repository a payload names: as `.signed` when it serves a signed index, else as `.unsigned`.
+        case either(name: String, version: String, artifact: String, repository: String)
 
         var description: String {
             switch self {
             case .signed(let spec, _): spec
-            case .unsigned(let name, let version, _, let repository): "\(name)@\(version) from \(repository)"
+            case .unsigned(let name, let version, _, let repository), .either(let name, let version, _, let repository): "\(name)@\(version) from \(repository)"
             }
         }
     }
@@ -182,6 +210,11 @@ public final class HostManager: Sendable {
         switch wanted {
         case .signed(let text, let registry): return try await source.fetch(try Self.spec(text), registry: registry)
         case .unsigned(let name, let version, let artifact, let repository):
+            return try await source.fetchUnsigned(name: try PackageName(name), version: version, artifact: artifact, from: repository)
+        case .either(let name, let version, let artifact, let repository):
+            if try await source.servesSignedIndex(repository) {
+                return try await source.fetch(try Self.spec("\(name)@\(version)"), registry: repository)
+            }
             return try await source.fetchUnsigned(name: try PackageName(name), version: version, artifact: artifact, from: repository)
         }
     }
@@ -271,6 +304,21 @@ public final class HostManager: Sendable {
     /// The root for `hook`, from the snapshot or else fetched (`xdp-root@latest`).
     func ensureRoot(_ hook: Hook, in snapshot: inout HostSnapshot, _ transaction: Transaction) throws {
         if snapshot.roots[hook.rawValue] != nil { return }
+        if let plain = options.plainRoots[hook] {
+            guard let repository = options.plainRepository else {
+                throw HostError(.badInput, "the \(hook) root \(plain.package) is described for a plain repository, but none is configured",
+                                hint: "set [ebpf-repo] url in l3afd.cfg")
+            }
+            let package = try transaction.package(.unsigned(name: plain.package.rawValue, version: plain.version, artifact: plain.artifact, repository: repository))
+            let program = Manifest.Program(hook: hook, objectFile: plain.objectFile, entryFunction: plain.entryFunction, nextMap: plain.rootMap)
+            let objectPath: String
+            do {
+                objectPath = try ContainedPath.resolve(RelativePath(plain.objectFile, field: "[\(hook == .xdpIngress ? "xdp" : "tc")-root] object-file"), in: package.path,
+                                                       field: "the \(hook) root's object file")
+            } catch { throw HostError(.badInput, "\(plain.package)@\(package.version): \(error.description)", hint: error.hint) }
+            snapshot.roots[hook.rawValue] = RootProgram(package: plain.package, version: package.version, program: program, objectPath: objectPath)
+            return
+        }
         let name = options.rootPackages[hook] ?? "xdp-root"
         let package = try transaction.package(.signed(name.rawValue, registry: nil))
         guard let program = try Self.manifest(of: package).programs.first(where: { $0.hook == hook }) else {

@@ -34,6 +34,8 @@ public protocol PackageSource: Sendable {
     func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String) async throws -> FetchedPackage
     /// Whether the configuration lists `repository` in `allow_unsigned`.
     func allowsUnsigned(_ repository: String) -> Bool
+    /// Whether `repository` is a signed registry (it serves a signed index) rather than a plain l3afd repository.
+    func servesSignedIndex(_ repository: String) async throws -> Bool
     /// Re-hashes an installed version's files against its install marker (before a restore or rollback loads them).
     func verifyInstalled(_ package: PackageName, version: PackageVersion) throws
 }
@@ -93,6 +95,10 @@ public struct InstallerSource: PackageSource {
         let installed = try await installer(repository).fetchUnsigned(name: name, version: version, artifact: artifact, from: repository, allowed: true)
         return FetchedPackage(name: try PackageName(installed.name), version: try PackageVersion(installed.version), path: installed.path,
                               manifest: try Self.manifest(at: installed.path), source: repository)
+    }
+
+    public func servesSignedIndex(_ repository: String) async throws -> Bool {
+        try await installer(nil).servesSignedIndex(repository)
     }
 
     public func allowsUnsigned(_ repository: String) -> Bool {

@@ -107,16 +107,24 @@ extension HostManager {
         }
     }
 
-    /// What a payload entry needs fetched: from the configured registry, another one (`ebpf_package_repo_url`), or,
-    /// when that is listed in `allow_unsigned`, a plain l3afd repository.
+    /// What a payload entry needs fetched: from the repository it names (its `ebpf_package_repo_url`: a signed registry
+    /// when it serves a signed index, else a plain l3afd repository), or, naming none, from l3afd's default plain
+    /// repository when one is configured, else from the signed registry.
     func wanted(_ entry: BPFProgram) throws(HostError) -> Wanted {
         let version = entry.version.isEmpty ? "latest" : entry.version
-        let repository = entry.ebpfPackageRepoURL.trimmingCharacters(in: .whitespaces)
-        if !repository.isEmpty, source.allowsUnsigned(repository) {
-            let artifact = entry.artifact.isEmpty ? "l3af_\(entry.name).tar.gz" : entry.artifact
-            return .unsigned(name: entry.name, version: version, artifact: artifact, repository: repository)
+        let artifact = entry.artifact.isEmpty ? "l3af_\(entry.name).tar.gz" : entry.artifact
+        let named = entry.ebpfPackageRepoURL.trimmingCharacters(in: .whitespaces)
+        func trimmed(_ url: String) -> Substring { url.hasSuffix("/") ? url.dropLast() : Substring(url) }
+        func same(_ a: String, _ b: String?) -> Bool { b.map { trimmed(a) == trimmed($0) } ?? false }
+        if named.isEmpty {
+            if let plain = options.plainRepository { return .unsigned(name: entry.name, version: version, artifact: artifact, repository: plain) }
+            return .signed(try Self.spec("\(entry.name)@\(version)").description, registry: nil)
         }
-        return .signed(try Self.spec("\(entry.name)@\(version)").description, registry: repository.isEmpty ? nil : repository)
+        if same(named, options.client.registry) { return .signed(try Self.spec("\(entry.name)@\(version)").description, registry: named) }
+        if same(named, options.plainRepository) || source.allowsUnsigned(named) {
+            return .unsigned(name: entry.name, version: version, artifact: artifact, repository: named)
+        }
+        return .either(name: entry.name, version: version, artifact: artifact, repository: named)
     }
 
     /// One payload entry as a placed program: its package (fetched before the lock), its program found in its

@@ -55,6 +55,9 @@ public final class FakePackages: PackageSource {
 
     public func allowsUnsigned(_ repository: String) -> Bool { false }
 
+    /// Every repository is the fake registry.
+    public func servesSignedIndex(_ repository: String) async throws -> Bool { true }
+
     public func verifyInstalled(_ package: PackageName, version: PackageVersion) throws {
         if state.withLock({ $0.tampered.contains("\(package)@\(version)") }) {
             throw HostError(.badInput, "\(package)@\(version) changed since it was verified")

@@ -26,6 +26,9 @@ public final class TestNetwork: Sendable {
     public let receiverPort: String
     public let senderAddress: String
     public let receiverAddress: String
+    /// This network's folder on bpffs, removed with it: l3afd's map pins go here (the pin root's parent).
+    public let mapRoot: String
+    /// Where chains on this network are pinned.
     public let pinRoot: String
 
     public init() throws {
@@ -40,7 +43,8 @@ public final class TestNetwork: Sendable {
         let subnet = 10 + (Int(tag) ?? 0) % 200
         senderAddress = "10.213.\(subnet).1"
         receiverAddress = "10.213.\(subnet).2"
-        pinRoot = "/sys/fs/bpf/l3af-test-\(tag)"
+        mapRoot = "/sys/fs/bpf/l3af-test-\(tag)"
+        pinRoot = "\(mapRoot)/l3af"
         try? remove()
         for command in [
             ["netns", "add", sender], ["netns", "add", receiver],
@@ -64,7 +68,7 @@ public final class TestNetwork: Sendable {
         _ = try Executable.run("/usr/sbin/ip", ["netns", "del", receiver])
         _ = try Executable.run("/usr/sbin/ip", ["link", "del", bridge])
         _ = try Executable.run("/usr/sbin/ip", ["link", "del", senderPort])
-        try? FileManager.default.removeItem(atPath: pinRoot)
+        try? FileManager.default.removeItem(atPath: mapRoot)
     }
 
     /// Sends `count` pings from the sender to the receiver; how many were answered.

@@ -34,7 +34,12 @@ final class DaemonHarness {
 
     static func start(_ host: HostHarness, _ extra: [String]) throws -> (RunningProcess, String, String?) {
         let listen = extra.contains("--listen") ? [] : ["--listen", "127.0.0.1:0"]
-        let process = try RunningProcess("l3afd", arguments(host) + listen + extra)
+        return try launch(arguments(host) + listen + extra)
+    }
+
+    /// `l3afd` started with `arguments`: the process, its API's URL, and its metrics' URL when on their own address.
+    static func launch(_ arguments: [String]) throws -> (RunningProcess, String, String?) {
+        let process = try RunningProcess("l3afd", arguments)
         let line = try process.waitForLine(containing: "l3afd listening on ")
         guard let start = line.range(of: "://"), let url = line[line.index(start.lowerBound, offsetBy: -5)...].split(separator: " ").first else {
             throw FixtureError("no URL in '\(line)'")

@@ -116,7 +116,9 @@ import Testing
         let allowed = try client.l3af(["fetch", "ratelimiting@latest", "--l3afd-repo", url, "--platform", "focal", "--allow-unsigned"])
         #expect(allowed.status == 0, "\(allowed.stderr)")
         #expect(allowed.stdout.contains("is UNSIGNED"))
-        #expect(FileManager.default.fileExists(atPath: "\(client.repo)/ratelimiting/latest/l3af_ratelimiting/ratelimiting.bpf.o"))
+        // `latest` moves: each build it names is installed by its digest, so what it meant before stays for rollback.
+        let digest = SHA256Digest(of: tarball).hex.prefix(12)
+        #expect(FileManager.default.fileExists(atPath: "\(client.repo)/ratelimiting/latest-\(digest)/l3af_ratelimiting/ratelimiting.bpf.o"))
     }
 }
 

@@ -264,7 +264,8 @@ final class NginxServer: Sendable {
     let url: String
     let process: RunningProcess
 
-    init(tree: URL) throws {
+    /// nginx serving `tree`, ready once `probe` answers 200.
+    init(tree: URL, probe: String = "/index.json") throws {
         folder = try Fixtures.temporaryFolder("nginx")
         // A port below the kernel's ephemeral range (32768 and up), which other tests' connections draw from; a port
         // another test holds all the same is tried again with another.
@@ -284,7 +285,7 @@ final class NginxServer: Sendable {
             let process = try RunningProcess("/usr/sbin/nginx", ["-c", folder.appending(path: "nginx.conf").path, "-e", "stderr"])
             let url = "http://127.0.0.1:\(port)"
             for _ in 0..<100 {
-                if (try? Executable.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", url + "/index.json"]))?.status == 0 {
+                if (try? Executable.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", url + probe]))?.status == 0 {
                     self.process = process
                     self.url = url
                     return

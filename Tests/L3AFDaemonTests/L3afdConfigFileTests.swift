@@ -1,5 +1,6 @@
 import Foundation
 import L3AFDaemon
+import L3AFModel
 import Testing
 
 /// l3afd's own `l3afd.cfg`, read as l3afd reads it: upstream's example whole, every key honoured or noticed.
@@ -79,9 +80,15 @@ import Testing
         #expect(configuration.listen == "0.0.0.0:7080" && configuration.metricsListen == "0.0.0.0:8898")
         #expect(configuration.samples == 20 && configuration.client.connectTimeoutSeconds == 10)
         #expect(configuration.pinRoot == "/sys/fs/bpf/l3af")
-        #expect(configuration.client.registry == "file:///srv/l3afd" && configuration.client.allowUnsigned == ["file:///srv/l3afd"])
+        #expect(configuration.plainRepository == "file:///srv/l3afd" && configuration.client.registry == nil)
+        #expect(configuration.client.repo == "/dev/shm" && configuration.configStore == "/var/l3afd/l3af-config.json")
+        let xdp = try #require(configuration.plainRoots[.xdpIngress]), egress = try #require(configuration.plainRoots[.tcEgress])
+        #expect(xdp.package == "xdp-root" && xdp.version == "latest" && xdp.artifact == "l3af_xdp_root.tar.gz" && xdp.objectFile == "xdp_root.bpf.o"
+                && xdp.entryFunction == "xdp_root" && xdp.rootMap == "xdp_root_array")
+        #expect(egress.package == "tc-root" && egress.objectFile == "tc_root_egress.bpf.o" && egress.entryFunction == "tc_egress_root"
+                && egress.rootMap == "tc_egress_root_array")
         #expect(configuration.tls == nil)
-        for key in ["pid-file", "datacenter", "shutdown-timeout", "HotReloadEnabled", "ebpf-poll-interval", "entry-function-name", "filename"] {
+        for key in ["pid-file", "datacenter", "shutdown-timeout", "HotReloadEnabled", "ebpf-poll-interval", "command"] {
             #expect(configuration.notices.contains { $0.contains(" \(key) has no effect") }, "a notice for \(key): \(configuration.notices)")
         }
     }

@@ -24,9 +24,12 @@ public struct LoadedProgram: Sendable {
 public enum BPFLoader {
     /// Loads `entry` from the object at `path`. Maps named in `reuse` take the descriptor given (an existing map
     /// carried over to this object: `bpf_map__reuse_fd`) instead of being created; their shapes must match.
-    /// Only `entry` is loaded when the object holds several programs.
+    /// Only `entry` is loaded when the object holds several programs; maps its object declares pinned by name are
+    /// pinned in `pinFolder`, which must exist. When `entry`'s section names no type libbpf
+    /// knows (l3afd's programs use custom names such as `xdp-root` or `xdp_ratelimiting`), `hook` gives it: XDP,
+    /// or a TC classifier.
     public static func load(
-        objectAt path: String, entry: String, reuse: [String: BPFDescriptor] = [:]
+        objectAt path: String, entry: String, hook: Hook? = nil, reuse: [String: BPFDescriptor] = [:], pinFolder: String? = nil
     ) throws(BPFError) -> LoadedProgram {
         BPFLog.routeByDefault()
         let logSize = 1 << 20
@@ -39,6 +42,11 @@ public enum BPFLoader {
         options.kernel_log_buf = log
         options.kernel_log_size = logSize
         options.kernel_log_level = 0
+        // Maps declared `LIBBPF_PIN_BY_NAME` are pinned (or, when a pin is there, reused) in `pinFolder`, never at
+        // the bpffs root libbpf would pick.
+        let pinRootPath = pinFolder.map { strdup($0) } ?? nil
+        defer { free(pinRootPath) }
+        options.pin_root_path = UnsafePointer(pinRootPath)
         // The file's BTF is checked first: libbpf before 1.3 crashes on a type referring past the last one.
         if let bytes = FileManager.default.contents(atPath: path), let problem = BTFCheck.problem(in: Array(bytes)) {
             throw BPFError(.open, errno: EINVAL, context: "checking \(path)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
@@ -53,6 +61,14 @@ public enum BPFLoader {
             let isEntry = String(cString: bpf_program__name(program)) == entry
             found = found || isEntry
             bpf_program__set_autoload(program, isEntry)
+            if isEntry, let hook, bpf_program__type(program) == BPF_PROG_TYPE_UNSPEC {
+                if hook == .xdpIngress {
+                    bpf_program__set_type(program, BPF_PROG_TYPE_XDP)
+                    bpf_program__set_expected_attach_type(program, BPF_XDP)
+                } else {
+                    bpf_program__set_type(program, BPF_PROG_TYPE_SCHED_CLS)
+                }
+            }
             cursor = bpf_object__next_program(object, program)
         }
         guard found else {

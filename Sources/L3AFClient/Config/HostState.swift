@@ -22,7 +22,7 @@ public struct HostState: Sendable {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do { return try decoder.decode([String: Entry].self, from: Data(bytes)) } catch {
-            throw StateFileError(path: file, problem: "\(error)")
+            throw StateFileError(path: file, problem: "\(error)", protects: "index rollback protection")
         }
     }
 
@@ -48,7 +48,77 @@ public struct HostState: Sendable {
 public struct StateFileError: L3AFError {
     public let path: String
     public let problem: String
+    /// What the file guards, for the message.
+    public var protects = "index rollback protection"
     public var code: String { "state-file-corrupt" }
-    public var description: String { "\(path) can't be read (\(problem)), so index rollback protection can't be checked; nothing was fetched" }
+    public var description: String { "\(path) can't be read (\(problem)), so \(protects) can't be checked; nothing was fetched" }
     public var hint: String? { "restore it from a backup, or, to trust the registry's current index again, move it away (the next fetch records anew)" }
+}
+
+/// Trust on first use for plain l3afd repositories, which sign nothing: the sha256 of the first artifact fetched at
+/// each URL (`<repo>/<name>/<version>/<platform>/<artifact>`), so a later fetch of other bytes at the same URL is
+/// refused. A moving tag (`latest`) is the one URL allowed to change; its record follows it. Kept as
+/// `plain-artifacts.json` in the state folder, replaced atomically under the state lock.
+public struct ArtifactDigests: Sendable {
+    public let folder: String
+
+    public init(folder: String) { self.folder = folder }
+
+    /// The versions that name whatever a repository last published, so their bytes may change.
+    public static let movingVersions: Set<String> = ["latest"]
+
+    struct Entry: Codable, Equatable {
+        var sha256: String
+        var recorded: String
+    }
+
+    private var file: String { "\(folder)/plain-artifacts.json" }
+
+    private func load() throws(StateFileError) -> [String: Entry] {
+        guard let bytes = AtomicFile.read(file) else { return [:] }
+        do { return try JSONDecoder().decode([String: Entry].self, from: Data(bytes)) } catch {
+            throw StateFileError(path: file, problem: "\(error)", protects: "trust-on-first-use digests of plain repositories")
+        }
+    }
+
+    /// The digest recorded for `url`, if any.
+    public func recorded(_ url: String) throws(StateFileError) -> SHA256Digest? {
+        try load()[url].flatMap { try? SHA256Digest(hex: $0.sha256) }
+    }
+
+    /// Checks `sha256` against what `url` served before: the first time, or for a moving version, it passes;
+    /// other bytes at a fixed URL are refused, naming both digests.
+    public func check(_ url: String, sha256: SHA256Digest, moving: Bool) throws {
+        guard !moving, let before = try recorded(url), before != sha256 else { return }
+        throw ArtifactChangedError(url: url, recorded: before, served: sha256)
+    }
+
+    /// Records `sha256` as what `url` serves (after `check` passed and the artifact unpacked).
+    public func record(_ url: String, sha256: SHA256Digest, moving: Bool) throws {
+        try FileLock.withLock("\(folder)/.lock") {
+            var entries = try load()
+            if let before = entries[url], before.sha256 == sha256.hex { return }
+            if let before = entries[url], !moving {
+                throw ArtifactChangedError(url: url, recorded: (try? SHA256Digest(hex: before.sha256)) ?? sha256, served: sha256)
+            }
+            entries[url] = Entry(sha256: sha256.hex, recorded: Timestamp(Date()).description)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            try AtomicFile.write(Array(try encoder.encode(entries)), to: file)
+        }
+    }
+}
+
+/// A plain repository now serves other bytes at a URL whose first artifact this host recorded.
+public struct ArtifactChangedError: L3AFError {
+    public let url: String
+    public let recorded: SHA256Digest
+    public let served: SHA256Digest
+    public var code: String { "artifact-changed" }
+    public var description: String {
+        "\(url) now serves an artifact with sha256 \(served.hex), but this host recorded \(recorded.hex) when it first fetched it; nothing was changed"
+    }
+    public var hint: String? {
+        "a published version's bytes must not change: publish the new build as a new version (or find out who altered the repository)"
+    }
 }

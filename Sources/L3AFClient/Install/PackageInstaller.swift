@@ -153,9 +153,14 @@ public struct PackageInstaller: Sendable {
         }
     }
 
-    /// Installs an unsigned artifact from an l3afd-style repository (`<repo>/<name>/<version>/<platform>/<artifact>`),
-    /// allowed only for repositories the user lists as unsigned sources. The version, artifact and platform become
-    /// URL and path segments, so each must be a plain name.
+    /// Installs an artifact from a plain l3afd repository (`<repo>/<name>/<version>/<platform>/<artifact>`), which
+    /// signs nothing: allowed when `allowed` (the operator named the repository) or listed in `allow_unsigned`. The
+    /// version, artifact and platform become URL and path segments, so each must be a plain name.
+    ///
+    /// Trust on first use: the artifact is fetched every time, and its sha256 checked against the one recorded for
+    /// its URL when this host first fetched it (``ArtifactDigests``); other bytes are refused, naming both digests.
+    /// A moving version (`latest`) may change: each of its builds is installed as `latest-<digest prefix>`, so what
+    /// `latest` meant in an earlier revision stays installed for rollback.
     public func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String, allowed: Bool) async throws -> InstalledPackage {
         let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
         guard allowed || configuration.allowUnsigned.contains(where: { $0 == repository || $0 == base }) else {
@@ -167,26 +172,55 @@ public struct PackageInstaller: Sendable {
         _ = try FileName(version, field: "version")
         _ = try FileName(artifact, field: "artifact")
         _ = try FileName(platform, field: "platform")
-        let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
-        let repo = configuration.repo
-        let folder = Unpacker.versionFolder(repo: repo, name: name.rawValue, version: version)
-        let reuse: @Sendable () throws -> InstalledPackage? = {
-            guard let marker = InstallMarker.read(in: folder) else { return nil }
-            try Self.checkReuse(marker, folder: folder, artifact: artifact, sha256: nil, source: url, unsigned: true, what: "\(name)@\(version) from \(url)")
-            return InstalledPackage(name: name.rawValue, version: version, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
-                                    source: .installed, unsigned: true, yanked: false, deprecated: nil)
+        guard artifact.hasSuffix(".tar.gz") || artifact.hasSuffix(".tgz") || artifact.hasSuffix(".zip") else {
+            throw ConfigurationError(description: "artifact '\(artifact)' is neither a .tar.gz nor a .zip", hint: "l3afd repositories serve l3af_<name>.tar.gz or .zip")
         }
-        // A marker means a complete folder: checked without the lock, and again under it before unpacking.
-        if let installed = try reuse() { return installed }
+        let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
         let response = try await signedMetadata(from: base).get(url, headers: [])
         let sha256 = SHA256Digest(of: response.body)
+        let digests = ArtifactDigests(folder: configuration.state)
+        let moving = ArtifactDigests.movingVersions.contains(version)
+        try await OffPool.run { try digests.check(url, sha256: sha256, moving: moving) }
+        let installedVersion = moving ? "\(version)-\(sha256.hex.prefix(12))" : version
+        let repo = configuration.repo
+        let folder = Unpacker.versionFolder(repo: repo, name: name.rawValue, version: installedVersion)
+        let reuse: @Sendable () throws -> InstalledPackage? = {
+            guard let marker = InstallMarker.read(in: folder) else { return nil }
+            try Self.checkReuse(marker, folder: folder, artifact: artifact, sha256: sha256, source: url, unsigned: true, what: "\(name)@\(version) from \(url)")
+            return InstalledPackage(name: name.rawValue, version: installedVersion, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
+                                    source: .installed, unsigned: true, yanked: false, deprecated: nil)
+        }
         try AtomicFile.write(response.body, to: cachePath(sha256), mode: 0o600)
         let unpacker = self.unpacker, tarball = cachePath(sha256)
-        return try await Self.withRepoLock(repo) {
+        let installed = try await Self.withRepoLock(repo) {
             if let installed = try reuse() { return installed }
-            let path = try unpacker.unpack(tarball: tarball, repo: repo, name: name.rawValue, version: version,
+            let path = try unpacker.unpack(tarball: tarball, repo: repo, name: name.rawValue, version: installedVersion,
                                            artifact: artifact, sha256: sha256, source: url, unsigned: true)
-            return InstalledPackage(name: name.rawValue, version: version, path: path, sha256: sha256, source: .downloaded, unsigned: true, yanked: false, deprecated: nil)
+            return InstalledPackage(name: name.rawValue, version: installedVersion, path: path, sha256: sha256, source: .downloaded, unsigned: true,
+                                    yanked: false, deprecated: nil)
+        }
+        // Recorded once it unpacked: bytes that never installed are not what this host trusts.
+        try await OffPool.run { try digests.record(url, sha256: sha256, moving: moving) }
+        return installed
+    }
+
+    /// Whether `repository` is a signed registry (it serves `index.json`) rather than a plain l3afd repository. Only
+    /// "not there" means plain: any other failure is an error, so a registry that is down is never taken for a plain one.
+    public func servesSignedIndex(_ repository: String) async throws -> Bool {
+        let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
+        if base == configuration.registry { return true }
+        if urlScheme(of: base) == "file" {
+            guard let path = URL(string: "\(base)/index.json")?.path else { return false }
+            return FileManager.default.fileExists(atPath: path)
+        }
+        let response: HTTPResponse
+        do { response = try await http.send(HTTPRequest(url: "\(base)/index.json", headers: [])) } catch let error as TransportError {
+            throw FetchError(url: "\(base)/index.json", reason: .transport(error.message, attempts: 1))
+        }
+        switch response.status {
+        case 200: return true
+        case 403, 404, 410: return false
+        default: throw FetchError(url: "\(base)/index.json", reason: .status(response.status, attempts: 1))
         }
     }
 

@@ -24,11 +24,17 @@ public struct ChainEngine: Sendable {
     public let pinRoot: String
     /// The root program of each hook (`xdp-root`, `tc-root`).
     public let roots: [Hook: ChainMember]
+    /// l3afd's `BpfMapDefaultPath`: every member's maps are pinned again where l3afd pins them,
+    /// `<mapRoot>/<interface>/<package>/<version_>/<map>` (TC: under `<mapRoot>/tc/globals/`), and maps its object
+    /// declares `LIBBPF_PIN_BY_NAME` are pinned (or found) there, so programs and tools written for l3afd find them.
+    /// By default the pin root's parent (`/sys/fs/bpf` for `/sys/fs/bpf/l3af`).
+    public let mapRoot: String
 
-    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember]) {
+    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil) {
         BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
+        self.mapRoot = mapRoot ?? (pinRoot as NSString).deletingLastPathComponent
     }
 
     // MARK: Reading the chain
@@ -93,6 +99,8 @@ public struct ChainEngine: Sendable {
 
     /// Adds `member` at its seq_id (after every member with a lower or equal one).
     public func insert(_ member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
+        let before = mapPinsBefore(interface, hook)
+        defer { syncMapPins(interface, hook, before: before) }
         try check(member, hook)
         var state = try readForChange(interface, hook)
         if state.members.contains(where: { $0.entry.package == member.package }) {
@@ -111,6 +119,8 @@ public struct ChainEngine: Sendable {
 
     /// Takes `package` out of the chain; the root goes when the last program does.
     public func remove(package: String, interface: String, hook: Hook) throws(ChainError) {
+        let before = mapPinsBefore(interface, hook)
+        defer { syncMapPins(interface, hook, before: before) }
         let state = try readForChange(interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
             throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
@@ -126,6 +136,8 @@ public struct ChainEngine: Sendable {
     /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
     /// State maps the new manifest lists are carried over from the old program when both have them.
     public func replace(package: String, with member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
+        let before = mapPinsBefore(interface, hook)
+        defer { syncMapPins(interface, hook, before: before) }
         try check(member, hook)
         let state = try readForChange(interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
@@ -146,6 +158,8 @@ public struct ChainEngine: Sendable {
     /// ones whose version, parameters or object changed replaced. Each step is one flip; the chain is valid
     /// after every step.
     public func apply(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
+        let before = mapPinsBefore(interface, hook)
+        defer { syncMapPins(interface, hook, before: before) }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
         for entry in try entries(interface, hook) where !names.contains(entry.package) {
@@ -182,6 +196,8 @@ public struct ChainEngine: Sendable {
     /// again keeps its maps (all of them at the same version; its state maps at another), so counters and windows
     /// carry on. What the new suffix replaced is unpinned afterwards.
     public func reorder(_ wanted: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
+        let before = mapPinsBefore(interface, hook)
+        defer { syncMapPins(interface, hook, before: before) }
         for member in wanted { try check(member, hook) }
         guard wanted.count <= Self.maximumLength else {
             throw ChainError(.tooLong, "\(wanted.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
@@ -289,9 +305,13 @@ public struct ChainEngine: Sendable {
         _ = try kernel { () throws(BPFError) in try BPFAttachment.interfaceIndex(interface) }
         let writes = try member.parameterWrites()
         let loaded: LoadedProgram
+        let mapFolder = try mapFolder(interface, hook, member.package, member.version)
+        let newMapFolder = !FileManager.default.fileExists(atPath: mapFolder)
+        _ = try self.mapFolder(interface, hook, member.package, member.version, create: true)
         do {
-            loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction, reuse: reuse)
+            loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction, hook: hook, reuse: reuse, pinFolder: mapFolder)
         } catch {
+            if newMapFolder { removeMapFolder(mapFolder) }
             throw ChainError(.load, "\(member.package)@\(member.version) did not load: \(error.description)",
                              hint: "the chain was not changed")
         }
@@ -305,6 +325,7 @@ public struct ChainEngine: Sendable {
                           hookFolder: hookFolder(interface, hook))
         } catch {
             removePins(folder, pruneParent: true)
+            if newMapFolder { removeMapFolder(mapFolder) }
             throw ChainError(error.kind, error.description, hint: "the chain was not changed")
         }
     }
@@ -332,6 +353,63 @@ public struct ChainEngine: Sendable {
         try kernel { () throws(BPFError) in try predecessor.setProgram(program) }
     }
 
+    /// The folder of l3afd's map pins for `package`@`version` on `hook` of `interface` (made when `create`). A build of a
+    /// moving version (`latest-<digest>`) pins where l3afd pins `latest`.
+    public func mapFolder(_ interface: String, _ hook: Hook, _ package: String, _ version: String, create: Bool = false) throws(ChainError) -> String {
+        var shown = version
+        if let dash = version.lastIndex(of: "-"), version[version.index(after: dash)...].count == 12,
+           version[version.index(after: dash)...].allSatisfy(\.isHexDigit), version[..<dash] == "latest" {
+            shown = String(version[..<dash])
+        }
+        let folder = "\(mapRoot)\(hook == .xdpIngress ? "" : "/tc/globals")/\(interface)/\(package)/\(Self.pinName(shown))"
+        if create {
+            do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+                throw ChainError(.kernel, "creating \(folder): \(error)", hint: "is a bpf file system mounted at \(mapRoot)? (mount -t bpf bpf /sys/fs/bpf)")
+            }
+        }
+        return folder
+    }
+
+    /// The members (package, version) whose l3afd map pins exist before a change.
+    private func mapPinsBefore(_ interface: String, _ hook: Hook) -> [(package: String, version: String)] {
+        ((try? settledRead(interface, hook))?.members ?? []).map { ($0.entry.package, $0.entry.version) }
+    }
+
+    /// Brings l3afd's map pins in line with the chain after a change: each member's maps pinned in its folder (a pin
+    /// replaced by rename, so a reader never finds it missing), and the folders of members that left removed.
+    /// Best effort: the chain is already changed, and the chain's own pins are what the engine reads.
+    private func syncMapPins(_ interface: String, _ hook: Hook, before: [(package: String, version: String)]) {
+        let members = (try? settledRead(interface, hook))?.members ?? []
+        let fm = FileManager.default
+        var kept = Set<String>()
+        for member in members {
+            guard let folder = try? mapFolder(interface, hook, member.entry.package, member.entry.version, create: true) else { continue }
+            kept.insert(folder)
+            for name in (try? fm.contentsOfDirectory(atPath: "\(member.folder)/maps")) ?? [] {
+                guard let map = try? BPFDescriptor.pinned(at: "\(member.folder)/maps/\(name)") else { continue }
+                let temporary = "\(folder)/l3af-pinning-\(UInt32.random(in: 0...UInt32.max))"
+                guard (try? map.pin(at: temporary)) != nil else { continue }
+                if rename(temporary, "\(folder)/\(name)") != 0 { unlink(temporary) }
+            }
+        }
+        var gone = before.compactMap { try? mapFolder(interface, hook, $0.package, $0.version) }.filter { !kept.contains($0) }
+        if members.isEmpty, let root = roots[hook], let folder = try? mapFolder(interface, hook, root.package, root.version) { gone.append(folder) }
+        for folder in gone { removeMapFolder(folder) }
+    }
+
+    /// Removes a folder of l3afd map pins, and its parents that are left empty, up to (not including) the map root
+    /// and `tc/globals`.
+    private func removeMapFolder(_ folder: String) {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: folder)
+        var parent = (folder as NSString).deletingLastPathComponent
+        while parent.count > mapRoot.count, parent != "\(mapRoot)/tc/globals", parent != "\(mapRoot)/tc",
+              (try? fm.contentsOfDirectory(atPath: parent))?.isEmpty == true {
+            rmdir(parent)
+            parent = (parent as NSString).deletingLastPathComponent
+        }
+    }
+
     /// Renames the staging folder of a member that joined the chain to `<package>/<version>`.
     private func finish(_ staged: Staged) throws(ChainError) {
         let target = "\(staged.hookFolder)/\(staged.package)/\(Self.pinName(staged.version))"
@@ -356,7 +434,8 @@ public struct ChainEngine: Sendable {
         let folder = "\(hookFolder(interface, hook))/root"
         removePins(folder, pruneParent: false)
         let loaded: LoadedProgram
-        do { loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction) } catch {
+        let mapFolder = try mapFolder(interface, hook, root.package, root.version, create: true)
+        do { loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction, hook: hook, pinFolder: mapFolder) } catch {
             throw ChainError(.load, "the root program \(root.package)@\(root.version) did not load: \(error.description)")
         }
         let next = try pin(loaded, nextMap: root.program.nextMap, in: folder)

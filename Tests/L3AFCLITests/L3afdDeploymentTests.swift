@@ -1,0 +1,299 @@
+import Foundation
+import L3AFArchive
+import L3AFClient
+import L3AFTestSupport
+import Testing
+
+/// A stock L3AF deployment, run unchanged: an l3afd-style plain repository built the way L3AF builds its own (programs
+/// in `Tests/Fixtures/l3afd-repo`: custom section names, no manifest, maps pinned by name, L3AF's roots), an
+/// `l3afd.cfg` in upstream's format, and L3AF's add / update / delete payloads, on XDP and TC hooks of a veth port with
+/// real traffic between two namespaces.
+@Suite(.serialized, .enabled(if: bpfUnavailable == nil, "\(bpfUnavailable ?? "")"))
+struct L3afdDeploymentTests {
+    /// One deployment: a test network, a folder for state and the repository, and l3afd's files.
+    final class Deployment {
+        let network: TestNetwork
+        let folder: URL
+        let repository: URL
+        let platform = PackageInstaller.hostPlatform()
+        var port: String { network.senderPort }
+        /// l3afd's `BpfMapDefaultPath`: this test's own folder on bpffs (chains are pinned in its `l3af/`).
+        var mapRoot: String { network.mapRoot }
+        var store: URL { folder.appending(path: "l3af-config.json") }
+
+        init() throws {
+            network = try TestNetwork()
+            folder = try Fixtures.temporaryFolder("l3afd-deployment")
+            repository = folder.appending(path: "srv-l3afd")
+            try publish("xdp-root", "latest", ["xdp_root.bpf.o": "xdp_root.bpf.c"], artifact: "l3af_xdp_root.tar.gz")
+            try publish("tc-root", "latest", ["tc_root_ingress.bpf.o": "tc_root_ingress.bpf.c", "tc_root_egress.bpf.o": "tc_root_egress.bpf.c"],
+                        artifact: "l3af_tc_root.tar.gz")
+            try publish("ratelimiting", "1.0", ["ratelimiting.bpf.o": "ratelimiting.bpf.c"], artifact: "l3af_ratelimiting.tar.gz")
+            try publish("ratelimiting", "v1.1", ["ratelimiting.bpf.o": "ratelimiting.bpf.c", "NOTES": nil], artifact: "l3af_ratelimiting.zip")
+            try publish("traffic-mirror", "1.0", ["traffic_mirror.bpf.o": "traffic_mirror.bpf.c"], artifact: "l3af_traffic-mirror.tar.gz")
+        }
+
+        /// Packs `files` (name → source under Tests/Fixtures/l3afd-repo, compiled; `nil`: a text file) as L3AF does,
+        /// in a top folder named after the artifact, at `<name>/<version>/<platform>/<artifact>`.
+        func publish(_ name: String, _ version: String, _ files: [String: String?], artifact: String, extra: String = "") throws {
+            let top = artifact.replacingOccurrences(of: ".tar.gz", with: "").replacingOccurrences(of: ".zip", with: "")
+            var entries: [ArchiveEntry] = []
+            for (file, source) in files.sorted(by: { $0.key < $1.key }) {
+                let bytes = try source.map { try Fixtures.compileBPF("Tests/Fixtures/l3afd-repo/\($0)") } ?? Array("\(name) \(version)\(extra)\n".utf8)
+                entries.append(ArchiveEntry(path: "\(top)/\(file)", kind: .file, permissions: 0o644, contents: bytes))
+            }
+            let target = repository.appending(path: "\(name)/\(version)/\(platform)")
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            if artifact.hasSuffix(".zip") {
+                // A zip as L3AF's build makes one, written by Python's zipfile.
+                let staging = folder.appending(path: "zip-\(UUID().uuidString)")
+                for entry in entries {
+                    let file = staging.appending(path: entry.path)
+                    try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try Data(entry.contents).write(to: file)
+                }
+                let zipped = try Executable.run("/usr/bin/env", ["python3", "-c", """
+                    import os, sys, zipfile
+                    with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+                        for root, _, files in os.walk(sys.argv[2]):
+                            for f in sorted(files):
+                                path = os.path.join(root, f)
+                                z.write(path, os.path.relpath(path, sys.argv[2]))
+                    """, target.appending(path: artifact).path, staging.path])
+                #expect(zipped.status == 0, "\(zipped.stderr)")
+            } else {
+                try Data(ArchiveWriter.tarGz(entries)).write(to: target.appending(path: artifact))
+            }
+        }
+
+        /// `l3afd.cfg` as upstream's example writes it, pointing at `url` and at this test's folders.
+        func config(url: String) throws -> URL {
+            let file = folder.appending(path: "l3afd.cfg")
+            try """
+                [l3afd]
+                pid-file: /var/run/l3afd.pid
+                datacenter: dc
+                bpf-dir: \(folder.appending(path: "repo").path)
+                bpf-log-dir:
+                kernel-major-version: 5
+                kernel-minor-version: 15
+                shutdown-timeout: 25s
+                http-client-timeout: 10s
+                max-ebpf-restart-count: 3
+                bpf-chaining-enabled: true
+                swagger-api-enabled: true
+                environment: DEV
+                BpfMapDefaultPath: \(mapRoot)
+
+                [ebpf-repo]
+                url: \(url)
+
+                [web]
+                metrics-addr: 127.0.0.1:0
+                ebpf-poll-interval: 30s
+                n-metric-samples: 20
+
+                [xdp-root]
+                package-name: xdp-root
+                artifact: l3af_xdp_root.tar.gz
+                command: xdp_root
+                ingress-map-name: xdp_root_array
+                version: latest
+                object-file: xdp_root.bpf.o
+                entry-function-name: xdp_root
+
+                [tc-root]
+                package-name: tc-root
+                artifact: l3af_tc_root.tar.gz
+                ingress-map-name: tc_ingress_root_array
+                egress-map-name: tc_egress_root_array
+                command: tc_root
+                version: latest
+                ingress-object-file: tc_root_ingress.bpf.o
+                egress-object-file: tc_root_egress.bpf.o
+                ingress-entry-function-name: tc_ingress_root
+                egress-entry-function-name: tc_egress_root
+
+                [ebpf-chain-debug]
+                addr: localhost:8899
+                enabled: false
+
+                [l3af-configs]
+                restapi-addr: 127.0.0.1:0
+
+                [l3af-config-store]
+                filename: \(store.path)
+
+                [mtls]
+                enabled: false
+                """.write(to: file, atomically: true, encoding: .utf8)
+            return file
+        }
+
+        /// `l3afd --config l3afd.cfg`, with only where its own state lives and the name of this host added.
+        func start(url: String) throws -> (process: RunningProcess, api: String, metrics: String) {
+            let (process, api, metrics) = try DaemonHarness.launch([
+                "--config", try config(url: url).path, "--state", folder.appending(path: "state").path, "--cache", folder.appending(path: "cache").path,
+                "--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning",
+            ])
+            return (process, api, try #require(metrics, "metrics on their own address, as [web] metrics-addr says"))
+        }
+
+        func remove() {
+            try? network.remove()
+            try? FileManager.default.removeItem(at: folder)
+        }
+
+        /// L3AF's payload for this port: ratelimiting on XDP ingress, traffic-mirror on TC ingress.
+        func payload(version: String = "1.0", artifact: String = "l3af_ratelimiting.tar.gz", mapArgs: String = "") -> String {
+            """
+            [{"host_name": "node-1", "iface": "\(port)", "ipv4_address": "10.9.8.7",
+              "bpf_programs": {
+                "xdp_ingress": [{"name": "ratelimiting", "seq_id": 1, "artifact": "\(artifact)", "map_name": "xdp_rl_ingress_next_prog",
+                                 "cmd_start": "", "version": "\(version)", "user_program_daemon": false, "is_plugin": false,
+                                 "cpu": 0, "memory": 0, "admin_status": "enabled", "prog_type": "xdp", "rules_file": "", "rules": "",
+                                 "config_file_path": "", "cfg_version": 1, "start_args": {}, "stop_args": {}, "status_args": {},
+                                 "object_file": "ratelimiting.bpf.o", "entry_function_name": "_xdp_ratelimiting",
+                                 "monitor_maps": [{"name": "rl_recv_count_map", "key": 0, "aggregator": "scalar"},
+                                                  {"name": "rl_drop_count_map", "key": 0, "aggregator": "scalar"}]\(mapArgs)}],
+                "tc_ingress": [{"name": "traffic-mirror", "seq_id": 1, "artifact": "l3af_traffic-mirror.tar.gz", "map_name": "tc_mirror_next_prog",
+                                "version": "1.0", "admin_status": "enabled", "prog_type": "tc", "cfg_version": 1,
+                                "object_file": "traffic_mirror.bpf.o", "entry_function_name": "_tc_traffic_mirror",
+                                "monitor_maps": [{"name": "tc_packet_count_map", "key": 0, "aggregator": "scalar"}]}]
+              }}]
+            """
+        }
+    }
+
+    static func object(_ api: String, _ iface: String) async throws -> [String: Any] {
+        let (status, text) = try await DaemonHarness.request(api, "GET", "/l3af/configs/v1/\(iface)")
+        #expect(status == 200, "\(text)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "one object: \(text)")
+    }
+
+    static func first(_ object: [String: Any], _ hook: String) -> [String: Any]? {
+        ((object["bpf_programs"] as? [String: Any])?[hook] as? [[String: Any]])?.first
+    }
+
+    /// The value of the `l3afd_BPFMonitorMap` series for `map_name`, from `/metrics`.
+    static func monitored(_ metrics: String, _ mapName: String, iface: String) async throws -> Double? {
+        let text = String(decoding: try await HTTPClient().send(HTTPRequest(url: metrics)).body, as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("l3afd_BPFMonitorMap{") && $0.contains(#"map_name="\#(mapName)""#) && $0.contains(#"interface_name="\#(iface)""#) }
+        return line.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+    }
+
+    /// Waits (bounded) until the sampled series for `mapName` reaches `minimum`.
+    static func monitored(_ metrics: String, _ mapName: String, iface: String, atLeast minimum: Double) async throws -> Double {
+        var value = 0.0
+        for _ in 0..<40 {
+            value = try await monitored(metrics, mapName, iface: iface) ?? 0
+            if value >= minimum { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return value
+    }
+
+    func xdpAttached(_ port: String) throws -> Bool { try Executable.run("/usr/sbin/ip", ["link", "show", port]).stdout.contains("xdp") }
+
+    @Test func addUpdateDeleteFromAPlainRepositoryOverNginx() async throws {
+        let deployment = try Deployment()
+        defer { deployment.remove() }
+        let nginx = try NginxServer(tree: deployment.repository, probe: "/xdp-root/latest/\(deployment.platform)/l3af_xdp_root.tar.gz")
+        defer { withExtendedLifetime(nginx) {} }
+        let (daemon, api, metrics) = try deployment.start(url: nginx.url)
+        defer { _ = daemon.stop(signal: SIGTERM) }
+        let port = deployment.port, mapRoot = deployment.mapRoot
+        #expect(try deployment.network.ping(3) == 3)
+
+        // add: fetched from the plain repository (no index, no manifest), the roots as [xdp-root]/[tc-root] say.
+        var answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", deployment.payload())
+        #expect(answer.status == 200, "\(answer.text)")
+        var object = try await Self.object(api, port)
+        #expect(object["ipv4_address"] as? String == "10.9.8.7" && object["host_name"] as? String == "node-1")
+        let rl = try #require(Self.first(object, "xdp_ingress"))
+        #expect(rl["name"] as? String == "ratelimiting" && rl["version"] as? String == "1.0" && rl["artifact"] as? String == "l3af_ratelimiting.tar.gz")
+        #expect(rl["object_file"] as? String == "ratelimiting.bpf.o" && rl["entry_function_name"] as? String == "_xdp_ratelimiting")
+        #expect(rl["map_name"] as? String == "xdp_rl_ingress_next_prog" && rl["prog_type"] as? String == "xdp" && rl["cfg_version"] as? Int == 1)
+        #expect(Self.first(object, "tc_ingress")?["name"] as? String == "traffic-mirror")
+        #expect(try xdpAttached(port), "the XDP root is attached")
+
+        // Real traffic through both chains; the monitor maps rise in /metrics under l3afd's names.
+        #expect(try deployment.network.ping(5) == 5, "pings pass the chain")
+        #expect(try await Self.monitored(metrics, "rl_recv_count_map_0_scalar", iface: port, atLeast: 5) >= 5)
+        #expect(try await Self.monitored(metrics, "tc_packet_count_map_0_scalar", iface: port, atLeast: 5) >= 5)
+        let before = try await Self.monitored(metrics, "rl_recv_count_map_0_scalar", iface: port) ?? 0
+        #expect(try deployment.network.ping(4) == 4)
+        #expect(try await Self.monitored(metrics, "rl_recv_count_map_0_scalar", iface: port, atLeast: before + 4) >= before + 4, "the series rises with traffic")
+
+        // Maps where l3afd pins them; pinned-by-name maps in the program's folder, never at the bpffs root.
+        for path in ["\(port)/ratelimiting/1_0/rl_recv_count_map", "\(port)/ratelimiting/1_0/xdp_rl_ingress_next_prog",
+                     "\(port)/xdp-root/latest/xdp_root_array", "tc/globals/\(port)/traffic-mirror/1_0/tc_packet_count_map",
+                     "tc/globals/\(port)/tc-root/latest/tc_ingress_root_array"] {
+            #expect(FileManager.default.fileExists(atPath: "\(mapRoot)/\(path)"), "\(path) is pinned")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/bpf/rl_recv_count_map"), "nothing pinned at the bpffs root")
+
+        // update: a version change (v1.1, a .zip) and a map_args change (drop echo requests): pings stop.
+        let mapArgs = #", "map_args": [{"name": "rl_config_map", "args": [{"key": 0, "value": 1}]}]"#
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/update", deployment.payload(version: "v1.1", artifact: "l3af_ratelimiting.zip", mapArgs: mapArgs))
+        #expect(answer.status == 200, "\(answer.text)")
+        object = try await Self.object(api, port)
+        let updated = try #require(Self.first(object, "xdp_ingress"))
+        #expect(updated["version"] as? String == "v1.1" && updated["artifact"] as? String == "l3af_ratelimiting.zip")
+        #expect(((updated["map_args"] as? [[String: Any]])?.first?["name"] as? String) == "rl_config_map")
+        #expect(try deployment.network.ping(3) == 0, "map_args took effect: echo requests are dropped")
+        #expect(try await Self.monitored(metrics, "rl_drop_count_map_0_scalar", iface: port, atLeast: 3) >= 3)
+        #expect(FileManager.default.fileExists(atPath: "\(mapRoot)/\(port)/ratelimiting/v1_1/rl_config_map"))
+        #expect(!FileManager.default.fileExists(atPath: "\(mapRoot)/\(port)/ratelimiting/1_0"), "the old version's pins are gone")
+
+        // l3afd's config store follows every change.
+        let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: deployment.store)) as? [[String: Any]]
+        #expect(stored?.first?["iface"] as? String == port)
+
+        // delete, with a name that isn't there: ignored, as l3afd does. Everything is gone; GET answers null lists.
+        let delete = #"[{"host_name": "node-1", "iface": "\#(port)", "bpf_programs": {"xdp_ingress": ["ratelimiting", "not-there"], "tc_ingress": ["traffic-mirror"]}}]"#
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/delete", delete)
+        #expect(answer.status == 200, "\(answer.text)")
+        object = try await Self.object(api, port)
+        let lists = try #require(object["bpf_programs"] as? [String: Any])
+        for hook in ["xdp_ingress", "tc_ingress", "tc_egress", "probes"] { #expect(lists[hook] is NSNull, "\(hook) is null: \(object)") }
+        #expect(try !xdpAttached(port), "the root is detached")
+        #expect(try deployment.network.ping(3) == 3)
+        #expect(!FileManager.default.fileExists(atPath: "\(mapRoot)/\(port)"), "l3afd's map pins are gone")
+        #expect(!FileManager.default.fileExists(atPath: "\(mapRoot)/tc/globals/\(port)"))
+
+        // The repository serves other bytes at coordinates this host fetched before: refused, naming both digests;
+        // nothing changes.
+        try deployment.publish("ratelimiting", "1.0", ["ratelimiting.bpf.o": "ratelimiting.bpf.c", "EXTRA": nil], artifact: "l3af_ratelimiting.tar.gz")
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", deployment.payload())
+        #expect(answer.status >= 400 && answer.status < 500, "\(answer.status) \(answer.text)")
+        #expect(answer.text.contains("artifact-changed") && answer.text.contains("ratelimiting/1.0/\(deployment.platform)/l3af_ratelimiting.tar.gz"), "\(answer.text)")
+        object = try await Self.object(api, port)
+        #expect((object["bpf_programs"] as? [String: Any])?["xdp_ingress"] is NSNull, "nothing changed")
+        #expect(try !xdpAttached(port))
+    }
+
+    /// An l3afd config store left by l3afd (over file://) is imported at first start as revision 1, and the chains
+    /// come up; a second start does not import it again.
+    @Test func anUpstreamConfigStoreIsImportedAtFirstStart() async throws {
+        let deployment = try Deployment()
+        defer { deployment.remove() }
+        let url = "file://\(deployment.repository.path)"
+        try deployment.payload().write(to: deployment.store, atomically: true, encoding: .utf8)
+        var (daemon, api, metrics) = try deployment.start(url: url)
+        defer { _ = daemon.stop(signal: SIGTERM) }
+        let object = try await Self.object(api, deployment.port)
+        #expect(Self.first(object, "xdp_ingress")?["name"] as? String == "ratelimiting" && object["ipv4_address"] as? String == "10.9.8.7")
+        #expect(try xdpAttached(deployment.port))
+        #expect(try deployment.network.ping(3) == 3)
+        #expect(try await Self.monitored(metrics, "rl_recv_count_map_0_scalar", iface: deployment.port, atLeast: 3) >= 3)
+        let history = try Executable.run("l3af", ["history", "--json", "--state", deployment.folder.appending(path: "state").path])
+        #expect(history.stdout.contains("import l3afd's config store"), "\(history.stdout) \(history.stderr)")
+
+        // Restarted: the host's own history rules; the store (rewritten by then) is not imported again.
+        #expect(daemon.stop(signal: SIGTERM) == 0)
+        (daemon, api, metrics) = try deployment.start(url: url)
+        let again = try Executable.run("l3af", ["history", "--json", "--state", deployment.folder.appending(path: "state").path])
+        #expect(again.stdout.components(separatedBy: "import l3afd's config store").count == 2, "imported once: \(again.stdout)")
+    }
+}
