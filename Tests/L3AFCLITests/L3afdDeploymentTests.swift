@@ -67,7 +67,7 @@ struct L3afdDeploymentTests {
         }
 
         /// `l3afd.cfg` as upstream's example writes it, pointing at `url` and at this test's folders.
-        func config(url: String) throws -> URL {
+        func config(url: String, chainDebug: String?) throws -> URL {
             let file = folder.appending(path: "l3afd.cfg")
             try """
                 [l3afd]
@@ -115,8 +115,8 @@ struct L3afdDeploymentTests {
                 egress-entry-function-name: tc_egress_root
 
                 [ebpf-chain-debug]
-                addr: localhost:8899
-                enabled: false
+                addr: \(chainDebug ?? "localhost:8899")
+                enabled: \(chainDebug != nil)
 
                 [l3af-configs]
                 restapi-addr: 127.0.0.1:0
@@ -131,9 +131,9 @@ struct L3afdDeploymentTests {
         }
 
         /// `l3afd --config l3afd.cfg`, with only where its own state lives and the name of this host added.
-        func start(url: String) throws -> (process: RunningProcess, api: String, metrics: String) {
+        func start(url: String, chainDebug: String? = nil) throws -> (process: RunningProcess, api: String, metrics: String) {
             let (process, api, metrics) = try DaemonHarness.launch([
-                "--config", try config(url: url).path, "--state", folder.appending(path: "state").path, "--cache", folder.appending(path: "cache").path,
+                "--config", try config(url: url, chainDebug: chainDebug).path, "--state", folder.appending(path: "state").path, "--cache", folder.appending(path: "cache").path,
                 "--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning",
             ])
             return (process, api, try #require(metrics, "metrics on their own address, as [web] metrics-addr says"))
@@ -200,7 +200,9 @@ struct L3afdDeploymentTests {
         defer { deployment.remove() }
         let nginx = try NginxServer(tree: deployment.repository, probe: "/xdp-root/latest/\(deployment.platform)/l3af_xdp_root.tar.gz")
         defer { withExtendedLifetime(nginx) {} }
-        let (daemon, api, metrics) = try deployment.start(url: nginx.url)
+        // The chain debug view on a port below the ephemeral range, as NginxServer picks its own.
+        let debug = "127.0.0.1:\(Int.random(in: 20_000...32_000))"
+        let (daemon, api, metrics) = try deployment.start(url: nginx.url, chainDebug: debug)
         defer { _ = daemon.stop(signal: SIGTERM) }
         let port = deployment.port, mapRoot = deployment.mapRoot
         #expect(try deployment.network.ping(3) == 3)
@@ -216,6 +218,14 @@ struct L3afdDeploymentTests {
         #expect(rl["map_name"] as? String == "xdp_rl_ingress_next_prog" && rl["prog_type"] as? String == "xdp" && rl["cfg_version"] as? Int == 1)
         #expect(Self.first(object, "tc_ingress")?["name"] as? String == "traffic-mirror")
         #expect(try xdpAttached(port), "the XDP root is attached")
+
+        // l3afd's chain debug view: each hook's root, then its programs, with their ids and l3afd's map paths.
+        let view = try await DaemonHarness.request("http://\(debug)", "GET", "/bpfs/\(port)")
+        let programs = try #require(try JSONSerialization.jsonObject(with: Data(view.text.utf8)) as? [[String: Any]], "\(view.text)")
+        #expect(programs.map { ($0["Program"] as? [String: Any])?["name"] as? String ?? "?" } == ["xdp-root", "ratelimiting", "tc-root", "traffic-mirror"])
+        #expect(programs.allSatisfy { ($0["ProgID"] as? Int ?? 0) > 0 }, "\(view.text)")
+        #expect(programs[1]["MapNamePath"] as? String == "\(mapRoot)/\(port)/ratelimiting/1_0/xdp_rl_ingress_next_prog")
+        #expect(programs[1]["PrevMapNamePath"] as? String == "\(mapRoot)/\(port)/xdp-root/latest/xdp_root_array")
 
         // Real traffic through both chains; the monitor maps rise in /metrics under l3afd's names.
         #expect(try deployment.network.ping(5) == 5, "pings pass the chain")
@@ -295,5 +305,52 @@ struct L3afdDeploymentTests {
         (daemon, api, metrics) = try deployment.start(url: url)
         let again = try Executable.run("l3af", ["history", "--json", "--state", deployment.folder.appending(path: "state").path])
         #expect(again.stdout.components(separatedBy: "import l3afd's config store").count == 2, "imported once: \(again.stdout)")
+    }
+
+    /// `latest` is the one version whose bytes may move: a new build is fetched as a new revision of what `latest`
+    /// means, and a rollback runs the bytes the earlier revision ran, still installed by their digest.
+    @Test func aMovingLatestIsANewRevisionAndRollbackRunsTheOldBytes() async throws {
+        let deployment = try Deployment()
+        defer { deployment.remove() }
+        try deployment.publish("ratelimiting", "latest", ["ratelimiting.bpf.o": "ratelimiting.bpf.c", "NOTES": nil], artifact: "l3af_ratelimiting.tar.gz", extra: " build A")
+        let (daemon, api, _) = try deployment.start(url: "file://\(deployment.repository.path)")
+        defer { _ = daemon.stop(signal: SIGTERM) }
+        let payload = deployment.payload(version: "latest")
+        #expect(try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", payload).status == 200)
+        let repo = deployment.folder.appending(path: "repo/ratelimiting").path
+        let first = try FileManager.default.contentsOfDirectory(atPath: repo).filter { $0.hasPrefix("latest-") }
+        #expect(first.count == 1, "\(first)")
+
+        func revisions() async throws -> Int {
+            let history = try await DaemonHarness.request(api, "GET", "/l3af/v1/history")
+            return (try JSONSerialization.jsonObject(with: Data(history.text.utf8)) as? [Any])?.count ?? -1
+        }
+        let added = try await revisions()
+
+        // The same payload again fetches the same bytes: nothing changes.
+        var answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/update", payload)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(try await revisions() == added, "no new revision for the same bytes")
+
+        // A new build of latest: a new revision, the new bytes running.
+        try deployment.publish("ratelimiting", "latest", ["ratelimiting.bpf.o": "ratelimiting.bpf.c", "NOTES": nil], artifact: "l3af_ratelimiting.tar.gz", extra: " build B")
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/update", payload)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(try await revisions() == added + 1, "a new revision of what latest means")
+        let both = try FileManager.default.contentsOfDirectory(atPath: repo).filter { $0.hasPrefix("latest-") }
+        #expect(both.count == 2, "\(both)")
+        let second = try #require(both.first { !first.contains($0) })
+        func running() async throws -> String? {
+            let status = try await DaemonHarness.request(api, "GET", "/l3af/v1/status")
+            return [first[0], second].first { status.text.contains("ratelimiting@\($0)") || status.text.contains("\"\($0)\"") }
+        }
+        #expect(try await running() == second, "the new build runs")
+        #expect(try await Self.object(api, deployment.port)["bpf_programs"].map { "\($0)" }?.contains("latest") == true, "GET still says latest, as sent")
+
+        // Rollback: the first build's bytes run again, from where they were installed.
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/v1/rollback", "{}")
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(try await running() == first[0], "the earlier build runs again")
+        #expect(try deployment.network.ping(3) == 3)
     }
 }
