@@ -48,6 +48,7 @@ public enum Daemon {
         options.hostName = configuration.hostName
         options.plainRepository = configuration.plainRepository
         options.plainRoots = configuration.plainRoots
+        options.chaining = configuration.chaining
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.

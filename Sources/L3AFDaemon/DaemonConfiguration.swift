@@ -78,6 +78,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var plainRepository: String?
     /// The roots as `[xdp-root]` / `[tc-root]` describe them, from ``plainRepository``.
     public var plainRoots: [Hook: PlainRoot] = [:]
+    /// l3afd's `bpf-chaining-enabled`: `false` runs one program per hook, attached without a root.
+    public var chaining = true
     /// Where l3afd's chain debug view (`GET /bpfs/{iface}`) is served (`[ebpf-chain-debug]`); `nil`: not served.
     public var chainDebugListen: String?
     /// l3afd's config store (`[l3af-config-store] filename`): imported as the first revision when there is none yet.

@@ -130,7 +130,7 @@ public enum L3afdConfigFile {
         }
         if let (text, line) = value("l3afd", "bpf-chaining-enabled"), !text.isEmpty {
             guard let chaining = bool(text) else { throw bad(path, line, "bpf-chaining-enabled '\(text)' is not true or false") }
-            if !chaining { configuration.notices.append("\(path): bpf-chaining-enabled false: programs still run chained behind a root here") }
+            configuration.chaining = chaining
         }
         if let (text, line) = value("mtls", "enabled"), !text.isEmpty {
             guard let enabled = bool(text) else { throw bad(path, line, "[mtls] enabled '\(text)' is not true or false") }

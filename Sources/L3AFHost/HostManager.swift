@@ -22,6 +22,8 @@ public struct HostOptions: Sendable {
     /// Roots described as l3afd's `[xdp-root]` and `[tc-root]` describe them, fetched from ``plainRepository``; a
     /// hook not listed here takes its root from ``rootPackages``.
     public var plainRoots: [Hook: PlainRoot] = [:]
+    /// `false` (l3afd's `bpf-chaining-enabled: false`): each hook runs at most one program, attached without a root.
+    public var chaining = true
     /// Revisions kept; older ones are pruned after each change.
     public var historyLimit = 1000
     /// The name payloads' `host_name` must match, when not the system's host name (l3afd's `host_name` setting).
@@ -105,7 +107,7 @@ public final class HostManager: Sendable {
 
     /// The host as it runs: packages through the install pipeline, chains in the kernel, the wall clock.
     public convenience init(options: HostOptions) throws(HostError) {
-        try self.init(options: options, source: InstallerSource(configuration: options.client), chains: KernelChains(pinRoot: options.pinRoot),
+        try self.init(options: options, source: InstallerSource(configuration: options.client), chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining),
                       clock: SystemClock())
     }
 
@@ -277,6 +279,10 @@ public final class HostManager: Sendable {
     @discardableResult
     func record(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot, by actor: String) throws(HostError) -> Revision {
         let time = clock.now()
+        if !options.chaining, let crowded = new.keys.first(where: { new.chain($0).count > 1 }) {
+            throw HostError(.badInput, "bpf-chaining-enabled is false, so \(crowded) runs one program, not \(new.chain(crowded).count) (\(new.chain(crowded).map(\.spec).joined(separator: ", ")))",
+                            hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
+        }
         let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new, time: time)
         do {
             try realize(new, previous: old)
@@ -303,7 +309,7 @@ public final class HostManager: Sendable {
 
     /// The root for `hook`, from the snapshot or else fetched (`xdp-root@latest`).
     func ensureRoot(_ hook: Hook, in snapshot: inout HostSnapshot, _ transaction: Transaction) throws {
-        if snapshot.roots[hook.rawValue] != nil { return }
+        if snapshot.roots[hook.rawValue] != nil || !options.chaining { return }
         if let plain = options.plainRoots[hook] {
             guard let repository = options.plainRepository else {
                 throw HostError(.badInput, "the \(hook) root \(plain.package) is described for a plain repository, but none is configured",

@@ -125,10 +125,15 @@ public struct InstallerSource: PackageSource {
 /// The chains in the kernel, through ``ChainEngine`` and the pins under `pinRoot`.
 public struct KernelChains: ChainBackend {
     public let pinRoot: String
+    /// `false`: one program per hook, attached without a root (l3afd's `bpf-chaining-enabled: false`).
+    public let chaining: Bool
 
-    public init(pinRoot: String) { self.pinRoot = pinRoot }
+    public init(pinRoot: String, chaining: Bool = true) {
+        self.pinRoot = pinRoot
+        self.chaining = chaining
+    }
 
-    func engine(_ roots: [Hook: ChainMember] = [:]) -> ChainEngine { ChainEngine(pinRoot: pinRoot, roots: roots) }
+    func engine(_ roots: [Hook: ChainMember] = [:]) -> ChainEngine { ChainEngine(pinRoot: pinRoot, roots: roots, chaining: chaining) }
 
     public func interfaceExists(_ interface: String) -> Bool { if_nametoindex(interface) != 0 }
 

@@ -67,7 +67,7 @@ struct L3afdDeploymentTests {
         }
 
         /// `l3afd.cfg` as upstream's example writes it, pointing at `url` and at this test's folders.
-        func config(url: String, chainDebug: String?) throws -> URL {
+        func config(url: String, chainDebug: String?, chaining: Bool) throws -> URL {
             let file = folder.appending(path: "l3afd.cfg")
             try """
                 [l3afd]
@@ -80,7 +80,7 @@ struct L3afdDeploymentTests {
                 shutdown-timeout: 25s
                 http-client-timeout: 10s
                 max-ebpf-restart-count: 3
-                bpf-chaining-enabled: true
+                bpf-chaining-enabled: \(chaining)
                 swagger-api-enabled: true
                 environment: DEV
                 BpfMapDefaultPath: \(mapRoot)
@@ -131,9 +131,9 @@ struct L3afdDeploymentTests {
         }
 
         /// `l3afd --config l3afd.cfg`, with only where its own state lives and the name of this host added.
-        func start(url: String, chainDebug: String? = nil) throws -> (process: RunningProcess, api: String, metrics: String) {
+        func start(url: String, chainDebug: String? = nil, chaining: Bool = true) throws -> (process: RunningProcess, api: String, metrics: String) {
             let (process, api, metrics) = try DaemonHarness.launch([
-                "--config", try config(url: url, chainDebug: chainDebug).path, "--state", folder.appending(path: "state").path, "--cache", folder.appending(path: "cache").path,
+                "--config", try config(url: url, chainDebug: chainDebug, chaining: chaining).path, "--state", folder.appending(path: "state").path, "--cache", folder.appending(path: "cache").path,
                 "--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning",
             ])
             return (process, api, try #require(metrics, "metrics on their own address, as [web] metrics-addr says"))
@@ -352,5 +352,32 @@ struct L3afdDeploymentTests {
         #expect(answer.status == 200, "\(answer.text)")
         #expect(try await running() == first[0], "the earlier build runs again")
         #expect(try deployment.network.ping(3) == 3)
+    }
+
+    /// `bpf-chaining-enabled: false`: each hook runs its one program attached directly, with no root fetched or loaded;
+    /// a second program on a hook is a 400 that changes nothing.
+    @Test func withoutChainingEachHookRunsOneProgramWithoutARoot() async throws {
+        let deployment = try Deployment()
+        defer { deployment.remove() }
+        let (daemon, api, metrics) = try deployment.start(url: "file://\(deployment.repository.path)", chaining: false)
+        defer { _ = daemon.stop(signal: SIGTERM) }
+        let port = deployment.port
+        var answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", deployment.payload())
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(try xdpAttached(port))
+        #expect(!FileManager.default.fileExists(atPath: "\(deployment.mapRoot)/\(port)/xdp-root"), "no root")
+        #expect(!FileManager.default.fileExists(atPath: "\(deployment.folder.path)/repo/xdp-root"), "no root fetched")
+        #expect(try deployment.network.ping(4) == 4)
+        #expect(try await Self.monitored(metrics, "rl_recv_count_map_0_scalar", iface: port, atLeast: 4) >= 4)
+        #expect(try await Self.monitored(metrics, "tc_packet_count_map_0_scalar", iface: port, atLeast: 4) >= 4)
+
+        let second = #"[{"host_name": "node-1", "iface": "\#(port)", "bpf_programs": {"xdp_ingress": [{"name": "traffic-mirror", "seq_id": 2, "version": "1.0", "#
+            + #""artifact": "l3af_traffic-mirror.tar.gz", "map_name": "tc_mirror_next_prog", "prog_type": "xdp", "object_file": "traffic_mirror.bpf.o", "#
+            + #""entry_function_name": "_tc_traffic_mirror", "admin_status": "enabled"}]}}]"#
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", second)
+        #expect(answer.status == 400 && answer.text.contains("bpf-chaining-enabled is false"), "\(answer.status) \(answer.text)")
+        let object = try await Self.object(api, port)
+        #expect(((object["bpf_programs"] as? [String: Any])?["xdp_ingress"] as? [Any])?.count == 1, "nothing changed")
+        #expect(try deployment.network.ping(2) == 2)
     }
 }

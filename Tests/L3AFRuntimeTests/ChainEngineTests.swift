@@ -83,6 +83,59 @@ struct ChainEngineTests {
         #expect(try BPFAttachment.tcProgramID(interface: port, hook: .tcEgress) == nil)
     }
 
+    /// Without chaining (l3afd's `bpf-chaining-enabled: false`) a hook runs one program attached directly: a new one
+    /// replaces it in one step (XDP: `bpf_link_update` on the same link), a second is refused, and switching chaining
+    /// back on takes the lone program down and chains behind a root.
+    @Test func withoutChainingAHookRunsOneProgramAlone() throws {
+        let network = try TestNetwork()
+        defer { try? network.remove() }
+        let alone = ChainEngine(pinRoot: network.pinRoot, roots: [:], chaining: false)
+        let port = network.senderPort
+        try alone.apply([try Packages.member("packet-counter", seq: 1)], interface: port, hook: .xdpIngress)
+        #expect(try Executable.run("/usr/sbin/ip", ["link", "show", port]).stdout.contains("xdp"))
+        #expect(try alone.rootProgramID(interface: port, hook: .xdpIngress) == nil, "no root")
+        let first = try #require(try alone.chain(interface: port, hook: .xdpIngress).first)
+        #expect(first.package == "packet-counter")
+        #expect(BPFAttachment.xdpLinkProgramID(linkPin: "\(network.pinRoot)/\(port)/xdp_ingress/link") == first.programID)
+        #expect(try network.ping(5) == 5)
+        #expect(try countedPackets(try alone.map("xdp_counter_map", of: "packet-counter", interface: port, hook: .xdpIngress), protocol: 1) >= 5)
+
+        // Deny the sender: the lone program is swapped on the same link, and pings stop.
+        try alone.apply([try Packages.member("ip-denylist", parameters: ["ipv4": "\(network.senderAddress)/32"], seq: 1)], interface: port, hook: .xdpIngress)
+        #expect(try alone.chain(interface: port, hook: .xdpIngress).map(\.package) == ["ip-denylist"])
+        #expect(try network.ping(3) == 0)
+        #expect(!FileManager.default.fileExists(atPath: "\(network.pinRoot)/\(port)/xdp_ingress/packet-counter"), "the replaced program's pins are gone")
+
+        // Two programs are refused; nothing changes.
+        let refused = #expect(throws: ChainError.self) {
+            try alone.apply([try Packages.member("packet-counter", seq: 1), try Packages.member("ratelimiting", seq: 2)], interface: port, hook: .xdpIngress)
+        }
+        #expect(refused?.kind == .tooLong && refused?.description.contains("bpf-chaining-enabled is false") == true)
+        #expect(try alone.chain(interface: port, hook: .xdpIngress).map(\.package) == ["ip-denylist"])
+
+        // TC alone, through l3af's filter.
+        try alone.apply([try Packages.member("packet-counter", program: 1)], interface: port, hook: .tcEgress)
+        let tc = try #require(try alone.chain(interface: port, hook: .tcEgress).first)
+        #expect(try BPFAttachment.tcProgramID(interface: port, hook: .tcEgress) == tc.programID)
+        try alone.apply([], interface: port, hook: .tcEgress)
+        #expect(try BPFAttachment.tcProgramID(interface: port, hook: .tcEgress) == nil)
+        #expect(try alone.chain(interface: port, hook: .tcEgress).isEmpty)
+
+        // Chaining switched on: the lone program goes, the chain comes up behind a root.
+        let chained = try engine(network)
+        try chained.apply([try Packages.member("packet-counter", seq: 10)], interface: port, hook: .xdpIngress)
+        #expect(try chained.rootProgramID(interface: port, hook: .xdpIngress) != nil)
+        #expect(try chained.chain(interface: port, hook: .xdpIngress).map(\.package) == ["packet-counter"])
+        #expect(try network.ping(3) == 3)
+        // And off again; then empty: nothing attached, no pins.
+        try alone.apply([try Packages.member("packet-counter", seq: 10)], interface: port, hook: .xdpIngress)
+        #expect(try alone.rootProgramID(interface: port, hook: .xdpIngress) == nil)
+        #expect(try alone.chain(interface: port, hook: .xdpIngress).map(\.package) == ["packet-counter"])
+        try alone.apply([], interface: port, hook: .xdpIngress)
+        #expect(!(try Executable.run("/usr/sbin/ip", ["link", "show", port])).stdout.contains("xdp"))
+        #expect(!FileManager.default.fileExists(atPath: "\(network.pinRoot)/\(port)/xdp_ingress"))
+    }
+
     /// Chain [A, X, B] of counters; X is replaced (and taken out and put back) hundreds of times while a thread
     /// runs packets through the root without pause: A and B must count exactly the same packets.
     @Test func noPacketSkipsTheChainDuringChanges() throws {

@@ -43,6 +43,23 @@ public enum BPFAttachment {
         }
     }
 
+    /// Swaps the program an XDP link runs for `program` in one step (`bpf_link_update`): no packet goes without one.
+    public static func updateXDP(linkPin: String, to program: BPFDescriptor) throws(BPFError) {
+        let link = try BPFDescriptor.pinned(at: linkPin)
+        guard bpf_link_update(link.fd, program.fd, nil) == 0 else {
+            throw BPFError(.attach, errno: errno, context: "bpf_link_update(\(linkPin))", detail: nil)
+        }
+    }
+
+    /// The id of the program the XDP link pinned at `linkPin` runs, `nil` when there is no such link.
+    public static func xdpLinkProgramID(linkPin: String) -> UInt32? {
+        guard let link = try? BPFDescriptor.pinned(at: linkPin) else { return nil }
+        var info = bpf_link_info()
+        var length = UInt32(MemoryLayout<bpf_link_info>.size)
+        guard bpf_obj_get_info_by_fd(link.fd, &info, &length) == 0 else { return nil }
+        return info.prog_id
+    }
+
     private static func tcHook(_ index: Int32, _ hook: Hook) -> bpf_tc_hook {
         var tcHook = bpf_tc_hook()
         tcHook.sz = optionsSize(\bpf_tc_hook.parent, UInt32.self)

@@ -29,12 +29,16 @@ public struct ChainEngine: Sendable {
     /// declares `LIBBPF_PIN_BY_NAME` are pinned (or found) there, so programs and tools written for l3afd find them.
     /// By default the pin root's parent (`/sys/fs/bpf` for `/sys/fs/bpf/l3af`).
     public let mapRoot: String
+    /// `false` (l3afd's `bpf-chaining-enabled: false`): `apply` runs at most one program per hook, attached directly
+    /// (XDP through a pinned link swapped with `bpf_link_update`, TC through l3af's filter, replaced), with no root.
+    public let chaining: Bool
 
-    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil) {
+    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil, chaining: Bool = true) {
         BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
         self.mapRoot = mapRoot ?? (pinRoot as NSString).deletingLastPathComponent
+        self.chaining = chaining
     }
 
     // MARK: Reading the chain
@@ -103,6 +107,7 @@ public struct ChainEngine: Sendable {
         defer { syncMapPins(interface, hook, before: before) }
         try check(member, hook)
         var state = try readForChange(interface, hook)
+        try requireChained(state, interface, hook)
         if state.members.contains(where: { $0.entry.package == member.package }) {
             throw ChainError(.alreadyInChain, "\(member.package) is already in the \(hook) chain of \(interface)", hint: "replace it with another version instead")
         }
@@ -122,6 +127,7 @@ public struct ChainEngine: Sendable {
         let before = mapPinsBefore(interface, hook)
         defer { syncMapPins(interface, hook, before: before) }
         let state = try readForChange(interface, hook)
+        try requireChained(state, interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
             throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
         }
@@ -140,6 +146,7 @@ public struct ChainEngine: Sendable {
         defer { syncMapPins(interface, hook, before: before) }
         try check(member, hook)
         let state = try readForChange(interface, hook)
+        try requireChained(state, interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
             throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
         }
@@ -160,6 +167,9 @@ public struct ChainEngine: Sendable {
     public func apply(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
         let before = mapPinsBefore(interface, hook)
         defer { syncMapPins(interface, hook, before: before) }
+        // A hook run the other way (the setting changed) is taken down first: for a moment nothing runs there.
+        if try settledRead(interface, hook).alone == chaining { try takeDown(interface, hook) }
+        guard chaining else { return try applyAlone(desired, interface: interface, hook: hook) }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
         for entry in try entries(interface, hook) where !names.contains(entry.package) {
@@ -203,6 +213,7 @@ public struct ChainEngine: Sendable {
             throw ChainError(.tooLong, "\(wanted.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
         }
         var state = try readForChange(interface, hook)
+        try requireChained(state, interface, hook)
         let start = zip(state.members.map(\.entry.package), wanted.map(\.package)).prefix { $0 == $1 }.count
         var staged: [Staged] = []
         var successor: BPFDescriptor? = nil
@@ -236,6 +247,72 @@ public struct ChainEngine: Sendable {
         if wanted.isEmpty { try removeRoot(interface, hook) }
     }
 
+    /// `apply` without chaining: `desired` is at most one program, attached to the hook directly; a new program or
+    /// version replaces the old one in one step.
+    private func applyAlone(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
+        guard desired.count <= 1 else {
+            throw ChainError(.tooLong, "bpf-chaining-enabled is false, so \(hook) of \(interface) runs one program, not \(desired.count) (\(desired.map(\.package).joined(separator: ", ")))",
+                             hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
+        }
+        let state = try readForChange(interface, hook)
+        let current = state.members.first
+        guard let member = desired.first else {
+            if current != nil { try takeDown(interface, hook) }
+            return
+        }
+        try check(member, hook)
+        if let current, current.entry.package == member.package, current.entry.version == member.version,
+           current.entry.parametersDigest == member.parametersDigest, current.entry.seqID == member.seqID {
+            return
+        }
+        var reuse: [String: BPFDescriptor] = [:]
+        if let current, current.entry.package == member.package {
+            for name in member.program.stateMaps {
+                if let descriptor = try? BPFDescriptor.pinned(at: "\(current.folder)/maps/\(name)") { reuse[name] = descriptor }
+            }
+        }
+        let staged = try stage(member, interface, hook, reuse: reuse, successor: nil)
+        let base = hookFolder(interface, hook)
+        do throws(ChainError) {
+            try kernel { () throws(BPFError) in
+                if hook == .xdpIngress {
+                    if current != nil, FileManager.default.fileExists(atPath: "\(base)/link") {
+                        try BPFAttachment.updateXDP(linkPin: "\(base)/link", to: staged.loaded.program)
+                    } else {
+                        try BPFAttachment.attachXDP(staged.loaded.program, interface: interface).pin(at: "\(base)/link")
+                    }
+                } else {
+                    try BPFAttachment.attachTC(staged.loaded.program, interface: interface, hook: hook)
+                }
+            }
+        } catch {
+            removePins(staged.folder, pruneParent: true)
+            throw ChainError(error.kind, error.description, hint: "the hook was not changed")
+        }
+        if let current { removePins(current.folder, pruneParent: current.entry.package != member.package) }
+        try finish(staged)
+    }
+
+    /// Refuses a chain step on a hook whose program runs alone (chaining off): only `apply` changes such a hook.
+    private func requireChained(_ state: State, _ interface: String, _ hook: Hook) throws(ChainError) {
+        guard state.alone else { return }
+        throw ChainError(.inconsistent, "\(hook) of \(interface) runs \(state.members.first?.entry.package ?? "a program") alone, without a root (chaining off)",
+                         hint: "change it with apply, which takes it down first when chaining is on")
+    }
+
+    /// Takes everything off `hook` of `interface`, chained or alone: detached first, then unpinned.
+    private func takeDown(_ interface: String, _ hook: Hook) throws(ChainError) {
+        let base = hookFolder(interface, hook)
+        if hook == .xdpIngress {
+            try? BPFAttachment.detachXDP(linkPin: "\(base)/link")
+            try? BPFAttachment.detachXDP(linkPin: "\(base)/root/link")
+        } else {
+            try? BPFAttachment.detachTC(interface: interface, hook: hook)
+        }
+        try? FileManager.default.removeItem(atPath: base)
+        removePins(base, pruneParent: true)
+    }
+
     // MARK: Steps
 
     private struct Member {
@@ -260,6 +337,8 @@ public struct ChainEngine: Sendable {
         var members: [Member]
         var rootNext: BPFMapAccess?
         var leftovers = Leftovers()
+        /// A program attached alone, without a root (chaining off).
+        var alone = false
 
         /// The prog array whose slot 0 leads to position `position`: the root's, or the previous member's.
         func predecessor(of position: Int) -> BPFMapAccess? { position == 0 ? rootNext : members[position - 1].next }
@@ -516,10 +595,15 @@ public struct ChainEngine: Sendable {
     private func read(_ interface: String, _ hook: Hook) throws(ChainError) -> State {
         let base = hookFolder(interface, hook)
         let fm = FileManager.default
-        guard let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/next") else { return State(members: [], rootNext: nil) }
+        let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/next")
+        // Without a root, a program attached alone (chaining off): l3af's XDP link or TC filter names it.
+        let aloneID: UInt32? = rootNext != nil ? nil
+            : hook == .xdpIngress ? BPFAttachment.xdpLinkProgramID(linkPin: "\(base)/link")
+            : fm.fileExists(atPath: base) ? (try? BPFAttachment.tcProgramID(interface: interface, hook: hook)) ?? nil : nil
+        guard rootNext != nil || aloneID != nil else { return State(members: [], rootNext: nil) }
         var leftovers = Leftovers()
         var pinned: [UInt32: (folder: String, package: String, version: String, seq: Int, digest: String, program: BPFDescriptor)] = [:]
-        for package in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where package != "root" {
+        for package in ((try? fm.contentsOfDirectory(atPath: base)) ?? []).sorted() where package != "root" && package != "link" {
             for item in ((try? fm.contentsOfDirectory(atPath: "\(base)/\(package)")) ?? []).sorted() {
                 let folder = "\(base)/\(package)/\(item)"
                 guard let program = try? BPFDescriptor.pinned(at: "\(folder)/prog"), let id = try? program.programID() else {
@@ -538,6 +622,18 @@ public struct ChainEngine: Sendable {
                 pinned[id] = (folder, package, version, seq, digest, program)
             }
         }
+        if let aloneID {
+            guard let found = pinned[aloneID], let nextPin = try? BPFDescriptor.pinned(at: "\(found.folder)/next") else {
+                throw ChainError(.inconsistent, "\(hook) of \(interface) runs program id \(aloneID), which no pin under \(base) holds",
+                                 hint: "inspect with `bpftool prog show id \(aloneID)`; remove \(base) to start over")
+            }
+            if (found.folder as NSString).lastPathComponent.hasPrefix(Self.stagingPrefix) { leftovers.unfinished.append(found.folder) }
+            leftovers.strays += pinned.filter { $0.key != aloneID }.map(\.value.folder).sorted()
+            let member = Member(entry: ChainEntry(package: found.package, version: found.version, seqID: found.seq, programID: aloneID, parametersDigest: found.digest),
+                                folder: found.folder, program: found.program, next: BPFMapAccess(nextPin, name: "\(found.package)/next"))
+            return State(members: [member], rootNext: nil, leftovers: leftovers, alone: true)
+        }
+        guard let rootNext else { return State(members: [], rootNext: nil) }
         var members: [Member] = []
         var next = BPFMapAccess(rootNext, name: "root/next")
         var seen = Set<UInt32>()
