@@ -166,7 +166,7 @@ public enum L3afdConfigFile {
 
     /// The roots as `[xdp-root]` and `[tc-root]` describe them, upstream's defaults for keys not given.
     static func roots(_ value: (String, String) -> (value: String, line: Int)?, path: String) throws(DaemonError) -> [Hook: PlainRoot] {
-        func root(_ section: String, _ prefix: String, hook: Hook, defaults: [String: String]) throws(DaemonError) -> PlainRoot {
+        func root(_ section: String, _ prefix: String, defaults: [String: String]) throws(DaemonError) -> PlainRoot {
             func get(_ key: String) -> (value: String, line: Int) {
                 if let given = value(section, key), !given.value.isEmpty { return given }
                 let bare = key.hasPrefix(prefix) ? String(key.dropFirst(prefix.count)) : key
@@ -185,15 +185,15 @@ public enum L3afdConfigFile {
                              entryFunction: try name(prefix + "entry-function-name"), rootMap: try name(prefix.isEmpty ? "ingress-map-name" : prefix + "map-name"))
         }
         return [
-            .xdpIngress: try root("xdp-root", "", hook: .xdpIngress, defaults: [
+            .xdpIngress: try root("xdp-root", "", defaults: [
                 "package-name": "xdp-root", "version": "latest", "artifact": "l3af_xdp_root.tar.gz", "object-file": "xdp_root.bpf.o",
                 "entry-function-name": "xdp_root", "ingress-map-name": "xdp_root_array",
             ]),
-            .tcIngress: try root("tc-root", "ingress-", hook: .tcIngress, defaults: [
+            .tcIngress: try root("tc-root", "ingress-", defaults: [
                 "package-name": "tc-root", "version": "latest", "artifact": "l3af_tc_root.tar.gz", "object-file": "tc_root_ingress.bpf.o",
                 "entry-function-name": "tc_ingress_root", "map-name": "tc_ingress_root_array",
             ]),
-            .tcEgress: try root("tc-root", "egress-", hook: .tcEgress, defaults: [
+            .tcEgress: try root("tc-root", "egress-", defaults: [
                 "package-name": "tc-root", "version": "latest", "artifact": "l3af_tc_root.tar.gz", "object-file": "tc_root_egress.bpf.o",
                 "entry-function-name": "tc_egress_root", "map-name": "tc_egress_root_array",
             ]),

@@ -18,8 +18,8 @@ extension HostManager {
     /// Applies l3afd `L3afBPFPrograms` payloads declaratively, as one revision: `seq_id` orders each chain, `version`
     /// is what to install (a version, a range or a dist-tag such as `latest`), `admin_status: disabled` keeps a
     /// program (an empty `admin_status` counts as enabled) in the configuration but out of the chain, `start_args` become the manifest's parameters, `map_args`
-    /// are written into maps, `monitor_maps` replace the manifest's, `ebpf_package_repo_url` names another registry
-    /// (or, when listed in `allow_unsigned`, an unsigned l3afd repository), and for a legacy artifact without a
+    /// are written into maps, `monitor_maps` replace the manifest's, `ebpf_package_repo_url` names another repository
+    /// (a signed registry, or a plain l3afd repository trusted on first use), and for a legacy artifact without a
     /// manifest `object_file`, `entry_function_name` and `map_name` say what to load. Every program is resolved,
     /// fetched and checked before the first flip.
     public func apply(_ payloads: [L3afBPFPrograms], mode: PayloadMode = .replace, hostName: String? = nil, cause: String? = nil) async throws -> Revision? {
