@@ -1,4 +1,5 @@
 import Foundation
+import L3AFClient
 import L3AFHost
 import L3AFModel
 import L3AFRuntime
@@ -59,7 +60,14 @@ public final class DaemonMetrics: Sendable {
 
     func labels(_ placed: PlacedProgram, in snapshot: HostSnapshot, version: Bool = false) -> [(String, String)] {
         labels(placed.package.rawValue, placed.hook, placed.interface, ipv4: snapshot.ipv4Addresses?[placed.interface] ?? "",
-               version: version ? placed.version.rawValue : nil)
+               version: version ? Self.shownVersion(placed) : nil)
+    }
+
+    /// The version l3afd would label: a build of a moving version from a plain repository (`latest-<digest>`) shows
+    /// as the version asked for (`latest`); any other as installed.
+    static func shownVersion(_ placed: PlacedProgram) -> String {
+        let installed = placed.version.rawValue
+        return installed.hasPrefix(placed.requirement + "-") && ArtifactDigests.movingVersions.contains(placed.requirement) ? placed.requirement : installed
     }
 
     /// One sample, off the cooperative pool.

@@ -55,6 +55,20 @@ public enum Fixtures {
             objects: ["xdp_root.bpf.o": try compileBPF("registry/xdp-root/xdp_root.bpf.c")], top: "l3af_\(name)")
     }
 
+    /// Upstream l3afd's example `l3afd.cfg` (`Tests/Fixtures/l3afd.cfg`), with `settings` (section → key → value) in
+    /// place of its values.
+    public static func upstreamL3afdConfig(_ settings: [String: [String: String]] = [:]) throws -> String {
+        let text = try String(contentsOf: repositoryRoot.appending(path: "Tests/Fixtures/l3afd.cfg"), encoding: .utf8)
+        var section = ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("[") { section = String(trimmed.dropFirst().dropLast()) }
+            guard !trimmed.hasPrefix("#"), let colon = trimmed.firstIndex(of: ":"),
+                  let value = settings[section]?[trimmed[..<colon].trimmingCharacters(in: .whitespaces)] else { return String(line) }
+            return "\(trimmed[..<colon]): \(value)"
+        }.joined(separator: "\n")
+    }
+
     /// A new empty folder under the system's temporary folder.
     public static func temporaryFolder(_ label: String = "test") throws -> URL {
         let url = FileManager.default.temporaryDirectory.appending(path: "l3af-\(label)-\(UUID().uuidString)")

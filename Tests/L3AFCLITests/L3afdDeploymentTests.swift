@@ -66,67 +66,17 @@ struct L3afdDeploymentTests {
             }
         }
 
-        /// `l3afd.cfg` as upstream's example writes it, pointing at `url` and at this test's folders.
+        /// `l3afd.cfg`: upstream's example, pointing at `url` and at this test's folders.
         func config(url: String, chainDebug: String?, chaining: Bool) throws -> URL {
             let file = folder.appending(path: "l3afd.cfg")
-            try """
-                [l3afd]
-                pid-file: /var/run/l3afd.pid
-                datacenter: dc
-                bpf-dir: \(folder.appending(path: "repo").path)
-                bpf-log-dir:
-                kernel-major-version: 5
-                kernel-minor-version: 15
-                shutdown-timeout: 25s
-                http-client-timeout: 10s
-                max-ebpf-restart-count: 3
-                bpf-chaining-enabled: \(chaining)
-                swagger-api-enabled: true
-                environment: DEV
-                BpfMapDefaultPath: \(mapRoot)
-
-                [ebpf-repo]
-                url: \(url)
-
-                [web]
-                metrics-addr: 127.0.0.1:0
-                ebpf-poll-interval: 30s
-                n-metric-samples: 20
-
-                [xdp-root]
-                package-name: xdp-root
-                artifact: l3af_xdp_root.tar.gz
-                command: xdp_root
-                ingress-map-name: xdp_root_array
-                version: latest
-                object-file: xdp_root.bpf.o
-                entry-function-name: xdp_root
-
-                [tc-root]
-                package-name: tc-root
-                artifact: l3af_tc_root.tar.gz
-                ingress-map-name: tc_ingress_root_array
-                egress-map-name: tc_egress_root_array
-                command: tc_root
-                version: latest
-                ingress-object-file: tc_root_ingress.bpf.o
-                egress-object-file: tc_root_egress.bpf.o
-                ingress-entry-function-name: tc_ingress_root
-                egress-entry-function-name: tc_egress_root
-
-                [ebpf-chain-debug]
-                addr: \(chainDebug ?? "localhost:8899")
-                enabled: \(chainDebug != nil)
-
-                [l3af-configs]
-                restapi-addr: 127.0.0.1:0
-
-                [l3af-config-store]
-                filename: \(store.path)
-
-                [mtls]
-                enabled: false
-                """.write(to: file, atomically: true, encoding: .utf8)
+            try Fixtures.upstreamL3afdConfig([
+                "l3afd": ["bpf-dir": folder.appending(path: "repo").path, "BpfMapDefaultPath": mapRoot, "bpf-chaining-enabled": "\(chaining)"],
+                "ebpf-repo": ["url": url],
+                "web": ["metrics-addr": "127.0.0.1:0"],
+                "ebpf-chain-debug": ["addr": chainDebug ?? "localhost:8899", "enabled": "\(chainDebug != nil)"],
+                "l3af-configs": ["restapi-addr": "127.0.0.1:0"],
+                "l3af-config-store": ["filename": store.path],
+            ]).write(to: file, atomically: true, encoding: .utf8)
             return file
         }
 
@@ -313,7 +263,7 @@ struct L3afdDeploymentTests {
         let deployment = try Deployment()
         defer { deployment.remove() }
         try deployment.publish("ratelimiting", "latest", ["ratelimiting.bpf.o": "ratelimiting.bpf.c", "NOTES": nil], artifact: "l3af_ratelimiting.tar.gz", extra: " build A")
-        let (daemon, api, _) = try deployment.start(url: "file://\(deployment.repository.path)")
+        let (daemon, api, metrics) = try deployment.start(url: "file://\(deployment.repository.path)")
         defer { _ = daemon.stop(signal: SIGTERM) }
         let payload = deployment.payload(version: "latest")
         #expect(try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", payload).status == 200)
@@ -345,6 +295,8 @@ struct L3afdDeploymentTests {
             return [first[0], second].first { status.text.contains("ratelimiting@\($0)") || status.text.contains("\"\($0)\"") }
         }
         #expect(try await running() == second, "the new build runs")
+        let series = String(decoding: try await HTTPClient().send(HTTPRequest(url: metrics)).body, as: UTF8.self)
+        #expect(series.contains(#"l3afd_BPFRunning{host="node-1",ebpf_program="ratelimiting",version="latest""#), "labelled as l3afd labels it: \(series)")
         #expect(try await Self.object(api, deployment.port)["bpf_programs"].map { "\($0)" }?.contains("latest") == true, "GET still says latest, as sent")
 
         // Rollback: the first build's bytes run again, from where they were installed.

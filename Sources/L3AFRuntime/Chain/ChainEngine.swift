@@ -168,7 +168,8 @@ public struct ChainEngine: Sendable {
         let before = mapPinsBefore(interface, hook)
         defer { syncMapPins(interface, hook, before: before) }
         // A hook run the other way (the setting changed) is taken down first: for a moment nothing runs there.
-        if try settledRead(interface, hook).alone == chaining { try takeDown(interface, hook) }
+        let running = try settledRead(interface, hook)
+        if chaining ? running.alone : running.rootNext != nil { try takeDown(interface, hook) }
         guard chaining else { return try applyAlone(desired, interface: interface, hook: hook) }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
