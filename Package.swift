@@ -42,7 +42,7 @@ let package = Package(
         // libbpf: objects opened from files or memory, inspected, loaded; maps, programs, links.
         .target(name: "L3AFBPF", dependencies: ["L3AFModel", "CBPF", .product(name: "Logging", package: "swift-log")]),
         // Chains of programs on interfaces, changed one atomic prog-array update at a time.
-        .target(name: "L3AFRuntime", dependencies: ["L3AFModel", "L3AFBPF"]),
+        .target(name: "L3AFRuntime", dependencies: ["L3AFModel", "L3AFBPF", "CLinux"]),
         // The host: desired chains and revisions in SQLite, one writer at a time, install/upgrade/rollback/apply/restore.
         .target(
             name: "L3AFHost",

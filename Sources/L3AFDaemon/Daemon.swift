@@ -22,7 +22,9 @@ public enum Daemon {
     /// store that can't be read or applied stops the start: serving an empty host in its place would drop its programs.
     static func importConfigStore(_ store: String, into host: HostManager, hostName: String, logger: Logger) async throws {
         guard try await host.observe({ try $0.database.current() }) == nil, let bytes = AtomicFile.read(store) else { return }
-        guard !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) else { return }
+        // Empty, or `null`: l3afd writes a host with nothing configured as Go's nil slice.
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty, text != "null" else { return }
         let payloads: [L3afBPFPrograms]
         do { payloads = try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: store) } catch {
             throw DaemonError(.badConfiguration, "l3afd's config store \(store) can't be imported: \(error.description)",
@@ -108,7 +110,7 @@ public enum Daemon {
         if let debugListen = configuration.chainDebugListen {
             let address = try DaemonConfiguration.address(debugListen, option: "[ebpf-chain-debug] addr")
             let debugRouter = Router()
-            routes.registerChainDebug(on: debugRouter, mapRoot: (configuration.pinRoot as NSString).deletingLastPathComponent, pinRoot: configuration.pinRoot)
+            routes.registerChainDebug(on: debugRouter, pinRoot: configuration.pinRoot)
             services.append(Application(
                 router: debugRouter, server: .http1(configuration: http1), configuration: serverConfiguration(.hostname(address.host, port: address.port)),
                 onServerRunning: { channel in logger.notice("chain debug view (GET /bpfs/{iface}) on \(address.host):\(channel.localAddress?.port ?? address.port)") },

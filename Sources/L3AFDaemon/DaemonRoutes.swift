@@ -21,6 +21,8 @@ struct DaemonRoutes: Sendable {
     /// l3afd's config store, rewritten after each change as l3afd does, so tools that read it (and l3afd, if the host
     /// goes back to it) find the configuration.
     var configStore: String?
+    /// Writes of the config store, one at a time, each of the configuration as it is then.
+    let storeWrites = StoreWrites()
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
@@ -78,8 +80,8 @@ struct DaemonRoutes: Sendable {
 
     /// l3afd's chain debug view, `GET /bpfs/{iface}`: every program running on the interface, each hook's root first,
     /// in chain order, with l3afd's field names (`Program`, `FilePath`, `MapNamePath`, `PrevMapNamePath`, `ProgID`).
-    func registerChainDebug<Context: RequestContext>(on router: Router<Context>, mapRoot: String, pinRoot: String) {
-        let engine = ChainEngine(pinRoot: pinRoot, roots: [:], mapRoot: mapRoot)
+    func registerChainDebug<Context: RequestContext>(on router: Router<Context>, pinRoot: String) {
+        let engine = ChainEngine(pinRoot: pinRoot, roots: [:])
         router.get("/bpfs/{iface}") { _, context in
             let iface = try context.parameters.require("iface")
             let snapshot = try await host.observe { try $0.snapshot() }
@@ -124,8 +126,10 @@ struct DaemonRoutes: Sendable {
     func writeConfigStore() async {
         guard let configStore else { return }
         do {
-            let bytes = try DocumentDecoder.encode(try await configs(interface: nil))
-            try await OffPool.run { try AtomicFile.write(Array(bytes), to: configStore, mode: 0o644) }
+            try await storeWrites.run {
+                let bytes = try DocumentDecoder.encode(try await configs(interface: nil))
+                try await OffPool.run { try AtomicFile.write(Array(bytes), to: configStore, mode: 0o644) }
+            }
         } catch {
             FileHandle.standardError.write(Data("l3afd: could not write l3afd's config store \(configStore): \(error)\n".utf8))
         }
@@ -174,6 +178,22 @@ struct DaemonRoutes: Sendable {
         entry.entryFunctionName = placed.program.entryFunction
         entry.ebpfPackageRepoURL = placed.source ?? ""
         return entry
+    }
+}
+
+/// Runs its bodies one at a time, in the order they arrive: two changes finishing together can't write the config
+/// store in the wrong order, since each reads the configuration inside its turn.
+actor StoreWrites {
+    private var last: Task<Void, Never>?
+
+    func run(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        let previous = last
+        let task = Task<Void, any Error> {
+            await previous?.value
+            try await body()
+        }
+        last = Task { _ = try? await task.value }
+        try await task.value
     }
 }
 

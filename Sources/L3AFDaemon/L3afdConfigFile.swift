@@ -20,6 +20,7 @@ public enum L3afdConfigFile {
         "l3afd": [
             "pid-file": "l3afd keeps its pid in <state>/l3afd.pid (one daemon per state folder)",
             "datacenter": "it has no meaning here",
+            "bpf-dir": "artifacts stay in the repo folder (--repo, default /var/l3afd/repo), owned by root and kept across reboots (a world-writable /dev/shm would let any local user plant objects, and a reboot would empty it), so a restore needs no network",
             "bpf-log-dir": "user programs log to <state>/user-programs/<name>.log",
             "kernel-major-version": "the kernel is asked (uname), not told",
             "kernel-minor-version": "the kernel is asked (uname), not told",
@@ -36,7 +37,7 @@ public enum L3afdConfigFile {
 
     /// Keys honoured, by section.
     static let honoured: [String: Set<String>] = [
-        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath", "bpf-dir"],
+        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath"],
         "ebpf-repo": ["url"],
         "xdp-root": ["package-name", "artifact", "ingress-map-name", "version", "object-file", "entry-function-name"],
         "tc-root": ["package-name", "artifact", "ingress-map-name", "egress-map-name", "version", "ingress-object-file", "egress-object-file",
@@ -98,10 +99,6 @@ public enum L3afdConfigFile {
             // l3afd repository (trusted on first use).
             configuration.plainRepository = url
             configuration.plainRoots = try roots(value, path: path)
-        }
-        if let (folder, line) = value("l3afd", "bpf-dir"), !folder.isEmpty {
-            guard folder.hasPrefix("/") else { throw bad(path, line, "bpf-dir '\(folder)' is not an absolute path") }
-            configuration.client.repo = folder
         }
         if let (text, line) = value("ebpf-chain-debug", "enabled"), !text.isEmpty {
             guard let enabled = bool(text) else { throw bad(path, line, "[ebpf-chain-debug] enabled '\(text)' is not true or false") }

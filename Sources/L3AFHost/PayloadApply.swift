@@ -107,9 +107,10 @@ extension HostManager {
         }
     }
 
-    /// What a payload entry needs fetched: from the repository it names (its `ebpf_package_repo_url`: a signed registry
-    /// when it serves a signed index, else a plain l3afd repository), or, naming none, from l3afd's default plain
-    /// repository when one is configured, else from the signed registry.
+    /// What a payload entry needs fetched: from the repository it names (its `ebpf_package_repo_url`), or, naming none,
+    /// from l3afd's default repository (`[ebpf-repo] url`) when one is configured, else from the signed registry. A
+    /// repository is used as a signed registry when it serves a signed index, else as a plain l3afd repository
+    /// (trusted on first use); one listed in `allow_unsigned` is plain without asking.
     func wanted(_ entry: BPFProgram) throws(HostError) -> Wanted {
         let version = entry.version.isEmpty ? "latest" : entry.version
         let artifact = entry.artifact.isEmpty ? "l3af_\(entry.name).tar.gz" : entry.artifact
@@ -117,11 +118,11 @@ extension HostManager {
         func trimmed(_ url: String) -> Substring { url.hasSuffix("/") ? url.dropLast() : Substring(url) }
         func same(_ a: String, _ b: String?) -> Bool { b.map { trimmed(a) == trimmed($0) } ?? false }
         if named.isEmpty {
-            if let plain = options.plainRepository { return .unsigned(name: entry.name, version: version, artifact: artifact, repository: plain) }
+            if let plain = options.plainRepository { return .either(name: entry.name, version: version, artifact: artifact, repository: plain) }
             return .signed(try Self.spec("\(entry.name)@\(version)").description, registry: nil)
         }
         if same(named, options.client.registry) { return .signed(try Self.spec("\(entry.name)@\(version)").description, registry: named) }
-        if same(named, options.plainRepository) || source.allowsUnsigned(named) {
+        if source.allowsUnsigned(named) {
             return .unsigned(name: entry.name, version: version, artifact: artifact, repository: named)
         }
         return .either(name: entry.name, version: version, artifact: artifact, repository: named)

@@ -70,7 +70,7 @@ struct L3afdDeploymentTests {
         func config(url: String, chainDebug: String?, chaining: Bool) throws -> URL {
             let file = folder.appending(path: "l3afd.cfg")
             try Fixtures.upstreamL3afdConfig([
-                "l3afd": ["bpf-dir": folder.appending(path: "repo").path, "BpfMapDefaultPath": mapRoot, "bpf-chaining-enabled": "\(chaining)"],
+                "l3afd": ["BpfMapDefaultPath": mapRoot, "bpf-chaining-enabled": "\(chaining)"],
                 "ebpf-repo": ["url": url],
                 "web": ["metrics-addr": "127.0.0.1:0"],
                 "ebpf-chain-debug": ["addr": chainDebug ?? "localhost:8899", "enabled": "\(chainDebug != nil)"],
@@ -80,10 +80,11 @@ struct L3afdDeploymentTests {
             return file
         }
 
-        /// `l3afd --config l3afd.cfg`, with only where its own state lives and the name of this host added.
+        /// `l3afd --config l3afd.cfg`, with where its own state and repo live and the name of this host added.
         func start(url: String, chainDebug: String? = nil, chaining: Bool = true) throws -> (process: RunningProcess, api: String, metrics: String) {
             let (process, api, metrics) = try DaemonHarness.launch([
                 "--config", try config(url: url, chainDebug: chainDebug, chaining: chaining).path, "--state", folder.appending(path: "state").path, "--cache", folder.appending(path: "cache").path,
+                "--repo", folder.appending(path: "repo").path,
                 "--host-name", "node-1", "--sample-interval", "0.3", "--log-level", "warning",
             ])
             return (process, api, try #require(metrics, "metrics on their own address, as [web] metrics-addr says"))
@@ -222,9 +223,11 @@ struct L3afdDeploymentTests {
         #expect(!FileManager.default.fileExists(atPath: "\(mapRoot)/\(port)"), "l3afd's map pins are gone")
         #expect(!FileManager.default.fileExists(atPath: "\(mapRoot)/tc/globals/\(port)"))
 
-        // The repository serves other bytes at coordinates this host fetched before: refused, naming both digests;
-        // nothing changes.
+        // The repository serves other bytes at coordinates this host fetched before. While 1.0 is installed it is used
+        // as recorded, with no request; fetched again (its folder gone), the new bytes are refused, naming both
+        // digests, and nothing changes.
         try deployment.publish("ratelimiting", "1.0", ["ratelimiting.bpf.o": "ratelimiting.bpf.c", "EXTRA": nil], artifact: "l3af_ratelimiting.tar.gz")
+        try FileManager.default.removeItem(at: deployment.folder.appending(path: "repo/ratelimiting/1.0"))
         answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", deployment.payload())
         #expect(answer.status >= 400 && answer.status < 500, "\(answer.status) \(answer.text)")
         #expect(answer.text.contains("artifact-changed") && answer.text.contains("ratelimiting/1.0/\(deployment.platform)/l3af_ratelimiting.tar.gz"), "\(answer.text)")

@@ -16,14 +16,14 @@ import Testing
         #expect(configuration.samples == 20 && configuration.client.connectTimeoutSeconds == 10)
         #expect(configuration.pinRoot == "/sys/fs/bpf/l3af")
         #expect(configuration.plainRepository == "file:///srv/l3afd" && configuration.client.registry == nil)
-        #expect(configuration.client.repo == "/dev/shm" && configuration.configStore == "/var/l3afd/l3af-config.json")
+        #expect(configuration.client.repo == "/var/l3afd/repo" && configuration.configStore == "/var/l3afd/l3af-config.json")
         let xdp = try #require(configuration.plainRoots[.xdpIngress]), egress = try #require(configuration.plainRoots[.tcEgress])
         #expect(xdp.package == "xdp-root" && xdp.version == "latest" && xdp.artifact == "l3af_xdp_root.tar.gz" && xdp.objectFile == "xdp_root.bpf.o"
                 && xdp.entryFunction == "xdp_root" && xdp.rootMap == "xdp_root_array")
         #expect(egress.package == "tc-root" && egress.objectFile == "tc_root_egress.bpf.o" && egress.entryFunction == "tc_egress_root"
                 && egress.rootMap == "tc_egress_root_array")
         #expect(configuration.tls == nil)
-        for key in ["pid-file", "datacenter", "shutdown-timeout", "HotReloadEnabled", "ebpf-poll-interval", "command"] {
+        for key in ["pid-file", "datacenter", "shutdown-timeout", "HotReloadEnabled", "ebpf-poll-interval", "command", "bpf-dir"] {
             #expect(configuration.notices.contains { $0.contains(" \(key) has no effect") }, "a notice for \(key): \(configuration.notices)")
         }
     }

@@ -25,11 +25,12 @@ public enum BPFLoader {
     /// Loads `entry` from the object at `path`. Maps named in `reuse` take the descriptor given (an existing map
     /// carried over to this object: `bpf_map__reuse_fd`) instead of being created; their shapes must match.
     /// Only `entry` is loaded when the object holds several programs; maps its object declares pinned by name are
-    /// pinned in `pinFolder`, which must exist. When `entry`'s section names no type libbpf
+    /// pinned in `pinFolder`, which must exist, except those in `neverPinned` or `reuse`. When `entry`'s section names no type libbpf
     /// knows (l3afd's programs use custom names such as `xdp-root` or `xdp_ratelimiting`), `hook` gives it: XDP,
     /// or a TC classifier.
     public static func load(
-        objectAt path: String, entry: String, hook: Hook? = nil, reuse: [String: BPFDescriptor] = [:], pinFolder: String? = nil
+        objectAt path: String, entry: String, hook: Hook? = nil, reuse: [String: BPFDescriptor] = [:], pinFolder: String? = nil,
+        neverPinned: Set<String> = []
     ) throws(BPFError) -> LoadedProgram {
         BPFLog.routeByDefault()
         let logSize = 1 << 20
@@ -73,6 +74,11 @@ public enum BPFLoader {
         }
         guard found else {
             throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
+        }
+        // Maps the caller owns (a chain link, maps carried over) are never pinned or found by name: a pin left by the
+        // running copy of the same program would link the new copy into the live chain.
+        for name in neverPinned.union(reuse.keys) {
+            if let map = bpf_object__find_map_by_name(object, name) { bpf_map__set_pin_path(map, nil) }
         }
         for (name, descriptor) in reuse {
             guard let map = bpf_object__find_map_by_name(object, name) else {

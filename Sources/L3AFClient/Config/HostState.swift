@@ -52,7 +52,7 @@ public struct StateFileError: L3AFError {
     public var protects = "index rollback protection"
     public var code: String { "state-file-corrupt" }
     public var description: String { "\(path) can't be read (\(problem)), so \(protects) can't be checked; nothing was fetched" }
-    public var hint: String? { "restore it from a backup, or, to trust the registry's current index again, move it away (the next fetch records anew)" }
+    public var hint: String? { "restore it from a backup, or, to trust what the repositories serve now, move it away (the next fetch records anew)" }
 }
 
 /// Trust on first use for plain l3afd repositories, which sign nothing: the sha256 of the first artifact fetched at
@@ -83,7 +83,11 @@ public struct ArtifactDigests: Sendable {
 
     /// The digest recorded for `url`, if any.
     public func recorded(_ url: String) throws(StateFileError) -> SHA256Digest? {
-        try load()[url].flatMap { try? SHA256Digest(hex: $0.sha256) }
+        guard let entry = try load()[url] else { return nil }
+        do { return try SHA256Digest(hex: entry.sha256) } catch {
+            throw StateFileError(path: file, problem: "the digest recorded for \(url) is not a sha256 ('\(entry.sha256)')",
+                                 protects: "trust-on-first-use digests of plain repositories")
+        }
     }
 
     /// Checks `sha256` against what `url` served before: the first time, or for a moving version, it passes;
@@ -98,9 +102,7 @@ public struct ArtifactDigests: Sendable {
         try FileLock.withLock("\(folder)/.lock") {
             var entries = try load()
             if let before = entries[url], before.sha256 == sha256.hex { return }
-            if let before = entries[url], !moving {
-                throw ArtifactChangedError(url: url, recorded: (try? SHA256Digest(hex: before.sha256)) ?? sha256, served: sha256)
-            }
+            if entries[url] != nil, !moving { throw ArtifactChangedError(url: url, recorded: try recorded(url) ?? sha256, served: sha256) }
             entries[url] = Entry(sha256: sha256.hex, recorded: Timestamp(Date()).description)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]

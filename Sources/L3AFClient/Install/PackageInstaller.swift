@@ -157,10 +157,11 @@ public struct PackageInstaller: Sendable {
     /// signs nothing: allowed when `allowed` (the operator named the repository) or listed in `allow_unsigned`. The
     /// version, artifact and platform become URL and path segments, so each must be a plain name.
     ///
-    /// Trust on first use: the artifact is fetched every time, and its sha256 checked against the one recorded for
-    /// its URL when this host first fetched it (``ArtifactDigests``); other bytes are refused, naming both digests.
-    /// A moving version (`latest`) may change: each of its builds is installed as `latest-<digest prefix>`, so what
-    /// `latest` meant in an earlier revision stays installed for rollback.
+    /// Trust on first use: the sha256 of what a URL served first is recorded (``ArtifactDigests``); a fixed version
+    /// installed with that digest is used without a request, and any other fetch of the URL must serve the same bytes,
+    /// else it is refused, naming both digests. A moving version (`latest`) is fetched every time and may change: each
+    /// of its builds is installed as `latest-<digest prefix>`, so what `latest` meant in an earlier revision stays
+    /// installed for rollback.
     public func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String, allowed: Bool) async throws -> InstalledPackage {
         let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
         guard allowed || configuration.allowUnsigned.contains(where: { $0 == repository || $0 == base }) else {
@@ -175,14 +176,28 @@ public struct PackageInstaller: Sendable {
         guard artifact.hasSuffix(".tar.gz") || artifact.hasSuffix(".tgz") || artifact.hasSuffix(".zip") else {
             throw ConfigurationError(description: "artifact '\(artifact)' is neither a .tar.gz nor a .zip", hint: "l3afd repositories serve l3af_<name>.tar.gz or .zip")
         }
+        guard !signedMetadata(from: base).hasCachedIndex else {
+            throw InstalledCheckError(description: "\(base) served a signed index to this host before; its artifacts are not taken unsigned",
+                                      hint: "install from it as a registry (without --l3afd-repo), with its trusted key")
+        }
         let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
-        let response = try await signedMetadata(from: base).get(url, headers: [])
-        let sha256 = SHA256Digest(of: response.body)
         let digests = ArtifactDigests(folder: configuration.state)
         let moving = ArtifactDigests.movingVersions.contains(version)
+        let repo = configuration.repo
+        if !moving {
+            // A fixed version installed from this URL with the digest recorded for it: used as it is, with no request,
+            // so a host re-applies what it runs while its repository is down.
+            let folder = Unpacker.versionFolder(repo: repo, name: name.rawValue, version: version)
+            if let marker = InstallMarker.read(in: folder), marker.unsigned, marker.source == url, marker.artifact == artifact,
+               try await OffPool.run({ try digests.recorded(url) }) == marker.sha256 {
+                return InstalledPackage(name: name.rawValue, version: version, path: "\(folder)/\(Unpacker.artifactBase(artifact))", sha256: marker.sha256,
+                                        source: .installed, unsigned: true, yanked: false, deprecated: nil)
+            }
+        }
+        let response = try await signedMetadata(from: base).get(url, headers: [])
+        let sha256 = SHA256Digest(of: response.body)
         try await OffPool.run { try digests.check(url, sha256: sha256, moving: moving) }
         let installedVersion = moving ? "\(version)-\(sha256.hex.prefix(12))" : version
-        let repo = configuration.repo
         let folder = Unpacker.versionFolder(repo: repo, name: name.rawValue, version: installedVersion)
         let reuse: @Sendable () throws -> InstalledPackage? = {
             guard let marker = InstallMarker.read(in: folder) else { return nil }
@@ -209,17 +224,28 @@ public struct PackageInstaller: Sendable {
     public func servesSignedIndex(_ repository: String) async throws -> Bool {
         let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
         if base == configuration.registry { return true }
-        if urlScheme(of: base) == "file" {
-            guard let path = URL(string: "\(base)/index.json")?.path else { return false }
-            return FileManager.default.fileExists(atPath: path)
+        // A repository this host has taken a signed index from is never taken for a plain one: an index that is
+        // suddenly missing is an attack or a broken mirror, not a reason to load unsigned code.
+        let signedBefore = signedMetadata(from: base).hasCachedIndex
+        let signed = urlScheme(of: base) == "file"
+            ? URL(string: "\(base)/index.json").map { FileManager.default.fileExists(atPath: $0.path) } ?? false
+            : try await servesIndexOverHTTP(base)
+        guard signed || !signedBefore else {
+            throw InstalledCheckError(description: "\(base) served a signed index to this host before, and now serves none; nothing was fetched",
+                                      hint: "check the repository (a broken mirror, or someone removing its index); unsigned artifacts are not taken from a signed registry")
         }
+        return signed
+    }
+
+    /// `GET <base>/index.json`: 200 is a signed registry, 404 or 410 a plain repository, anything else an error.
+    private func servesIndexOverHTTP(_ base: String) async throws -> Bool {
         let response: HTTPResponse
         do { response = try await http.send(HTTPRequest(url: "\(base)/index.json", headers: [])) } catch let error as TransportError {
             throw FetchError(url: "\(base)/index.json", reason: .transport(error.message, attempts: 1))
         }
         switch response.status {
         case 200: return true
-        case 403, 404, 410: return false
+        case 404, 410: return false
         default: throw FetchError(url: "\(base)/index.json", reason: .status(response.status, attempts: 1))
         }
     }

@@ -25,6 +25,9 @@ public struct SignedMetadata: Sendable {
 
     private var indexCache: String { "\(cacheFolder)/metadata/\(SHA256Digest(of: Array(registry.utf8)).hex.prefix(16))" }
 
+    /// Whether this host has taken a verified index from the registry (it is cached once verified).
+    public var hasCachedIndex: Bool { FileManager.default.fileExists(atPath: "\(indexCache)/index.json") }
+
     /// The verified index. Records its version as accepted.
     public func index(now: Timestamp = Timestamp(Date())) async throws -> RegistryIndex {
         var headers: [(String, String)] = []

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import L3AFBPF
 import L3AFModel
@@ -37,7 +38,7 @@ public struct ChainEngine: Sendable {
         BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
-        self.mapRoot = mapRoot ?? (pinRoot as NSString).deletingLastPathComponent
+        self.mapRoot = mapRoot ?? Self.defaultMapRoot(pinRoot: pinRoot)
         self.chaining = chaining
     }
 
@@ -168,9 +169,12 @@ public struct ChainEngine: Sendable {
         let before = mapPinsBefore(interface, hook)
         defer { syncMapPins(interface, hook, before: before) }
         // A hook run the other way (the setting changed) is taken down first: for a moment nothing runs there.
-        let running = try settledRead(interface, hook)
-        if chaining ? running.alone : running.rootNext != nil { try takeDown(interface, hook) }
         guard chaining else { return try applyAlone(desired, interface: interface, hook: hook) }
+        // A program left alone when chaining was off is taken down first: for a moment nothing runs there.
+        if try settledRead(interface, hook).alone {
+            for member in desired { try check(member, hook) }
+            try takeDown(interface, hook)
+        }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
         for entry in try entries(interface, hook) where !names.contains(entry.package) {
@@ -256,9 +260,10 @@ public struct ChainEngine: Sendable {
                              hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
         }
         let state = try readForChange(interface, hook)
-        let current = state.members.first
+        // A chain left from when chaining was on goes once the new program is staged: for a moment nothing runs there.
+        let current = state.alone ? state.members.first : nil
         guard let member = desired.first else {
-            if current != nil { try takeDown(interface, hook) }
+            if !state.members.isEmpty { try takeDown(interface, hook) }
             return
         }
         try check(member, hook)
@@ -274,6 +279,7 @@ public struct ChainEngine: Sendable {
         }
         let staged = try stage(member, interface, hook, reuse: reuse, successor: nil)
         let base = hookFolder(interface, hook)
+        if state.rootNext != nil { try takeDown(interface, hook, keeping: staged.folder) }
         do throws(ChainError) {
             try kernel { () throws(BPFError) in
                 if hook == .xdpIngress {
@@ -301,8 +307,9 @@ public struct ChainEngine: Sendable {
                          hint: "change it with apply, which takes it down first when chaining is on")
     }
 
-    /// Takes everything off `hook` of `interface`, chained or alone: detached first, then unpinned.
-    private func takeDown(_ interface: String, _ hook: Hook) throws(ChainError) {
+    /// Takes everything off `hook` of `interface`, chained or alone: detached first, then unpinned, all but the
+    /// staging folder `keeping`.
+    private func takeDown(_ interface: String, _ hook: Hook, keeping: String? = nil) throws(ChainError) {
         let base = hookFolder(interface, hook)
         if hook == .xdpIngress {
             try? BPFAttachment.detachXDP(linkPin: "\(base)/link")
@@ -310,8 +317,13 @@ public struct ChainEngine: Sendable {
         } else {
             try? BPFAttachment.detachTC(interface: interface, hook: hook)
         }
-        try? FileManager.default.removeItem(atPath: base)
-        removePins(base, pruneParent: true)
+        let fm = FileManager.default
+        for child in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
+            let path = "\(base)/\(child)"
+            guard let keeping, keeping.hasPrefix(path + "/") else { try? fm.removeItem(atPath: path); continue }
+            for item in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where "\(path)/\(item)" != keeping { try? fm.removeItem(atPath: "\(path)/\(item)") }
+        }
+        if keeping == nil { removePins(base, pruneParent: true) }
     }
 
     // MARK: Steps
@@ -389,7 +401,8 @@ public struct ChainEngine: Sendable {
         let newMapFolder = !FileManager.default.fileExists(atPath: mapFolder)
         _ = try self.mapFolder(interface, hook, member.package, member.version, create: true)
         do {
-            loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction, hook: hook, reuse: reuse, pinFolder: mapFolder)
+            loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction, hook: hook, reuse: reuse,
+                                        pinFolder: mapFolder, neverPinned: [member.program.nextMap])
         } catch {
             if newMapFolder { removeMapFolder(mapFolder) }
             throw ChainError(.load, "\(member.package)@\(member.version) did not load: \(error.description)",
@@ -433,6 +446,15 @@ public struct ChainEngine: Sendable {
         try kernel { () throws(BPFError) in try predecessor.setProgram(program) }
     }
 
+    /// The pin root's parent when that is (or will be made) on bpffs (`/sys/fs/bpf` for `/sys/fs/bpf/l3af`), else the
+    /// pin root itself (a pin root at a bpffs mount point).
+    static func defaultMapRoot(pinRoot: String) -> String {
+        let parent = (pinRoot as NSString).deletingLastPathComponent
+        var existing = parent
+        while existing.count > 1, !FileManager.default.fileExists(atPath: existing) { existing = (existing as NSString).deletingLastPathComponent }
+        return l3af_is_bpffs(existing) == 1 ? parent : pinRoot
+    }
+
     /// The folder of l3afd's map pins for `package`@`version` on `hook` of `interface` (made when `create`). A build of a
     /// moving version (`latest-<digest>`) pins where l3afd pins `latest`.
     public func mapFolder(_ interface: String, _ hook: Hook, _ package: String, _ version: String, create: Bool = false) throws(ChainError) -> String {
@@ -459,11 +481,15 @@ public struct ChainEngine: Sendable {
     /// replaced by rename, so a reader never finds it missing), and the folders of members that left removed.
     /// Best effort: the chain is already changed, and the chain's own pins are what the engine reads.
     private func syncMapPins(_ interface: String, _ hook: Hook, before: [(package: String, version: String)]) {
-        let members = (try? settledRead(interface, hook))?.members ?? []
+        // A chain that can't be read is left as it is: its pins may be all that holds its maps.
+        guard let state = try? settledRead(interface, hook) else { return }
+        let members = state.members
         let fm = FileManager.default
         var kept = Set<String>()
-        for member in members {
-            guard let folder = try? mapFolder(interface, hook, member.entry.package, member.entry.version, create: true) else { continue }
+        var pinned = members.map { (package: $0.entry.package, version: $0.entry.version, folder: $0.folder) }
+        if state.rootNext != nil, let root = roots[hook] { pinned.append((root.package, root.version, "\(hookFolder(interface, hook))/root")) }
+        for member in pinned {
+            guard let folder = try? mapFolder(interface, hook, member.package, member.version, create: true) else { continue }
             kept.insert(folder)
             for name in (try? fm.contentsOfDirectory(atPath: "\(member.folder)/maps")) ?? [] {
                 guard let map = try? BPFDescriptor.pinned(at: "\(member.folder)/maps/\(name)") else { continue }
@@ -472,9 +498,20 @@ public struct ChainEngine: Sendable {
                 if rename(temporary, "\(folder)/\(name)") != 0 { unlink(temporary) }
             }
         }
-        var gone = before.compactMap { try? mapFolder(interface, hook, $0.package, $0.version) }.filter { !kept.contains($0) }
+        // TC ingress and egress share l3afd's folders (`tc/globals/<iface>/<name>/<version_>`): what the other
+        // direction still runs stays, its root's included.
+        if hook != .xdpIngress {
+            let other: Hook = hook == .tcIngress ? .tcEgress : .tcIngress
+            if let running = (try? settledRead(interface, other))?.members {
+                for member in running { if let folder = try? mapFolder(interface, other, member.entry.package, member.entry.version) { kept.insert(folder) } }
+                if !running.isEmpty, let root = roots[other], let folder = try? mapFolder(interface, other, root.package, root.version) { kept.insert(folder) }
+            } else {
+                return
+            }
+        }
+        var gone = before.compactMap { try? mapFolder(interface, hook, $0.package, $0.version) }
         if members.isEmpty, let root = roots[hook], let folder = try? mapFolder(interface, hook, root.package, root.version) { gone.append(folder) }
-        for folder in gone { removeMapFolder(folder) }
+        for folder in gone where !kept.contains(folder) { removeMapFolder(folder) }
     }
 
     /// Removes a folder of l3afd map pins, and its parents that are left empty, up to (not including) the map root
@@ -515,7 +552,10 @@ public struct ChainEngine: Sendable {
         removePins(folder, pruneParent: false)
         let loaded: LoadedProgram
         let mapFolder = try mapFolder(interface, hook, root.package, root.version, create: true)
-        do { loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction, hook: hook, pinFolder: mapFolder) } catch {
+        do {
+            loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction, hook: hook, pinFolder: mapFolder,
+                                        neverPinned: [root.program.nextMap])
+        } catch {
             throw ChainError(.load, "the root program \(root.package)@\(root.version) did not load: \(error.description)")
         }
         let next = try pin(loaded, nextMap: root.program.nextMap, in: folder)
