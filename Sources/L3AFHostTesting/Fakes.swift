@@ -82,8 +82,10 @@ public final class FakeChains: ChainBackend {
     }
 
     public let state = Mutex(State())
+    /// `false`: one program per hook, no root (as ``KernelChains`` with chaining off).
+    public let chaining: Bool
 
-    public init() {}
+    public init(chaining: Bool = true) { self.chaining = chaining }
 
     /// What runs on `key`: `package@version`, first to last.
     public func running(_ key: ChainKey) -> [String] { state.withLock { $0.chains[key] ?? [] }.map { "\($0.package)@\($0.version)" } }
@@ -98,7 +100,11 @@ public final class FakeChains: ChainBackend {
             if let bad = members.first(where: { state.failing.contains("\($0.package)@\($0.version)") }) {
                 throw ChainError(.load, "\(bad.package)@\(bad.version) did not load (fake)")
             }
-            if !members.isEmpty, roots[key.hook] == nil { throw ChainError(.kernel, "no root program is configured for \(key.hook)") }
+            if chaining {
+                if !members.isEmpty, roots[key.hook] == nil { throw ChainError(.kernel, "no root program is configured for \(key.hook)") }
+            } else if members.count > 1 {
+                throw ChainError(.tooLong, "without chaining \(key) runs one program (fake)")
+            }
             state.chains[key] = members.isEmpty ? nil : members.sorted { $0.seqID < $1.seqID }
         }
     }
@@ -172,7 +178,7 @@ public struct FakeHost: Sendable {
         var options = HostOptions(client: client, pinRoot: "\(folder)/pins", lockTimeout: lockTimeout, actor: "tester")
         configure(&options)
         packages = FakePackages(repo: "\(folder)/repo")
-        chains = FakeChains()
+        chains = FakeChains(chaining: options.chaining)
         host = try HostManager(options: options, source: packages, chains: chains, clock: clock)
         try packages.publish("xdp-root", "1.0.0", hooks: [.xdpIngress])
         try packages.publish("tc-root", "1.0.0", hooks: [.tcIngress, .tcEgress])

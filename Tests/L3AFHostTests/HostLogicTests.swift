@@ -55,6 +55,23 @@ import Testing
         #expect((try fake.host.database.history().count, fake.chains.running(xdp)) == before)
     }
 
+    /// l3afd's `bpf-chaining-enabled: false`: no root is fetched, and a second program on a hook is refused before
+    /// anything is recorded or changed; another hook or interface takes its own one.
+    @Test func withoutChainingEachHookTakesOneProgramAndNoRoot() async throws {
+        let fake = try FakeHost { $0.chaining = false }
+        defer { fake.remove() }
+        try fake.packages.publish("counter", "1.0.0")
+        try fake.packages.publish("limiter", "1.0.0")
+        let first = try await install(fake, "counter")
+        #expect(first.snapshot.roots.isEmpty, "no root without chaining")
+        #expect(fake.chains.running(xdp) == ["counter@1.0.0"])
+        let refused = await #expect(throws: HostError.self) { _ = try await install(fake, "limiter") }
+        #expect(refused?.description.contains("bpf-chaining-enabled is false, so eth0/xdp_ingress runs one program, not 2") == true, "\(refused!)")
+        #expect(try fake.host.database.history().count == 1 && fake.chains.running(xdp) == ["counter@1.0.0"])
+        _ = try await install(fake, "limiter", iface: "eth1")
+        #expect(fake.chains.running(ChainKey(interface: "eth1", hook: .xdpIngress)) == ["limiter@1.0.0"])
+    }
+
     @Test func aChangeTheKernelRefusesIsNotRecordedAndTheChainsStayAsTheyWere() async throws {
         let fake = try FakeHost()
         defer { fake.remove() }

@@ -2,33 +2,16 @@
 // An XDP program in the style of L3AF's ratelimiting: a custom section name, maps pinned by name. It counts
 // every packet in rl_recv_count_map[0]; when rl_config_map[0] is not zero (set through map_args) it drops ICMP
 // echo requests, counting them in rl_drop_count_map[0]; everything else goes on down the chain.
-#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/in.h>
-#include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "l3afd_style.h"
 
-#define PINNED_ARRAY(name, value_type)            \
-    struct {                                      \
-        __uint(type, BPF_MAP_TYPE_ARRAY);         \
-        __uint(max_entries, 1);                   \
-        __type(key, __u32);                       \
-        __type(value, value_type);                \
-        __uint(pinning, LIBBPF_PIN_BY_NAME);      \
-    } name SEC(".maps")
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u32);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} xdp_rl_ingress_next_prog SEC(".maps");
-
-PINNED_ARRAY(rl_config_map, __u64);
-PINNED_ARRAY(rl_recv_count_map, __u64);
-PINNED_ARRAY(rl_drop_count_map, __u64);
+PINNED_PROG_ARRAY(xdp_rl_ingress_next_prog);
+PINNED_COUNTER(rl_config_map);
+PINNED_COUNTER(rl_recv_count_map);
+PINNED_COUNTER(rl_drop_count_map);
 
 SEC("xdp_ratelimiting")
 int _xdp_ratelimiting(struct xdp_md *ctx)

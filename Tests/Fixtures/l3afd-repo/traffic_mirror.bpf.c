@@ -1,25 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 // A TC program in the style of L3AF's: a custom section name, maps pinned by name. It counts the packets it sees
 // in tc_packet_count_map[0] and goes on down the chain.
-#include <linux/bpf.h>
 #include <linux/pkt_cls.h>
-#include <bpf/bpf_helpers.h>
+#include "l3afd_style.h"
 
-struct {
-    __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u32);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} tc_mirror_next_prog SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u64);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} tc_packet_count_map SEC(".maps");
+PINNED_PROG_ARRAY(tc_mirror_next_prog);
+PINNED_COUNTER(tc_packet_count_map);
 
 SEC("tc_traffic_mirror")
 int _tc_traffic_mirror(struct __sk_buff *skb)
