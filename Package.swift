@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "L3AFDaemon",
             dependencies: [
-                "L3AFModel", "L3AFSystem", "L3AFHost", "L3AFRuntime", "L3AFCLISupport", "L3AFHTTPServer",
+                "L3AFModel", "L3AFSystem", "L3AFHost", "L3AFRuntime", "L3AFCLISupport", "L3AFHTTPServer", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

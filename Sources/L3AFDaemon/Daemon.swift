@@ -51,6 +51,7 @@ public enum Daemon {
         options.plainRepository = configuration.plainRepository
         options.plainRoots = configuration.plainRoots
         options.chaining = configuration.chaining
+        options.userProgramLogDir = configuration.userProgramLogDir
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.
@@ -84,7 +85,7 @@ public enum Daemon {
         let ports = PortsSeen(onListening: onListening, expected: configuration.metricsListen == nil ? 1 : 2)
         var services: [any Service] = [
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
-            UserProgramSupervisor(host: host, logger: logger),
+            UserProgramSupervisor(host: host, logger: logger, maximumRestarts: configuration.maximumRestarts),
         ]
         let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(configuration: http1), tlsConfiguration: try Self.tls(tls)) } else { .http1(configuration: http1) }
         services.append(Application(

@@ -78,6 +78,10 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var plainRepository: String?
     /// The roots as `[xdp-root]` / `[tc-root]` describe them, from ``plainRepository``.
     public var plainRoots: [Hook: PlainRoot] = [:]
+    /// l3afd's `max-ebpf-restart-count`: how often a user program that exits is started again.
+    public var maximumRestarts = 3
+    /// l3afd's `bpf-log-dir`: passed to user programs as `--log-dir`.
+    public var userProgramLogDir: String?
     /// l3afd's `bpf-chaining-enabled`: `false` runs one program per hook, attached without a root.
     public var chaining = true
     /// Where l3afd's chain debug view (`GET /bpfs/{iface}`) is served (`[ebpf-chain-debug]`); `nil`: not served.

@@ -21,11 +21,9 @@ public enum L3afdConfigFile {
             "pid-file": "l3afd keeps its pid in <state>/l3afd.pid (one daemon per state folder)",
             "datacenter": "it has no meaning here",
             "bpf-dir": "artifacts stay in the repo folder (--repo, default /var/l3afd/repo), owned by root and kept across reboots (a world-writable /dev/shm would let any local user plant objects, and a reboot would empty it), so a restore needs no network",
-            "bpf-log-dir": "user programs log to <state>/user-programs/<name>.log",
             "kernel-major-version": "the kernel is asked (uname), not told",
             "kernel-minor-version": "the kernel is asked (uname), not told",
             "shutdown-timeout": "l3afd stops at once on SIGTERM and leaves every program attached",
-            "max-ebpf-restart-count": "user programs are restarted at most 3 times",
             "swagger-api-enabled": "schemas/openapi.yaml documents the API",
             "HotReloadEnabled": "l3afd restarts without touching the chains; there is nothing to hand over",
         ],
@@ -37,7 +35,7 @@ public enum L3afdConfigFile {
 
     /// Keys honoured, by section.
     static let honoured: [String: Set<String>] = [
-        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath"],
+        "l3afd": ["http-client-timeout", "bpf-chaining-enabled", "environment", "BpfMapDefaultPath", "bpf-log-dir", "max-ebpf-restart-count"],
         "ebpf-repo": ["url"],
         "xdp-root": ["package-name", "artifact", "ingress-map-name", "version", "object-file", "entry-function-name"],
         "tc-root": ["package-name", "artifact", "ingress-map-name", "egress-map-name", "version", "ingress-object-file", "egress-object-file",
@@ -103,6 +101,14 @@ public enum L3afdConfigFile {
         if let (text, line) = value("ebpf-chain-debug", "enabled"), !text.isEmpty {
             guard let enabled = bool(text) else { throw bad(path, line, "[ebpf-chain-debug] enabled '\(text)' is not true or false") }
             if enabled { configuration.chainDebugListen = value("ebpf-chain-debug", "addr").map(\.value).flatMap { $0.isEmpty ? nil : $0 } ?? "localhost:8899" }
+        }
+        if let (folder, line) = value("l3afd", "bpf-log-dir"), !folder.isEmpty {
+            guard folder.hasPrefix("/") else { throw bad(path, line, "bpf-log-dir '\(folder)' is not an absolute path") }
+            configuration.userProgramLogDir = folder
+        }
+        if let (text, line) = value("l3afd", "max-ebpf-restart-count"), !text.isEmpty {
+            guard let count = Int(text), (0...1000).contains(count) else { throw bad(path, line, "max-ebpf-restart-count '\(text)' is not a number from 0 to 1000") }
+            configuration.maximumRestarts = count
         }
         if let (file, line) = value("l3af-config-store", "filename"), !file.isEmpty {
             guard file.hasPrefix("/") else { throw bad(path, line, "[l3af-config-store] filename '\(file)' is not an absolute path") }

@@ -1,16 +1,22 @@
+import CLinux
 import Foundation
 import L3AFHost
+import L3AFSystem
 import Logging
 import ServiceLifecycle
 import Synchronization
 
 /// Runs the user programs of legacy packages (`cmd_start`) while their eBPF programs are in a chain: each as a child
-/// process started with its argv (no shell), its output in `<state>/user-programs/<package>.log`. A daemon program
-/// (`user_program_daemon`) that exits is restarted, at most `maximumRestarts` times; a one-shot program runs once per
-/// revision that places it. Programs that leave the configuration are stopped (SIGTERM), and so is every child when
-/// l3afd stops (the eBPF programs stay attached).
+/// process started with its argv (no shell) and no signal blocked, its `cpu` and `memory` limits set, its output in
+/// `<state>/user-programs/<package>.log`. A daemon program (`user_program_daemon`) that exits is restarted, at most
+/// `maximumRestarts` times; a one-shot program runs once per revision that places it. Programs that leave the
+/// configuration are stopped with their `cmd_stop`, then SIGTERM; every child gets SIGTERM when l3afd stops (the eBPF
+/// programs stay attached).
 final class UserProgramSupervisor: Service, Sendable {
-    static let maximumRestarts = 3
+    /// l3afd's `max-ebpf-restart-count` default.
+    static let defaultRestarts = 3
+    /// How long a program gets to exit after its `cmd_stop` before it is sent SIGTERM.
+    static let stopGraceSeconds = 5.0
     /// A user program's log is rotated past this size: `<package>.log` and `<package>.log.1`, 2 × 10 MiB at most.
     static let maximumLogBytes = 10 << 20
 
@@ -23,14 +29,19 @@ final class UserProgramSupervisor: Service, Sendable {
     private let host: HostManager
     private let logger: Logger
     private let interval: Double
+    private let maximumRestarts: Int
     private let children = Mutex<[String: Child]>([:])
     /// One-shot programs already run, by key and revision.
     private let ranOnce = Mutex<Set<String>>([])
+    /// The last revision `reconcile` saw: a program that left the configuration in a revision between two looks (disabled
+    /// and enabled again quickly) is stopped and started anew, as if each revision had been seen.
+    private let lastSeen = Mutex<Int?>(nil)
 
-    init(host: HostManager, logger: Logger, interval: Double = 0.5) {
+    init(host: HostManager, logger: Logger, interval: Double = 0.5, maximumRestarts: Int = UserProgramSupervisor.defaultRestarts) {
         self.host = host
         self.logger = logger
         self.interval = interval
+        self.maximumRestarts = maximumRestarts
     }
 
     func run() async throws {
@@ -51,9 +62,19 @@ final class UserProgramSupervisor: Service, Sendable {
         guard let current = try? host.database.current() else { return }
         let wanted = current.snapshot.programs.filter { $0.enabled && $0.userProgram != nil }
         let wantedKeys = Set(wanted.map(Self.key))
+        // Keys some revision since the last look left out: their programs start anew.
+        var leftBetween = Set<String>()
+        if let seen = lastSeen.withLock({ $0 }), seen < current.number - 1 {
+            for revision in (try? host.database.revisions(after: seen)) ?? [] where revision.number < current.number {
+                let present = Set(revision.snapshot.programs.filter { $0.enabled && $0.userProgram != nil }.map(Self.key))
+                leftBetween.formUnion(wantedKeys.subtracting(present))
+            }
+        }
+        lastSeen.withLock { $0 = current.number }
         children.withLock { children in
-            for (key, child) in children where !wantedKeys.contains(key) || child.program != wanted.first(where: { Self.key($0) == key })?.userProgram {
-                if child.process.isRunning { child.process.terminate() }
+            for (key, child) in children
+            where !wantedKeys.contains(key) || leftBetween.contains(key) || child.program != wanted.first(where: { Self.key($0) == key })?.userProgram {
+                stop(child, key)
                 children[key] = nil
                 logger.notice("stopped the user program of \(key)")
             }
@@ -69,14 +90,14 @@ final class UserProgramSupervisor: Service, Sendable {
                 }
                 if var child = children[key] {
                     // `starts` counts every start; a program given up on is marked past the limit.
-                    guard !child.process.isRunning, child.starts <= Self.maximumRestarts + 1 else { continue }
-                    if child.starts == Self.maximumRestarts + 1 {
+                    guard !child.process.isRunning, child.starts <= maximumRestarts + 1 else { continue }
+                    if child.starts == maximumRestarts + 1 {
                         child.starts += 1
                         children[key] = child
-                        logger.error("the user program of \(key) exited again after \(Self.maximumRestarts) restarts; not restarting it")
+                        logger.error("the user program of \(key) exited again after \(maximumRestarts) restarts; not restarting it")
                         continue
                     }
-                    logger.warning("the user program of \(key) exited (status \(child.process.terminationStatus)); restart \(child.starts) of \(Self.maximumRestarts)")
+                    logger.warning("the user program of \(key) exited (status \(child.process.terminationStatus)); restart \(child.starts) of \(maximumRestarts)")
                     if let process = start(placed, program) { child.process = process }
                     child.starts += 1
                     children[key] = child
@@ -87,9 +108,40 @@ final class UserProgramSupervisor: Service, Sendable {
         }
     }
 
+    /// Stops a user program as l3afd does: its `cmd_stop` when it has one (then SIGTERM if it is still running after
+    /// ``stopGraceSeconds``), else SIGTERM.
+    private func stop(_ child: Child, _ key: String) {
+        guard child.process.isRunning else { return }
+        if let stop = child.program.stop {
+            let command = Process()
+            command.executableURL = URL(fileURLWithPath: stop.path)
+            command.arguments = stop.arguments
+            command.currentDirectoryURL = URL(fileURLWithPath: (stop.path as NSString).deletingLastPathComponent)
+            command.standardInput = FileHandle.nullDevice
+            do {
+                try Self.spawn(command)
+                command.waitUntilExit()
+            } catch {
+                logger.error("can't run the cmd_stop of \(key): \(error)")
+            }
+            let deadline = Date().addingTimeInterval(Self.stopGraceSeconds)
+            while child.process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        if child.process.isRunning { child.process.terminate() }
+    }
+
     private func start(_ placed: PlacedProgram, _ program: UserProgram) -> Process? {
         let folder = "\(host.options.client.state)/user-programs"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        if let rules = program.rules {
+            do {
+                try FileManager.default.createDirectory(atPath: (rules.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try AtomicFile.write(Array(rules.content.utf8), to: rules.path, mode: 0o644)
+            } catch {
+                logger.error("can't write the rules file \(rules.path) of \(Self.key(placed)): \(error)")
+                return nil
+            }
+        }
         let logPath = "\(folder)/\(placed.package).log"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program.path)
@@ -107,7 +159,14 @@ final class UserProgramSupervisor: Service, Sendable {
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            try Self.spawn(process)
+            // As l3afd: the limits are set on the running process (prlimit), `cpu` in seconds and `memory` in bytes.
+            for (limit, isCPU) in [(program.cpuSeconds, true), (program.memoryBytes, false)] {
+                guard let limit else { continue }
+                if l3af_set_limit(process.processIdentifier, isCPU ? 1 : 0, UInt64(limit)) != 0 {
+                    logger.error("can't limit the \(isCPU ? "cpu" : "memory") of \(Self.key(placed)) to \(limit): \(String(cString: strerror(errno)))")
+                }
+            }
             logger.notice("started the user program of \(Self.key(placed)): \(program.path) \(program.arguments.joined(separator: " "))")
             return process
         } catch {
@@ -116,6 +175,16 @@ final class UserProgramSupervisor: Service, Sendable {
         }
     }
 
+    /// Starts `process` with no signal blocked: a child inherits the spawning thread's mask across exec, and l3afd's
+    /// threads block SIGTERM and friends for its own handling, so without this `cmd_stop` and SIGTERM couldn't stop it.
+    static func spawn(_ process: Process) throws {
+        let saved = l3af_unblock_signals()
+        defer { l3af_restore_signals(saved) }
+        try process.run()
+    }
+
+    /// When l3afd stops: every child gets SIGTERM, not its `cmd_stop`, which could undo what it set up for the eBPF
+    /// programs that stay attached.
     func stopAll() {
         children.withLock { children in
             for (_, child) in children where child.process.isRunning { child.process.terminate() }

@@ -89,15 +89,49 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
 public struct UserProgram: Hashable, Sendable, Codable {
     /// The executable, inside the package's artifact folder.
     public var path: String
-    /// `--iface=…`, `--direction=ingress|egress`, `--map-name=<pinned next map>`, then `--key=value` per start arg.
+    /// As l3afd passes them: `--iface=…`, `--direction=xdpingress|ingress|egress`, `--log-dir=…` when configured,
+    /// `--rules-file=…` when the payload has rules, then `--key=value` per start arg.
     public var arguments: [String]
     /// `user_program_daemon`: keep it running; else it runs once.
     public var daemon: Bool
+    /// `cmd_stop` with its argv (`--iface`, `--direction`, then `stop_args`): run to stop the program, before SIGTERM.
+    public var stop: Command?
+    /// `cpu` (seconds of CPU time, RLIMIT_CPU) and `memory` (bytes of address space, RLIMIT_AS); 0: no limit.
+    public var cpuSeconds: Int?
+    public var memoryBytes: Int?
+    /// `rules` written to `rules_file` before the program starts (its path is in `--rules-file`).
+    public var rules: Rules?
 
-    public init(path: String, arguments: [String], daemon: Bool) {
+    public struct Rules: Hashable, Sendable, Codable {
+        public var path: String
+        public var content: String
+
+        public init(path: String, content: String) {
+            self.path = path
+            self.content = content
+        }
+    }
+
+    /// A program of the artifact and its argv.
+    public struct Command: Hashable, Sendable, Codable {
+        public var path: String
+        public var arguments: [String]
+
+        public init(path: String, arguments: [String]) {
+            self.path = path
+            self.arguments = arguments
+        }
+    }
+
+    public init(path: String, arguments: [String], daemon: Bool, stop: Command? = nil, cpuSeconds: Int? = nil, memoryBytes: Int? = nil,
+                rules: Rules? = nil) {
         self.path = path
         self.arguments = arguments
         self.daemon = daemon
+        self.stop = stop
+        self.cpuSeconds = cpuSeconds
+        self.memoryBytes = memoryBytes
+        self.rules = rules
     }
 }
 

@@ -24,6 +24,8 @@ public struct HostOptions: Sendable {
     public var plainRoots: [Hook: PlainRoot] = [:]
     /// `false` (l3afd's `bpf-chaining-enabled: false`): each hook runs at most one program, attached without a root.
     public var chaining = true
+    /// l3afd's `bpf-log-dir`: passed to user programs as `--log-dir` when set.
+    public var userProgramLogDir: String?
     /// Revisions kept; older ones are pruned after each change.
     public var historyLimit = 1000
     /// The name payloads' `host_name` must match, when not the system's host name (l3afd's `host_name` setting).

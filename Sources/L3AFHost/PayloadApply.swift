@@ -27,6 +27,10 @@ extension HostManager {
         if let first = problems.first {
             throw HostError(.badInput, "the payload is not valid: \(first)", hint: problems.count > 1 ? "and \(problems.count - 1) more problem(s)" : nil)
         }
+        for (i, payload) in payloads.enumerated() where !payload.bpfPrograms.probes.isEmpty {
+            throw HostError(.badInput, "[\(i)].bpf_programs.probes: probes (kprobe, tracepoint, uprobe…) are not run by this l3afd yet",
+                            hint: "leave probes empty or null; XDP and TC programs are supported")
+        }
         let thisHost = hostName ?? options.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         for (i, payload) in payloads.enumerated() {
             if !payload.hostName.isEmpty, payload.hostName != thisHost, payload.hostName != ProcessInfo.processInfo.hostName {
@@ -128,6 +132,52 @@ extension HostManager {
         return .either(name: entry.name, version: version, artifact: artifact, repository: named)
     }
 
+    /// The user program of a legacy artifact (`cmd_start`), run as l3afd runs it: from the artifact's folder, argv only,
+    /// `--iface`, `--direction` (`xdpingress`, `ingress` or `egress`), `--log-dir` when `bpf-log-dir` is set,
+    /// `--rules-file` (written from `rules`) when the payload has rules, then `--key=value` per `start_args`; no
+    /// `--map-name`, since the object is loaded and chained here. `cmd_stop` gets `--iface`, `--direction` and
+    /// `stop_args`; `cpu` and `memory` become RLIMIT_CPU and RLIMIT_AS. What l3afd would run that isn't run here yet
+    /// (`cmd_status`, `cmd_update`, `cmd_config`) is refused, naming the field, rather than accepted and ignored.
+    func userProgram(_ entry: BPFProgram, in installed: FetchedPackage, interface: String, hook: Hook, at: String) throws(HostError) -> UserProgram {
+        for (field, value) in [("cmd_status", entry.cmdStatus), ("cmd_update", entry.cmdUpdate), ("cmd_config", entry.cmdConfig)]
+        where !value.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw HostError(.badInput, "\(at).\(field): '\(value)' is not run by this l3afd yet",
+                            hint: "leave \(field) empty; the user program is supervised (restarted when it exits) without it")
+        }
+        for (field, value) in [("cpu", entry.cpu), ("memory", entry.memory)] where value < 0 {
+            throw HostError(.badInput, "\(at).\(field): \(value) is negative", hint: "give a limit (cpu in seconds, memory in bytes), or 0 for none")
+        }
+        /// A program named by `field`: a plain name, proven to resolve inside the artifact's folder, executable.
+        func executable(_ field: String, _ name: String) throws(HostError) -> String {
+            let command = name.trimmingCharacters(in: .whitespaces)
+            let resolved: String
+            do { resolved = try ContainedPath.resolve(RelativePath(command, field: "\(at).\(field)"), in: installed.path, field: "\(at).\(field)") } catch {
+                throw HostError(.badInput, error.description, hint: error.hint)
+            }
+            guard FileManager.default.isExecutableFile(atPath: resolved) else {
+                throw HostError(.badInput, "\(at).\(field): '\(command)' is not an executable file in \(installed.name)@\(installed.version)'s artifact",
+                                hint: "name the program's file in the artifact's top folder (no path, no arguments: those come from the payload's args)")
+            }
+            return resolved
+        }
+        let direction = hook == .xdpIngress ? "xdpingress" : hook == .tcEgress ? "egress" : "ingress"
+        let base = ["--iface=\(interface)", "--direction=\(direction)"]
+        var arguments = base
+        if let logDir = options.userProgramLogDir { arguments.append("--log-dir=\(logDir)") }
+        var rules: UserProgram.Rules?
+        if !entry.rulesFile.isEmpty, !entry.rules.isEmpty {
+            do { _ = try FileName(entry.rulesFile, field: "\(at).rules_file") } catch { throw HostError(.badInput, error.description, hint: error.hint) }
+            let path = "\(options.client.state)/user-programs/\(interface)/\(direction)/\(installed.name)/\(entry.rulesFile)"
+            rules = UserProgram.Rules(path: path, content: entry.rules)
+            arguments.append("--rules-file=\(path)")
+        }
+        arguments += entry.startParameters.map { "--\($0.name)=\($0.value)" }
+        let stop = entry.cmdStop.isEmpty ? nil
+            : UserProgram.Command(path: try executable("cmd_stop", entry.cmdStop), arguments: base + BPFProgram.parameters(entry.stopArgs).map { "--\($0.name)=\($0.value)" })
+        return UserProgram(path: try executable("cmd_start", entry.cmdStart), arguments: arguments, daemon: entry.userProgramDaemon, stop: stop,
+                           cpuSeconds: entry.cpu > 0 ? entry.cpu : nil, memoryBytes: entry.memory > 0 ? entry.memory : nil, rules: rules)
+    }
+
     /// One payload entry as a placed program: its package (fetched before the lock), its program found in its
     /// manifest, or as the entry says for a legacy artifact.
     func place(_ entry: BPFProgram, interface: String, hook: Hook, at: String, into snapshot: inout HostSnapshot, _ transaction: Transaction) throws -> PlacedProgram {
@@ -171,22 +221,7 @@ extension HostManager {
         }
         var userProgram: UserProgram?
         if !entry.cmdStart.isEmpty && installed.manifest == nil {
-            let command = entry.cmdStart.trimmingCharacters(in: .whitespaces)
-            // A plain name (checked with the payload), and proven to resolve inside the artifact's folder.
-            let resolved: String
-            do { resolved = try ContainedPath.resolve(RelativePath(command, field: "\(at).cmd_start"), in: installed.path, field: "\(at).cmd_start") } catch {
-                throw HostError(.badInput, error.description, hint: error.hint)
-            }
-            guard FileManager.default.isExecutableFile(atPath: resolved) else {
-                throw HostError(.badInput, "\(at).cmd_start: '\(command)' is not an executable file in \(installed.name)@\(installed.version)'s artifact",
-                                hint: "name the program's file in the artifact's top folder (no path, no arguments: those come from start_args)")
-            }
-            let direction = hook == .tcEgress ? "egress" : "ingress"
-            let nextMap = "\(options.pinRoot)/\(interface)/\(hook.rawValue)/\(installed.name)/\(installed.version.rawValue.replacingOccurrences(of: ".", with: "_"))/next"
-            userProgram = UserProgram(
-                path: resolved,
-                arguments: ["--iface=\(interface)", "--direction=\(direction)", "--map-name=\(nextMap)"] + entry.startParameters.map { "--\($0.name)=\($0.value)" },
-                daemon: entry.userProgramDaemon)
+            userProgram = try self.userProgram(entry, in: installed, interface: interface, hook: hook, at: at)
         }
         if !entry.monitorMaps.isEmpty { program.monitorMaps = entry.monitorMaps }
         try ensureRoot(hook, in: &snapshot, transaction)

@@ -439,8 +439,9 @@ struct DaemonTests {
     }
 
     /// A legacy l3afd artifact (no manifest) from an unsigned l3afd repository, with a user program: loaded as the
-    /// payload describes, its user program started with argv (--iface, --direction, --map-name, then --key=value),
-    /// restarted when it dies at most 3 times, and stopped when the program leaves the configuration.
+    /// payload describes, its user program started with l3afd's argv (--iface, --direction=xdpingress, --rules-file
+    /// written from `rules`, then --key=value), its `cpu` and `memory` set as limits, restarted when it dies at most 3
+    /// times, and stopped with its `cmd_stop` (--iface, --direction, stop_args) when it leaves the configuration.
     @Test func legacyUserProgramsAreSupervised() async throws {
         let host = try HostHarness()
         defer { host.remove() }
@@ -453,10 +454,16 @@ struct DaemonTests {
             echo $$ > "$(dirname "$0")/pid"
             exec sleep 600
             """
+        let stopScript = """
+            #!/bin/sh
+            echo "$*" >> "$(dirname "$0")/stop.log"
+            kill "$(cat "$(dirname "$0")/pid")"
+            """
         var entries = [
             ArchiveEntry(path: "l3af_legacy-counter/xdp_counter.bpf.o", kind: .file, permissions: 0o644,
                          contents: try Fixtures.compileBPF("registry/packet-counter/xdp_counter.bpf.c")),
             ArchiveEntry(path: "l3af_legacy-counter/legacy-counter", kind: .file, permissions: 0o755, contents: Array(script.utf8)),
+            ArchiveEntry(path: "l3af_legacy-counter/legacy-counter-stop", kind: .file, permissions: 0o755, contents: Array(stopScript.utf8)),
         ]
         entries.sort { $0.path < $1.path }
         let folder = repository.appending(path: "legacy-counter/1.0/\(platform)")
@@ -474,7 +481,9 @@ struct DaemonTests {
 
         let entry = #"{"name": "legacy-counter", "seq_id": 1, "version": "1.0", "artifact": "l3af_legacy-counter.tar.gz", "ebpf_package_repo_url": "\#(repoURL)", "#
             + #""object_file": "xdp_counter.bpf.o", "entry_function_name": "xdp_counter", "map_name": "xdp_counter_next_prog", "#
-            + #""cmd_start": "legacy-counter", "user_program_daemon": true, "start_args": {"verbose": "1"}, "admin_status": "enabled"}"#
+            + #""cmd_start": "legacy-counter", "cmd_stop": "legacy-counter-stop", "user_program_daemon": true, "start_args": {"verbose": "1", "mode": "fast"}, "#
+            + #""stop_args": {"graceful": "1"}, "rules_file": "rules.txt", "rules": "deny 10.0.0.0/8\n", "cpu": 100, "memory": 1073741824, "#
+            + #""admin_status": "enabled"}"#
         let reply = try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(entry)]}}]"#)
         #expect(reply.status == 200, "\(reply.text)")
         #expect(try host.chain().map(\.spec) == ["legacy-counter@1.0"])
@@ -487,9 +496,12 @@ struct DaemonTests {
             for _ in 0..<100 where lines().count < count { try await Task.sleep(for: .milliseconds(100)) }
         }
         try await wait(for: 1)
-        let argv = "--iface=\(host.port) --direction=ingress --map-name=\(host.pinRoot)/\(host.port)/xdp_ingress/legacy-counter/1_0/next --verbose=1"
-        #expect(lines() == [argv])
-        #expect(FileManager.default.fileExists(atPath: "\(host.pinRoot)/\(host.port)/xdp_ingress/legacy-counter/1_0/next"), "--map-name names a real pin")
+        let rules = "\(host.state)/user-programs/\(host.port)/xdpingress/legacy-counter/rules.txt"
+        #expect(lines() == ["--iface=\(host.port) --direction=xdpingress --rules-file=\(rules) --mode=fast --verbose=1"], "l3afd's argv, start_args sorted")
+        #expect((try? String(contentsOfFile: rules, encoding: .utf8)) == "deny 10.0.0.0/8\n", "the rules file holds the payload's rules")
+        let limits = try String(contentsOfFile: "/proc/\(try #require(pid()))/limits", encoding: .utf8)
+        #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max cpu time") && $0.contains("100") }, "\(limits)")
+        #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max address space") && $0.contains("1073741824") }, "\(limits)")
 
         // Killed: restarted, three times, then left down.
         for round in 1...5 {
@@ -500,8 +512,35 @@ struct DaemonTests {
             if round == 4 { break }
         }
         #expect(pid().map { kill($0, 0) != 0 } ?? false, "given up on: not running")
-        // Taken out of the chain (disabled through /update): stopped.
-        #expect(try await daemon.request("POST", "/l3af/configs/v1/update", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""admin_status": "disabled""#))]}}]"#).status == 200)
+        // Disabled and enabled again through /update: started anew; disabled again: stopped with its cmd_stop.
+        let disabled = entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""admin_status": "disabled""#)
+        func update(_ program: String) async throws -> Int {
+            try await daemon.request("POST", "/l3af/configs/v1/update", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(program)]}}]"#).status
+        }
+        #expect(try await update(disabled) == 200)
+        #expect(try host.chain().isEmpty)
+        #expect(try await update(entry) == 200)
+        try await wait(for: 5)
+        #expect(lines().count == 5, "started again once enabled")
+        #expect(try await update(disabled) == 200)
+        let stopLog = "\(artifact)/stop.log"
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: stopLog) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect((try? String(contentsOfFile: stopLog, encoding: .utf8)) == "--iface=\(host.port) --direction=xdpingress --graceful=1\n")
+        func gone() -> Bool { pid().map { kill($0, 0) != 0 } ?? false }
+        for _ in 0..<50 where !gone() { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(gone(), "stopped by its cmd_stop: \((try? String(contentsOfFile: "/proc/\(pid() ?? 0)/stat", encoding: .utf8)) ?? "no stat")")
+
+        // What l3afd would run but isn't run here is refused, naming the field, and changes nothing.
+        for (field, bad) in [
+            ("cmd_update", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_update": "legacy-counter", "admin_status": "enabled""#)),
+            ("cmd_status", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_status": "legacy-counter", "admin_status": "enabled""#)),
+            ("cpu", entry.replacingOccurrences(of: #""cpu": 100"#, with: #""cpu": -1"#)),
+        ] {
+            let refused = try await daemon.request("POST", "/l3af/configs/v1/update", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(bad)]}}]"#)
+            #expect(refused.status == 400 && refused.text.contains(field), "\(field): \(refused.status) \(refused.text)")
+        }
+        let probes = try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"probes": [{"name": "p", "prog_type": "kprobe"}]}}]"#)
+        #expect(probes.status == 400 && probes.text.contains("probes"), "\(probes.text)")
         #expect(try host.chain().isEmpty)
     }
 }

@@ -44,8 +44,11 @@ public struct BPFProgram: Hashable, Sendable, Codable {
     public var isEnabled: Bool { adminStatus.lowercased() == "enabled" }
 
     /// `start_args` as `key=value` parameter text, scalars only, sorted by key.
-    public var startParameters: [(name: String, value: String)] {
-        startArgs.keys.sorted().compactMap { key in startArgs[key]!.scalarText.map { (key, $0) } }
+    public var startParameters: [(name: String, value: String)] { Self.parameters(startArgs) }
+
+    /// `args` (`start_args`, `stop_args`…) as `key=value` parameter text, scalars only, sorted by key.
+    public static func parameters(_ args: [String: JSONValue]) -> [(name: String, value: String)] {
+        args.keys.sorted().compactMap { key in args[key]!.scalarText.map { (key, $0) } }
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
