@@ -85,7 +85,8 @@ public enum Daemon {
         let ports = PortsSeen(onListening: onListening, expected: configuration.metricsListen == nil ? 1 : 2)
         var services: [any Service] = [
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
-            UserProgramSupervisor(host: host, logger: logger, maximumRestarts: configuration.maximumRestarts),
+            UserProgramSupervisor(host: host, logger: logger, maximumRestarts: configuration.maximumRestarts,
+                                  statusInterval: configuration.statusIntervalSeconds),
         ]
         let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(configuration: http1), tlsConfiguration: try Self.tls(tls)) } else { .http1(configuration: http1) }
         services.append(Application(

@@ -80,6 +80,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var plainRoots: [Hook: PlainRoot] = [:]
     /// l3afd's `max-ebpf-restart-count`: how often a user program that exits is started again.
     public var maximumRestarts = 3
+    /// l3afd's `ebpf-poll-interval`: how often a user program's `cmd_status` is asked whether it is healthy.
+    public var statusIntervalSeconds: Double = 30
     /// l3afd's `bpf-log-dir`: passed to user programs as `--log-dir`.
     public var userProgramLogDir: String?
     /// l3afd's `bpf-chaining-enabled`: `false` runs one program per hook, attached without a root.
@@ -111,6 +113,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         case maximumConnections = "max_connections"
         case idleTimeoutSeconds = "idle_timeout_seconds"
         case historyLimit = "history_limit"
+        case statusIntervalSeconds = "status_interval_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -138,6 +141,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         maximumConnections = try c.decodeIfPresent(Int.self, forKey: .maximumConnections) ?? defaults.maximumConnections
         idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         historyLimit = try c.decodeIfPresent(Int.self, forKey: .historyLimit) ?? defaults.historyLimit
+        statusIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .statusIntervalSeconds) ?? defaults.statusIntervalSeconds
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -163,6 +167,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         try c.encode(maximumConnections, forKey: .maximumConnections)
         try c.encode(idleTimeoutSeconds, forKey: .idleTimeoutSeconds)
         try c.encode(historyLimit, forKey: .historyLimit)
+        try c.encode(statusIntervalSeconds, forKey: .statusIntervalSeconds)
     }
 
     /// Every number within bounds, and no exposure the operator didn't ask for: a non-loopback listen address needs
@@ -178,6 +183,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         try bounded("max_connections", maximumConnections, 1...100_000)
         try bounded("idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
         try bounded("history_limit", historyLimit, 10...10_000_000)
+        guard statusIntervalSeconds.isFinite else { throw DaemonError(.badConfiguration, "status_interval_seconds must be a number") }
+        try bounded("status_interval_seconds", statusIntervalSeconds, 0.1...86_400)
         let api = try Self.address(listen, option: "listen")
         let mutual = tls?.clientCA != nil
         if !Self.isLoopback(api.host), !mutual, !insecureListen {

@@ -27,7 +27,6 @@ public enum L3afdConfigFile {
             "swagger-api-enabled": "schemas/openapi.yaml documents the API",
             "HotReloadEnabled": "l3afd restarts without touching the chains; there is nothing to hand over",
         ],
-        "web": ["ebpf-poll-interval": "monitor maps are sampled every sample_interval_seconds (1 s)"],
         "xdp-root": ["command": "l3afd loads the root itself; it has no user program"],
         "tc-root": ["command": "l3afd loads the roots itself; they have no user program"],
         "mtls": ["cert-expiry-warning-days": "certificate expiry is not watched by l3afd"],
@@ -42,7 +41,7 @@ public enum L3afdConfigFile {
                     "ingress-entry-function-name", "egress-entry-function-name"],
         "l3af-config-store": ["filename"],
         "ebpf-chain-debug": ["addr", "enabled"],
-        "web": ["metrics-addr", "n-metric-samples"],
+        "web": ["metrics-addr", "n-metric-samples", "ebpf-poll-interval"],
         "l3af-configs": ["restapi-addr"],
         "mtls": ["enabled", "min-tls-version", "cert-dir", "cacert-filename", "server-crt-filename", "server-key-filename", "san-match-rules"],
     ]
@@ -119,6 +118,12 @@ public enum L3afdConfigFile {
         if let (text, line) = value("web", "n-metric-samples"), !text.isEmpty {
             guard let samples = Int(text), (2...10_000).contains(samples) else { throw bad(path, line, "n-metric-samples '\(text)' is not a number from 2 to 10000") }
             configuration.samples = samples
+        }
+        if let (text, line) = value("web", "ebpf-poll-interval"), !text.isEmpty {
+            guard let seconds = duration(text), (1...86_400).contains(seconds) else {
+                throw bad(path, line, "ebpf-poll-interval '\(text)' is not a duration of 1 s to 1 day", hint: "e.g. 30s")
+            }
+            configuration.statusIntervalSeconds = Double(seconds)
         }
         if let (text, line) = value("l3afd", "http-client-timeout"), !text.isEmpty {
             guard let seconds = duration(text), (1...3600).contains(seconds) else {

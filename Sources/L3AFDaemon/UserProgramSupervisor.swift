@@ -15,6 +15,8 @@ import Synchronization
 final class UserProgramSupervisor: Service, Sendable {
     /// l3afd's `max-ebpf-restart-count` default.
     static let defaultRestarts = 3
+    /// How long `cmd_status` or `cmd_update` may run before it is sent SIGTERM.
+    static let commandTimeoutSeconds = 10.0
     /// How long a program gets to exit after its `cmd_stop` before it is sent SIGTERM.
     static let stopGraceSeconds = 5.0
     /// A user program's log is rotated past this size: `<package>.log` and `<package>.log.1`, 2 × 10 MiB at most.
@@ -24,12 +26,15 @@ final class UserProgramSupervisor: Service, Sendable {
         var process: Process
         var starts: Int
         var program: UserProgram
+        /// When its `cmd_status` was last asked.
+        var checked = Date()
     }
 
     private let host: HostManager
     private let logger: Logger
     private let interval: Double
     private let maximumRestarts: Int
+    private let statusInterval: Double
     private let children = Mutex<[String: Child]>([:])
     /// One-shot programs already run, by key and revision.
     private let ranOnce = Mutex<Set<String>>([])
@@ -37,11 +42,13 @@ final class UserProgramSupervisor: Service, Sendable {
     /// and enabled again quickly) is stopped and started anew, as if each revision had been seen.
     private let lastSeen = Mutex<Int?>(nil)
 
-    init(host: HostManager, logger: Logger, interval: Double = 0.5, maximumRestarts: Int = UserProgramSupervisor.defaultRestarts) {
+    init(host: HostManager, logger: Logger, interval: Double = 0.5, maximumRestarts: Int = UserProgramSupervisor.defaultRestarts,
+         statusInterval: Double = 30) {
         self.host = host
         self.logger = logger
         self.interval = interval
         self.maximumRestarts = maximumRestarts
+        self.statusInterval = statusInterval
     }
 
     func run() async throws {
@@ -72,8 +79,16 @@ final class UserProgramSupervisor: Service, Sendable {
         }
         lastSeen.withLock { $0 = current.number }
         children.withLock { children in
-            for (key, child) in children
-            where !wantedKeys.contains(key) || leftBetween.contains(key) || child.program != wanted.first(where: { Self.key($0) == key })?.userProgram {
+            for (key, var child) in children {
+                let now = wanted.first(where: { Self.key($0) == key })?.userProgram
+                if let now, !leftBetween.contains(key), now != child.program, child.program.updated(now.update) == now {
+                    // Only the update args changed: `cmd_update` tells the running program, as l3afd does.
+                    child.program = now
+                    children[key] = child
+                    if let update = now.update { run(update, for: key, what: "cmd_update") }
+                    continue
+                }
+                guard now == nil || leftBetween.contains(key) || now != child.program else { continue }
                 stop(child, key)
                 children[key] = nil
                 logger.notice("stopped the user program of \(key)")
@@ -87,6 +102,17 @@ final class UserProgramSupervisor: Service, Sendable {
                         ranOnce.withLock { _ = $0.insert(once) }
                     }
                     continue
+                }
+                if var child = children[key], child.process.isRunning, let status = program.status, Date().timeIntervalSince(child.checked) >= statusInterval {
+                    // Asked every status interval; one that doesn't answer RUNNING is stopped, and restarted below.
+                    child.checked = Date()
+                    children[key] = child
+                    let answer = run(status, for: key, what: "cmd_status")
+                    if answer.trimmingCharacters(in: .whitespacesAndNewlines).uppercased() != "RUNNING" {
+                        logger.warning("the user program of \(key) is not healthy: cmd_status answered '\(answer.prefix(200))'; stopping it")
+                        child.process.terminate()
+                        child.process.waitUntilExit()
+                    }
                 }
                 if var child = children[key] {
                     // `starts` counts every start; a program given up on is marked past the limit.
@@ -103,6 +129,10 @@ final class UserProgramSupervisor: Service, Sendable {
                     children[key] = child
                 } else if let process = start(placed, program) {
                     children[key] = Child(process: process, starts: 1, program: program)
+                    // As l3afd: update args, when the payload has them, are given once the program runs.
+                    if let update = program.update, placed.payload?.updateArgs.isEmpty == false {
+                        run(update, for: key, what: "cmd_update")
+                    }
                 }
             }
         }
@@ -173,6 +203,30 @@ final class UserProgramSupervisor: Service, Sendable {
             logger.error("can't start the user program of \(Self.key(placed)): \(error)")
             return nil
         }
+    }
+
+    /// Runs `command` (`cmd_status`, `cmd_update`) from its folder, waits for it, and returns what it printed (at most
+    /// 64 KiB).
+    @discardableResult
+    private func run(_ command: UserProgram.Command, for key: String, what: String) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command.path)
+        process.arguments = command.arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: (command.path as NSString).deletingLastPathComponent)
+        process.standardInput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do { try Self.spawn(process) } catch {
+            logger.error("can't run the \(what) of \(key): \(error)")
+            return ""
+        }
+        // One that hangs is stopped: the supervisor waits for it.
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.commandTimeoutSeconds) { if process.isRunning { process.terminate() } }
+        let output = (try? pipe.fileHandleForReading.read(upToCount: 64 << 10)) ?? Data()
+        process.waitUntilExit()
+        if process.terminationStatus != 0 { logger.warning("the \(what) of \(key) exited with status \(process.terminationStatus)") }
+        return String(decoding: output ?? Data(), as: UTF8.self)
     }
 
     /// Starts `process` with no signal blocked: a child inherits the spawning thread's mask across exec, and l3afd's

@@ -96,11 +96,23 @@ public struct UserProgram: Hashable, Sendable, Codable {
     public var daemon: Bool
     /// `cmd_stop` with its argv (`--iface`, `--direction`, then `stop_args`): run to stop the program, before SIGTERM.
     public var stop: Command?
+    /// `cmd_status` with `status_args`: the program is healthy while it prints `RUNNING`.
+    public var status: Command?
+    /// `cmd_update` with `--iface`, `--direction`, `--cmd=update`, `--log-dir`, then `update_args`: run after the start
+    /// when there are update args, and instead of a restart when a change touches only those.
+    public var update: Command?
     /// `cpu` (seconds of CPU time, RLIMIT_CPU) and `memory` (bytes of address space, RLIMIT_AS); 0: no limit.
     public var cpuSeconds: Int?
     public var memoryBytes: Int?
     /// `rules` written to `rules_file` before the program starts (its path is in `--rules-file`).
     public var rules: Rules?
+
+    /// This program with another `cmd_update`: what a change of update args alone looks like.
+    public func updated(_ update: Command?) -> UserProgram {
+        var copy = self
+        copy.update = update
+        return copy
+    }
 
     public struct Rules: Hashable, Sendable, Codable {
         public var path: String
@@ -123,12 +135,14 @@ public struct UserProgram: Hashable, Sendable, Codable {
         }
     }
 
-    public init(path: String, arguments: [String], daemon: Bool, stop: Command? = nil, cpuSeconds: Int? = nil, memoryBytes: Int? = nil,
-                rules: Rules? = nil) {
+    public init(path: String, arguments: [String], daemon: Bool, stop: Command? = nil, status: Command? = nil, update: Command? = nil,
+                cpuSeconds: Int? = nil, memoryBytes: Int? = nil, rules: Rules? = nil) {
         self.path = path
         self.arguments = arguments
         self.daemon = daemon
         self.stop = stop
+        self.status = status
+        self.update = update
         self.cpuSeconds = cpuSeconds
         self.memoryBytes = memoryBytes
         self.rules = rules

@@ -136,11 +136,11 @@ extension HostManager {
     /// `--iface`, `--direction` (`xdpingress`, `ingress` or `egress`), `--log-dir` when `bpf-log-dir` is set,
     /// `--rules-file` (written from `rules`) when the payload has rules, then `--key=value` per `start_args`; no
     /// `--map-name`, since the object is loaded and chained here. `cmd_stop` gets `--iface`, `--direction` and
-    /// `stop_args`; `cpu` and `memory` become RLIMIT_CPU and RLIMIT_AS. What l3afd would run that isn't run here yet
-    /// (`cmd_status`, `cmd_update`, `cmd_config`) is refused, naming the field, rather than accepted and ignored.
+    /// `stop_args`; `cmd_status` gets `status_args`; `cmd_update` gets `--iface`, `--direction`, `--cmd=update`, `--log-dir`
+    /// and `update_args`; `cpu` and `memory` become RLIMIT_CPU and RLIMIT_AS. What l3afd would run that isn't run here
+    /// yet (`cmd_config`) is refused, naming the field, rather than accepted and ignored.
     func userProgram(_ entry: BPFProgram, in installed: FetchedPackage, interface: String, hook: Hook, at: String) throws(HostError) -> UserProgram {
-        for (field, value) in [("cmd_status", entry.cmdStatus), ("cmd_update", entry.cmdUpdate), ("cmd_config", entry.cmdConfig)]
-        where !value.trimmingCharacters(in: .whitespaces).isEmpty {
+        for (field, value) in [("cmd_config", entry.cmdConfig)] where !value.trimmingCharacters(in: .whitespaces).isEmpty {
             throw HostError(.badInput, "\(at).\(field): '\(value)' is not run by this l3afd yet",
                             hint: "leave \(field) empty; the user program is supervised (restarted when it exits) without it")
         }
@@ -174,8 +174,15 @@ extension HostManager {
         arguments += entry.startParameters.map { "--\($0.name)=\($0.value)" }
         let stop = entry.cmdStop.isEmpty ? nil
             : UserProgram.Command(path: try executable("cmd_stop", entry.cmdStop), arguments: base + BPFProgram.parameters(entry.stopArgs).map { "--\($0.name)=\($0.value)" })
+
+        func flags(_ args: [String: JSONValue]) -> [String] { BPFProgram.parameters(args).map { "--\($0.name)=\($0.value)" } }
+        let status = entry.cmdStatus.isEmpty ? nil : UserProgram.Command(path: try executable("cmd_status", entry.cmdStatus), arguments: flags(entry.statusArgs))
+        let update = entry.cmdUpdate.isEmpty ? nil
+            : UserProgram.Command(path: try executable("cmd_update", entry.cmdUpdate),
+                                  arguments: base + ["--cmd=update"] + (options.userProgramLogDir.map { ["--log-dir=\($0)"] } ?? []) + flags(entry.updateArgs))
         return UserProgram(path: try executable("cmd_start", entry.cmdStart), arguments: arguments, daemon: entry.userProgramDaemon, stop: stop,
-                           cpuSeconds: entry.cpu > 0 ? entry.cpu : nil, memoryBytes: entry.memory > 0 ? entry.memory : nil, rules: rules)
+                           status: status, update: update, cpuSeconds: entry.cpu > 0 ? entry.cpu : nil, memoryBytes: entry.memory > 0 ? entry.memory : nil,
+                           rules: rules)
     }
 
     /// One payload entry as a placed program: its package (fetched before the lock), its program found in its

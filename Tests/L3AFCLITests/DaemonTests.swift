@@ -438,6 +438,31 @@ struct DaemonTests {
         #expect(try host.chain().isEmpty)
     }
 
+    /// A user program that records its argv and pid next to itself, then waits.
+    static let recordingProgram = """
+        #!/bin/sh
+        echo "$*" >> "$(dirname "$0")/argv.log"
+        echo $$ > "$(dirname "$0")/pid"
+        exec sleep 600
+        """
+
+    /// A plain l3afd repository served over http (Python's http.server) holding `legacy-counter` 1.0, an artifact without
+    /// a manifest: the packet counter's object and `scripts` (name → shell script) beside it.
+    static func legacyRepository(_ host: HostHarness, scripts: [String: String]) throws -> (url: String, server: RunningProcess) {
+        let repository = host.folder.appending(path: "l3afd-repo")
+        var entries = [ArchiveEntry(path: "l3af_legacy-counter/xdp_counter.bpf.o", kind: .file, permissions: 0o644,
+                                    contents: try Fixtures.compileBPF("registry/packet-counter/xdp_counter.bpf.c"))]
+        for (name, script) in scripts { entries.append(ArchiveEntry(path: "l3af_legacy-counter/\(name)", kind: .file, permissions: 0o755, contents: Array(script.utf8))) }
+        entries.sort { $0.path < $1.path }
+        let folder = repository.appending(path: "legacy-counter/1.0/\(PackageInstaller.hostPlatform())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data(ArchiveWriter.tarGz(entries)).write(to: folder.appending(path: "l3af_legacy-counter.tar.gz"))
+        let server = try RunningProcess("/usr/bin/python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", repository.path])
+        let line = try server.waitForLine(containing: "Serving HTTP")
+        let port = line.split(separator: " ").first { Int($0) != nil && $0 != "0" }.map(String.init) ?? ""
+        return ("http://127.0.0.1:\(port)", server)
+    }
+
     /// A legacy l3afd artifact (no manifest) from an unsigned l3afd repository, with a user program: loaded as the
     /// payload describes, its user program started with l3afd's argv (--iface, --direction=xdpingress, --rules-file
     /// written from `rules`, then --key=value), its `cpu` and `memory` set as limits, restarted when it dies at most 3
@@ -445,35 +470,14 @@ struct DaemonTests {
     @Test func legacyUserProgramsAreSupervised() async throws {
         let host = try HostHarness()
         defer { host.remove() }
-        // The artifact: the counter's object, and a user program that records its argv and pid, then waits.
-        let repository = host.folder.appending(path: "l3afd-repo")
-        let platform = PackageInstaller.hostPlatform()
-        let script = """
-            #!/bin/sh
-            echo "$*" >> "$(dirname "$0")/argv.log"
-            echo $$ > "$(dirname "$0")/pid"
-            exec sleep 600
-            """
+        // The artifact: the counter's object, a user program that records its argv and pid, then waits, and its cmd_stop.
         let stopScript = """
             #!/bin/sh
             echo "$*" >> "$(dirname "$0")/stop.log"
             kill "$(cat "$(dirname "$0")/pid")"
             """
-        var entries = [
-            ArchiveEntry(path: "l3af_legacy-counter/xdp_counter.bpf.o", kind: .file, permissions: 0o644,
-                         contents: try Fixtures.compileBPF("registry/packet-counter/xdp_counter.bpf.c")),
-            ArchiveEntry(path: "l3af_legacy-counter/legacy-counter", kind: .file, permissions: 0o755, contents: Array(script.utf8)),
-            ArchiveEntry(path: "l3af_legacy-counter/legacy-counter-stop", kind: .file, permissions: 0o755, contents: Array(stopScript.utf8)),
-        ]
-        entries.sort { $0.path < $1.path }
-        let folder = repository.appending(path: "legacy-counter/1.0/\(platform)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try Data(ArchiveWriter.tarGz(entries)).write(to: folder.appending(path: "l3af_legacy-counter.tar.gz"))
-        let server = try RunningProcess("/usr/bin/python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", repository.path])
+        let (repoURL, server) = try Self.legacyRepository(host, scripts: ["legacy-counter": Self.recordingProgram, "legacy-counter-stop": stopScript])
         defer { _ = server.stop(signal: SIGKILL) }  // python inherits an ignored SIGTERM from the test runner
-        let line = try server.waitForLine(containing: "Serving HTTP")
-        let port = line.split(separator: " ").first { Int($0) != nil && $0 != "0" }.map(String.init) ?? ""
-        let repoURL = "http://127.0.0.1:\(port)"
         let config = host.folder.appending(path: "l3afd.json")
         try #"{"allow_unsigned": ["\#(repoURL)"]}"#.write(to: config, atomically: true, encoding: .utf8)
         let daemon = try DaemonHarness(host: host, extra: ["--config", config.path])
@@ -530,10 +534,12 @@ struct DaemonTests {
         for _ in 0..<50 where !gone() { try await Task.sleep(for: .milliseconds(100)) }
         #expect(gone(), "stopped by its cmd_stop: \((try? String(contentsOfFile: "/proc/\(pid() ?? 0)/stat", encoding: .utf8)) ?? "no stat")")
 
-        // What l3afd would run but isn't run here is refused, naming the field, and changes nothing.
+        // What l3afd would run but isn't run here (cmd_config), a command outside the artifact or missing, and a negative
+        // limit are refused, naming the field, and change nothing.
         for (field, bad) in [
-            ("cmd_update", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_update": "legacy-counter", "admin_status": "enabled""#)),
-            ("cmd_status", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_status": "legacy-counter", "admin_status": "enabled""#)),
+            ("cmd_config", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_config": "legacy-counter", "admin_status": "enabled""#)),
+            ("cmd_status", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_status": "../../bin/sh", "admin_status": "enabled""#)),
+            ("cmd_update", entry.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""cmd_update": "missing-program", "admin_status": "enabled""#)),
             ("cpu", entry.replacingOccurrences(of: #""cpu": 100"#, with: #""cpu": -1"#)),
         ] {
             let refused = try await daemon.request("POST", "/l3af/configs/v1/update", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(bad)]}}]"#)
@@ -542,5 +548,52 @@ struct DaemonTests {
         let probes = try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"probes": [{"name": "p", "prog_type": "kprobe"}]}}]"#)
         #expect(probes.status == 400 && probes.text.contains("probes"), "\(probes.text)")
         #expect(try host.chain().isEmpty)
+    }
+
+    /// `cmd_update` runs with l3afd's argv once the program runs and, instead of a restart, when only `update_args`
+    /// change; `cmd_status` is asked every status interval, and a program that doesn't answer RUNNING is restarted.
+    @Test func userProgramStatusAndUpdateAsL3afdRunsThem() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let status = """
+            #!/bin/sh
+            cat "$(dirname "$0")/health" 2>/dev/null || echo RUNNING
+            """
+        let update = """
+            #!/bin/sh
+            echo "$*" >> "$(dirname "$0")/update.log"
+            """
+        let (repoURL, server) = try Self.legacyRepository(host, scripts: ["legacy-counter": Self.recordingProgram, "status": status, "update": update])
+        defer { _ = server.stop(signal: SIGKILL) }
+        let config = host.folder.appending(path: "l3afd.json")
+        try #"{"allow_unsigned": ["\#(repoURL)"], "status_interval_seconds": 0.5}"#.write(to: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness(host: host, extra: ["--config", config.path])
+        defer { daemon.stop() }
+        func payload(level: String) -> String {
+            let entry = #"{"name": "legacy-counter", "seq_id": 1, "version": "1.0", "ebpf_package_repo_url": "\#(repoURL)", "object_file": "xdp_counter.bpf.o", "#
+                + #""entry_function_name": "xdp_counter", "map_name": "xdp_counter_next_prog", "cmd_start": "legacy-counter", "cmd_status": "status", "#
+                + #""cmd_update": "update", "update_args": {"level": "\#(level)"}, "user_program_daemon": true, "admin_status": "enabled"}"#
+            return #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(entry)]}}]"#
+        }
+        let artifact = "\(host.folder.path)/repo/legacy-counter/1.0/l3af_legacy-counter"
+        func lines(_ file: String) -> [String] { ((try? String(contentsOfFile: "\(artifact)/\(file)", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        func wait(_ file: String, for count: Int) async throws {
+            for _ in 0..<100 where lines(file).count < count { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/add", payload(level: "1")).status == 200)
+        try await wait("update.log", for: 1)
+        #expect(lines("update.log") == ["--iface=\(host.port) --direction=xdpingress --cmd=update --level=1"], "l3afd's cmd_update argv")
+
+        // Only update_args change: cmd_update runs, the program is not restarted.
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/update", payload(level: "2")).status == 200)
+        try await wait("update.log", for: 2)
+        #expect(lines("update.log").last == "--iface=\(host.port) --direction=xdpingress --cmd=update --level=2")
+        #expect(lines("argv.log").count == 1, "not restarted for update args")
+
+        // cmd_status stops answering RUNNING: the program is restarted.
+        try "BROKEN\n".write(toFile: "\(artifact)/health", atomically: true, encoding: .utf8)
+        try await wait("argv.log", for: 2)
+        #expect(lines("argv.log").count >= 2, "restarted when unhealthy")
+        try FileManager.default.removeItem(atPath: "\(artifact)/health")
     }
 }

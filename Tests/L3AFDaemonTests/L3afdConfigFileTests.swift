@@ -13,7 +13,8 @@ import Testing
         #expect(L3afdConfigFile.isINI(path: "/etc/l3afd/l3afd.conf", bytes: Array(Self.upstreamExample.utf8)))
         let configuration = try L3afdConfigFile.read(Self.upstreamExample, path: "l3afd.cfg")
         #expect(configuration.listen == "0.0.0.0:7080" && configuration.metricsListen == "0.0.0.0:8898")
-        #expect(configuration.samples == 20 && configuration.client.connectTimeoutSeconds == 10)
+        #expect(configuration.samples == 20 && configuration.client.connectTimeoutSeconds == 10 && configuration.statusIntervalSeconds == 30)
+        #expect(configuration.maximumRestarts == 3 && configuration.chainDebugListen == "0.0.0.0:8899")
         #expect(configuration.pinRoot == "/sys/fs/bpf/l3af")
         #expect(configuration.plainRepository == "file:///srv/l3afd" && configuration.client.registry == nil)
         #expect(configuration.client.repo == "/var/l3afd/repo" && configuration.configStore == "/var/l3afd/l3af-config.json")
@@ -23,7 +24,7 @@ import Testing
         #expect(egress.package == "tc-root" && egress.objectFile == "tc_root_egress.bpf.o" && egress.entryFunction == "tc_egress_root"
                 && egress.rootMap == "tc_egress_root_array")
         #expect(configuration.tls == nil)
-        for key in ["pid-file", "datacenter", "shutdown-timeout", "HotReloadEnabled", "ebpf-poll-interval", "command", "bpf-dir"] {
+        for key in ["pid-file", "datacenter", "shutdown-timeout", "HotReloadEnabled", "command", "bpf-dir"] {
             #expect(configuration.notices.contains { $0.contains(" \(key) has no effect") }, "a notice for \(key): \(configuration.notices)")
         }
     }
