@@ -51,7 +51,10 @@ public enum Daemon {
         options.plainRepository = configuration.plainRepository
         options.plainRoots = configuration.plainRoots
         options.chaining = configuration.chaining
+        options.l3afdMapPins = configuration.l3afdMapPins
         options.userProgramLogDir = configuration.userProgramLogDir
+        // The CLI on this state follows the same rules (chaining, roots).
+        try HostSettings(options).write(state: options.client.state)
         let host = try HostManager(options: options)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.

@@ -84,6 +84,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var statusIntervalSeconds: Double = 30
     /// l3afd's `bpf-log-dir`: passed to user programs as `--log-dir`.
     public var userProgramLogDir: String?
+    /// Maps also pinned where l3afd pins them: set for an l3afd.cfg (an L3AF deployment).
+    public var l3afdMapPins = false
     /// l3afd's `bpf-chaining-enabled`: `false` runs one program per hook, attached without a root.
     public var chaining = true
     /// Where l3afd's chain debug view (`GET /bpfs/{iface}`) is served (`[ebpf-chain-debug]`); `nil`: not served.

@@ -53,6 +53,8 @@ public enum L3afdConfigFile {
     /// Reads `text` (the file at `path`, for messages) over `base`; returns the configuration and the notices to log.
     public static func read(_ text: String, path: String, base: DaemonConfiguration = DaemonConfiguration()) throws(DaemonError) -> DaemonConfiguration {
         var configuration = base
+        // An L3AF deployment: its user programs and tools find maps where l3afd pins them.
+        configuration.l3afdMapPins = true
         var section: String?
         var values: [String: [String: (value: String, line: Int)]] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

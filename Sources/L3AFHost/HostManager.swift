@@ -24,6 +24,8 @@ public struct HostOptions: Sendable {
     public var plainRoots: [Hook: PlainRoot] = [:]
     /// `false` (l3afd's `bpf-chaining-enabled: false`): each hook runs at most one program, attached without a root.
     public var chaining = true
+    /// Maps also pinned where l3afd pins them (`<BpfMapDefaultPath>/<iface>/<name>/<version_>/`): an L3AF deployment.
+    public var l3afdMapPins = false
     /// l3afd's `bpf-log-dir`: passed to user programs as `--log-dir` when set.
     public var userProgramLogDir: String?
     /// Revisions kept; older ones are pruned after each change.
@@ -49,7 +51,7 @@ public struct HostOptions: Sendable {
 }
 
 /// A root program as l3afd's configuration describes it: a manifest-less artifact in the plain repository.
-public struct PlainRoot: Sendable, Hashable {
+public struct PlainRoot: Sendable, Hashable, Codable {
     public var package: PackageName
     public var version: String
     public var artifact: String
@@ -57,6 +59,13 @@ public struct PlainRoot: Sendable, Hashable {
     public var entryFunction: String
     /// The root's prog array (`xdp_root_array`, `tc_ingress_root_array`, `tc_egress_root_array`).
     public var rootMap: String
+
+    enum CodingKeys: String, CodingKey {
+        case package, version, artifact
+        case objectFile = "object_file"
+        case entryFunction = "entry_function"
+        case rootMap = "root_map"
+    }
 
     public init(package: PackageName, version: String, artifact: String, objectFile: String, entryFunction: String, rootMap: String) {
         self.package = package
@@ -109,7 +118,7 @@ public final class HostManager: Sendable {
 
     /// The host as it runs: packages through the install pipeline, chains in the kernel, the wall clock.
     public convenience init(options: HostOptions) throws(HostError) {
-        try self.init(options: options, source: InstallerSource(configuration: options.client), chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining),
+        try self.init(options: options, source: InstallerSource(configuration: options.client), chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining, l3afdMapPins: options.l3afdMapPins),
                       clock: SystemClock())
     }
 

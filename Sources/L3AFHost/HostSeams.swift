@@ -127,13 +127,18 @@ public struct KernelChains: ChainBackend {
     public let pinRoot: String
     /// `false`: one program per hook, attached without a root (l3afd's `bpf-chaining-enabled: false`).
     public let chaining: Bool
+    /// Maps pinned again where l3afd pins them (``ChainEngine/l3afdMapPins``).
+    public let l3afdMapPins: Bool
 
-    public init(pinRoot: String, chaining: Bool = true) {
+    public init(pinRoot: String, chaining: Bool = true, l3afdMapPins: Bool = false) {
         self.pinRoot = pinRoot
         self.chaining = chaining
+        self.l3afdMapPins = l3afdMapPins
     }
 
-    func engine(_ roots: [Hook: ChainMember] = [:]) -> ChainEngine { ChainEngine(pinRoot: pinRoot, roots: roots, chaining: chaining) }
+    func engine(_ roots: [Hook: ChainMember] = [:]) -> ChainEngine {
+        ChainEngine(pinRoot: pinRoot, roots: roots, chaining: chaining, l3afdMapPins: l3afdMapPins)
+    }
 
     public func interfaceExists(_ interface: String) -> Bool { if_nametoindex(interface) != 0 }
 
@@ -167,4 +172,54 @@ public struct KernelChains: ChainBackend {
     }
 
     public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }
+}
+
+/// How `l3afd` runs this host, beyond what the client configuration says: chaining on or off, l3afd's default plain
+/// repository and roots. `l3afd` writes it to `<state>/host-settings.json` when it starts, and `l3af` on the same state
+/// adopts it, so a change made with the CLI follows the same rules as one made through the daemon (no chain put behind
+/// a root on a host that runs programs alone, the same roots).
+public struct HostSettings: Codable, Sendable, Equatable {
+    public var chaining: Bool
+    public var l3afdMapPins: Bool
+    public var plainRepository: String?
+    /// By hook name (`xdp_ingress`, `tc_ingress`, `tc_egress`).
+    public var plainRoots: [String: PlainRoot]
+
+    enum CodingKeys: String, CodingKey {
+        case chaining
+        case l3afdMapPins = "l3afd_map_pins"
+        case plainRepository = "plain_repository"
+        case plainRoots = "plain_roots"
+    }
+
+    public init(_ options: HostOptions) {
+        chaining = options.chaining
+        l3afdMapPins = options.l3afdMapPins
+        plainRepository = options.plainRepository
+        plainRoots = Dictionary(uniqueKeysWithValues: options.plainRoots.map { ($0.key.rawValue, $0.value) })
+    }
+
+    public static func path(state: String) -> String { "\(state)/host-settings.json" }
+
+    /// The settings `l3afd` wrote for `state`, `nil` when it never ran there.
+    public static func read(state: String) throws(HostError) -> HostSettings? {
+        guard let bytes = AtomicFile.read(path(state: state)) else { return nil }
+        do { return try DocumentDecoder.decode(HostSettings.self, from: bytes, document: path(state: state)) } catch {
+            throw HostError(.badInput, error.description, hint: "l3afd rewrites it when it starts; remove it if no l3afd runs on this state")
+        }
+    }
+
+    public func write(state: String) throws {
+        try AtomicFile.write(Array(try DocumentDecoder.encode(self)), to: Self.path(state: state), mode: 0o644)
+    }
+}
+
+extension HostOptions {
+    /// Takes the daemon's settings for this host.
+    public mutating func adopt(_ settings: HostSettings) {
+        chaining = settings.chaining
+        l3afdMapPins = settings.l3afdMapPins
+        plainRepository = settings.plainRepository
+        plainRoots = Dictionary(uniqueKeysWithValues: settings.plainRoots.compactMap { key, root in Hook(rawValue: key).map { ($0, root) } })
+    }
 }

@@ -334,5 +334,14 @@ struct L3afdDeploymentTests {
         let object = try await Self.object(api, port)
         #expect(((object["bpf_programs"] as? [String: Any])?["xdp_ingress"] as? [Any])?.count == 1, "nothing changed")
         #expect(try deployment.network.ping(2) == 2)
+
+        // `l3af` on the same state follows the daemon's settings: the CLI refuses the second program too.
+        let file = deployment.folder.appending(path: "second.json")
+        try second.write(to: file, atomically: true, encoding: .utf8)
+        let cli = try Executable.run("l3af", ["apply", file.path, "--add", "--host-name", "node-1", "--state", deployment.folder.appending(path: "state").path,
+                                              "--repo", deployment.folder.appending(path: "repo").path, "--cache", deployment.folder.appending(path: "cache").path,
+                                              "--pin-root", deployment.network.pinRoot])
+        #expect(cli.status == 1 && cli.stderr.contains("bpf-chaining-enabled is false"), "\(cli.status) \(cli.stderr)")
+        #expect(try xdpAttached(port) && !FileManager.default.fileExists(atPath: "\(deployment.network.pinRoot)/\(port)/xdp_ingress/root"), "still alone")
     }
 }

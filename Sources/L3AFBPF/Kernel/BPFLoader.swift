@@ -25,7 +25,7 @@ public enum BPFLoader {
     /// Loads `entry` from the object at `path`. Maps named in `reuse` take the descriptor given (an existing map
     /// carried over to this object: `bpf_map__reuse_fd`) instead of being created; their shapes must match.
     /// Only `entry` is loaded when the object holds several programs; maps its object declares pinned by name are
-    /// pinned in `pinFolder`, which must exist, except those in `neverPinned` or `reuse`. When `entry`'s section names no type libbpf
+    /// pinned in `pinFolder`, which must exist, except those in `neverPinned` or `reuse` (without a `pinFolder`, none). When `entry`'s section names no type libbpf
     /// knows (l3afd's programs use custom names such as `xdp-root` or `xdp_ratelimiting`), `hook` gives it: XDP,
     /// or a TC classifier.
     public static func load(
@@ -79,6 +79,14 @@ public enum BPFLoader {
         // running copy of the same program would link the new copy into the live chain.
         for name in neverPinned.union(reuse.keys) {
             if let map = bpf_object__find_map_by_name(object, name) { bpf_map__set_pin_path(map, nil) }
+        }
+        if pinFolder == nil {
+            // No folder for maps pinned by name: none is pinned by libbpf (the caller pins what it keeps).
+            var map = bpf_object__next_map(object, nil)
+            while let current = map {
+                bpf_map__set_pin_path(current, nil)
+                map = bpf_object__next_map(object, current)
+            }
         }
         for (name, descriptor) in reuse {
             guard let map = bpf_object__find_map_by_name(object, name) else {

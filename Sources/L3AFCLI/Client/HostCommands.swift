@@ -49,9 +49,11 @@ struct HostCommandOptions: ParsableArguments {
 
     func host() throws -> HostManager {
         let root = pinRoot ?? ProcessInfo.processInfo.environment["L3AF_PIN_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? "/sys/fs/bpf/l3af"
-        let options = HostOptions(client: try client.configuration(), pinRoot: root, lockTimeout: lockTimeout, notify: { message in
+        var options = HostOptions(client: try client.configuration(), pinRoot: root, lockTimeout: lockTimeout, notify: { message in
             FileHandle.standardError.write(Data("\(message)\n".utf8))
         })
+        // An l3afd on this state says how the host runs (chaining, roots): changes made here follow the same rules.
+        if let settings = try HostSettings.read(state: options.client.state) { options.adopt(settings) }
         return try HostManager(options: options)
     }
 }
@@ -304,8 +306,9 @@ struct ApplyCommand: AsyncParsableCommand {
             The payload is what l3afd's REST API takes (an array of {host_name, iface, bpf_programs}). seq_id orders each \
             chain; version is a version, range or dist-tag; admin_status "disabled" keeps a program configured but out \
             of the chain; start_args become the manifest's parameters; map_args are written into maps; monitor_maps \
-            replace the manifest's; ebpf_package_repo_url names another registry (or an unsigned l3afd repository \
-            listed in allow_unsigned); object_file, entry_function_name and map_name describe a legacy artifact \
+            replace the manifest's; ebpf_package_repo_url names another repository (a signed registry when it serves a \
+            signed index, else a plain l3afd repository, trusted on first use); object_file, entry_function_name and \
+            map_name describe a legacy artifact \
             without a manifest. Everything is fetched and checked before the first flip; the change is one revision. \
             With --add, programs not in the payload stay and a program already configured is left as it is \
             (l3afd's /add); with --delete, the file is an L3afBPFProgramNames payload and the named programs are \

@@ -28,16 +28,21 @@ public struct ChainEngine: Sendable {
     /// l3afd's `BpfMapDefaultPath`: every member's maps are pinned again where l3afd pins them,
     /// `<mapRoot>/<interface>/<package>/<version_>/<map>` (TC: under `<mapRoot>/tc/globals/`), and maps its object
     /// declares `LIBBPF_PIN_BY_NAME` are pinned (or found) there, so programs and tools written for l3afd find them.
-    /// By default the pin root's parent (`/sys/fs/bpf` for `/sys/fs/bpf/l3af`).
+    /// By default the pin root's parent (`/sys/fs/bpf` for `/sys/fs/bpf/l3af`). Only with ``l3afdMapPins``.
     public let mapRoot: String
+    /// Whether maps are pinned again where l3afd pins them (an L3AF deployment: l3afd.cfg). Off, nothing is pinned
+    /// outside the pin root, maps declared `LIBBPF_PIN_BY_NAME` included, and a chain step costs no extra reads.
+    public let l3afdMapPins: Bool
     /// `false` (l3afd's `bpf-chaining-enabled: false`): `apply` runs at most one program per hook, attached directly
     /// (XDP through a pinned link swapped with `bpf_link_update`, TC through l3af's filter, replaced), with no root.
     public let chaining: Bool
 
-    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil, chaining: Bool = true) {
+    public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil, chaining: Bool = true,
+                l3afdMapPins: Bool = false) {
         BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
+        self.l3afdMapPins = l3afdMapPins
         self.mapRoot = mapRoot ?? Self.defaultMapRoot(pinRoot: pinRoot)
         self.chaining = chaining
     }
@@ -104,8 +109,8 @@ public struct ChainEngine: Sendable {
 
     /// Adds `member` at its seq_id (after every member with a lower or equal one).
     public func insert(_ member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
-        let before = mapPinsBefore(interface, hook)
-        defer { syncMapPins(interface, hook, before: before) }
+        let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
+        defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         try check(member, hook)
         var state = try readForChange(interface, hook)
         try requireChained(state, interface, hook)
@@ -125,8 +130,8 @@ public struct ChainEngine: Sendable {
 
     /// Takes `package` out of the chain; the root goes when the last program does.
     public func remove(package: String, interface: String, hook: Hook) throws(ChainError) {
-        let before = mapPinsBefore(interface, hook)
-        defer { syncMapPins(interface, hook, before: before) }
+        let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
+        defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         let state = try readForChange(interface, hook)
         try requireChained(state, interface, hook)
         guard let position = state.members.firstIndex(where: { $0.entry.package == package }) else {
@@ -143,8 +148,8 @@ public struct ChainEngine: Sendable {
     /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
     /// State maps the new manifest lists are carried over from the old program when both have them.
     public func replace(package: String, with member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
-        let before = mapPinsBefore(interface, hook)
-        defer { syncMapPins(interface, hook, before: before) }
+        let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
+        defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         try check(member, hook)
         let state = try readForChange(interface, hook)
         try requireChained(state, interface, hook)
@@ -166,8 +171,8 @@ public struct ChainEngine: Sendable {
     /// ones whose version, parameters or object changed replaced. Each step is one flip; the chain is valid
     /// after every step.
     public func apply(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
-        let before = mapPinsBefore(interface, hook)
-        defer { syncMapPins(interface, hook, before: before) }
+        let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
+        defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         // A hook run the other way (the setting changed) is taken down first: for a moment nothing runs there.
         guard chaining else { return try applyAlone(desired, interface: interface, hook: hook) }
         // A program left alone when chaining was off is taken down first: for a moment nothing runs there.
@@ -211,8 +216,8 @@ public struct ChainEngine: Sendable {
     /// again keeps its maps (all of them at the same version; its state maps at another), so counters and windows
     /// carry on. What the new suffix replaced is unpinned afterwards.
     public func reorder(_ wanted: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
-        let before = mapPinsBefore(interface, hook)
-        defer { syncMapPins(interface, hook, before: before) }
+        let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
+        defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         for member in wanted { try check(member, hook) }
         guard wanted.count <= Self.maximumLength else {
             throw ChainError(.tooLong, "\(wanted.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
@@ -397,14 +402,14 @@ public struct ChainEngine: Sendable {
         _ = try kernel { () throws(BPFError) in try BPFAttachment.interfaceIndex(interface) }
         let writes = try member.parameterWrites()
         let loaded: LoadedProgram
-        let mapFolder = try mapFolder(interface, hook, member.package, member.version)
-        let newMapFolder = !FileManager.default.fileExists(atPath: mapFolder)
-        _ = try self.mapFolder(interface, hook, member.package, member.version, create: true)
+        let mapFolder = l3afdMapPins ? try mapFolder(interface, hook, member.package, member.version) : nil
+        let newMapFolder = mapFolder.map { !FileManager.default.fileExists(atPath: $0) } ?? false
+        if l3afdMapPins { _ = try self.mapFolder(interface, hook, member.package, member.version, create: true) }
         do {
             loaded = try BPFLoader.load(objectAt: member.objectPath, entry: member.program.entryFunction, hook: hook, reuse: reuse,
                                         pinFolder: mapFolder, neverPinned: [member.program.nextMap])
         } catch {
-            if newMapFolder { removeMapFolder(mapFolder) }
+            if newMapFolder, let mapFolder { removeMapFolder(mapFolder) }
             throw ChainError(.load, "\(member.package)@\(member.version) did not load: \(error.description)",
                              hint: "the chain was not changed")
         }
@@ -418,7 +423,7 @@ public struct ChainEngine: Sendable {
                           hookFolder: hookFolder(interface, hook))
         } catch {
             removePins(folder, pruneParent: true)
-            if newMapFolder { removeMapFolder(mapFolder) }
+            if newMapFolder, let mapFolder { removeMapFolder(mapFolder) }
             throw ChainError(error.kind, error.description, hint: "the chain was not changed")
         }
     }
@@ -472,25 +477,34 @@ public struct ChainEngine: Sendable {
         return folder
     }
 
-    /// The members (package, version) whose l3afd map pins exist before a change.
-    private func mapPinsBefore(_ interface: String, _ hook: Hook) -> [(package: String, version: String)] {
-        ((try? settledRead(interface, hook))?.members ?? []).map { ($0.entry.package, $0.entry.version) }
+    /// The members (package, version, program id) whose l3afd map pins exist before a change.
+    private func mapPinsBefore(_ interface: String, _ hook: Hook) -> [(package: String, version: String, programID: UInt32)] {
+        var members = ((try? settledRead(interface, hook))?.members ?? []).map { ($0.entry.package, $0.entry.version, $0.entry.programID) }
+        if let root = roots[hook], let id = try? rootProgramID(interface: interface, hook: hook) { members.append((root.package, root.version, id)) }
+        return members
     }
 
     /// Brings l3afd's map pins in line with the chain after a change: each member's maps pinned in its folder (a pin
     /// replaced by rename, so a reader never finds it missing), and the folders of members that left removed.
     /// Best effort: the chain is already changed, and the chain's own pins are what the engine reads.
-    private func syncMapPins(_ interface: String, _ hook: Hook, before: [(package: String, version: String)]) {
+    private func syncMapPins(_ interface: String, _ hook: Hook, before: [(package: String, version: String, programID: UInt32)]) {
         // A chain that can't be read is left as it is: its pins may be all that holds its maps.
         guard let state = try? settledRead(interface, hook) else { return }
         let members = state.members
         let fm = FileManager.default
         var kept = Set<String>()
-        var pinned = members.map { (package: $0.entry.package, version: $0.entry.version, folder: $0.folder) }
-        if state.rootNext != nil, let root = roots[hook] { pinned.append((root.package, root.version, "\(hookFolder(interface, hook))/root")) }
+        // A member running the same program as before the change has the same maps: its pins are already right.
+        let unchanged = Set(before.map { "\($0.package)@\($0.version)#\($0.programID)" })
+        var pinned = members.map { (package: $0.entry.package, version: $0.entry.version, folder: $0.folder,
+                                    same: unchanged.contains("\($0.entry.package)@\($0.entry.version)#\($0.entry.programID)")) }
+        if state.rootNext != nil, let root = roots[hook], let id = try? rootProgramID(interface: interface, hook: hook) {
+            pinned.append((root.package, root.version, "\(hookFolder(interface, hook))/root", same: unchanged.contains("\(root.package)@\(root.version)#\(id)")))
+        }
         for member in pinned {
-            guard let folder = try? mapFolder(interface, hook, member.package, member.version, create: true) else { continue }
+            guard let folder = try? mapFolder(interface, hook, member.package, member.version) else { continue }
             kept.insert(folder)
+            if member.same, fm.fileExists(atPath: folder) { continue }
+            guard (try? mapFolder(interface, hook, member.package, member.version, create: true)) != nil else { continue }
             for name in (try? fm.contentsOfDirectory(atPath: "\(member.folder)/maps")) ?? [] {
                 guard let map = try? BPFDescriptor.pinned(at: "\(member.folder)/maps/\(name)") else { continue }
                 let temporary = "\(folder)/l3af-pinning-\(UInt32.random(in: 0...UInt32.max))"
@@ -551,7 +565,7 @@ public struct ChainEngine: Sendable {
         let folder = "\(hookFolder(interface, hook))/root"
         removePins(folder, pruneParent: false)
         let loaded: LoadedProgram
-        let mapFolder = try mapFolder(interface, hook, root.package, root.version, create: true)
+        let mapFolder = l3afdMapPins ? try mapFolder(interface, hook, root.package, root.version, create: true) : nil
         do {
             loaded = try BPFLoader.load(objectAt: root.objectPath, entry: root.program.entryFunction, hook: hook, pinFolder: mapFolder,
                                         neverPinned: [root.program.nextMap])
