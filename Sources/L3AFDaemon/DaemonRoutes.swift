@@ -155,6 +155,12 @@ struct DaemonRoutes: Sendable {
             payload.bpfPrograms[placed.hook].append(Self.program(placed))
             byInterface[placed.interface] = payload
         }
+        for probe in snapshot.probes ?? [] where interface == nil || probe.interface == interface {
+            var payload = byInterface[probe.interface]
+                ?? L3afBPFPrograms(hostName: hostName, iface: probe.interface, ipv4Address: snapshot.ipv4Addresses?[probe.interface] ?? "")
+            payload.bpfPrograms.probes.append(probe.payload)
+            byInterface[probe.interface] = payload
+        }
         return byInterface.keys.sorted().map { byInterface[$0]! }
     }
 

@@ -149,6 +149,31 @@ public struct UserProgram: Hashable, Sendable, Codable {
     }
 }
 
+/// A tracing program (kprobe, kretprobe, tracepoint, uprobe, uretprobe) attached on its own, as a payload placed it
+/// under `bpf_programs.probes` of an interface.
+public struct PlacedProbe: Hashable, Sendable, Codable {
+    public var interface: String
+    public var package: PackageName
+    public var version: PackageVersion
+    public var objectPath: String
+    public var entryFunction: String
+    /// The payload entry, for `GET` as sent.
+    public var payload: BPFProgram
+
+    public init(interface: String, package: PackageName, version: PackageVersion, objectPath: String, entryFunction: String, payload: BPFProgram) {
+        self.interface = interface
+        self.package = package
+        self.version = version
+        self.objectPath = objectPath
+        self.entryFunction = entryFunction
+        self.payload = payload
+    }
+
+    public var member: ProbeMember {
+        ProbeMember(interface: interface, package: package.rawValue, version: version.rawValue, objectPath: objectPath, entryFunction: entryFunction)
+    }
+}
+
 /// The root program of a hook, as installed in the repo.
 public struct RootProgram: Hashable, Sendable, Codable {
     public var package: PackageName
@@ -171,6 +196,8 @@ public struct HostSnapshot: Hashable, Sendable, Codable {
     public var roots: [String: RootProgram]
     /// l3afd payloads' `ipv4_address` per interface, echoed by `GET /l3af/configs/v1` as sent (absent before it was sent).
     public var ipv4Addresses: [String: String]?
+    /// Tracing programs attached on their own (l3afd's `probes`); absent when there are none.
+    public var probes: [PlacedProbe]?
 
     public init(programs: [PlacedProgram] = [], roots: [String: RootProgram] = [:]) {
         self.programs = programs

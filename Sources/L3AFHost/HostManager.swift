@@ -284,6 +284,11 @@ public final class HostManager: Sendable {
                 throw HostError(error.kind == .unknownInterface ? .badInput : .chain, error.description, hint: error.hint)
             }
         }
+        if snapshot.probes != nil || previous.probes != nil {
+            do { try chains.applyProbes((snapshot.probes ?? []).map(\.member)) } catch {
+                throw HostError(.chain, error.description, hint: error.hint)
+            }
+        }
     }
 
     /// Records `new` as a revision after making it real; on failure puts `old` back and records nothing.

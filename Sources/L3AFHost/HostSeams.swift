@@ -56,6 +56,13 @@ public protocol ChainBackend: Sendable {
     func counter(_ map: String, index: Int, of package: PackageName, on key: ChainKey) throws(ChainError) -> UInt64
     /// The root program's id on `key`, `nil` when there is no chain.
     func rootProgramID(on key: ChainKey) -> UInt32?
+    /// Makes the probes attached exactly `probes`.
+    func applyProbes(_ probes: [ProbeMember]) throws(ChainError)
+}
+
+extension ChainBackend {
+    /// A backend without probes (the fakes): nothing to attach.
+    public func applyProbes(_ probes: [ProbeMember]) throws(ChainError) {}
 }
 
 /// Time for the health watch: the wall clock, or a fake that runs an hour's watch in a millisecond.
@@ -172,6 +179,8 @@ public struct KernelChains: ChainBackend {
     }
 
     public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }
+
+    public func applyProbes(_ probes: [ProbeMember]) throws(ChainError) { try ProbeEngine(pinRoot: pinRoot).apply(probes) }
 }
 
 /// How `l3afd` runs this host, beyond what the client configuration says: chaining on or off, l3afd's default plain

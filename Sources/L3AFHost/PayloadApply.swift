@@ -27,9 +27,17 @@ extension HostManager {
         if let first = problems.first {
             throw HostError(.badInput, "the payload is not valid: \(first)", hint: problems.count > 1 ? "and \(problems.count - 1) more problem(s)" : nil)
         }
-        for (i, payload) in payloads.enumerated() where !payload.bpfPrograms.probes.isEmpty {
-            throw HostError(.badInput, "[\(i)].bpf_programs.probes: probes (kprobe, tracepoint, uprobe…) are not run by this l3afd yet",
-                            hint: "leave probes empty or null; XDP and TC programs are supported")
+        for (i, payload) in payloads.enumerated() {
+            for (j, probe) in payload.bpfPrograms.probes.enumerated() {
+                guard Self.probeTypes.contains(probe.progType.lowercased()) else {
+                    throw HostError(.badInput, "[\(i)].bpf_programs.probes[\(j)].prog_type: '\(probe.progType)' is not a probe type",
+                                    hint: "one of: \(Self.probeTypes.sorted().joined(separator: ", "))")
+                }
+                guard !probe.objectFile.isEmpty, !probe.entryFunctionName.isEmpty else {
+                    throw HostError(.badInput, "[\(i)].bpf_programs.probes[\(j)]: a probe needs object_file and entry_function_name",
+                                    hint: "name the object in the artifact and its program")
+                }
+            }
         }
         let thisHost = hostName ?? options.hostName ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         for (i, payload) in payloads.enumerated() {
@@ -49,14 +57,36 @@ extension HostManager {
                     wanted.append(try self.wanted(entry))
                 }
             }
+            for entry in payload.bpfPrograms.probes where !(configured.probes ?? []).contains(where: { $0.interface == payload.iface && $0.package.rawValue == entry.name }) {
+                wanted.append(try self.wanted(entry))
+            }
         }
         return try await change(prefetch: wanted) { transaction in
             let old = try self.snapshot()
             var new = old
             var changed: [String] = []
-            if mode == .host { new.programs.removeAll() }
+            if mode == .host {
+                new.programs.removeAll()
+                if new.probes != nil { new.probes = [] }
+            }
             for payload in payloads {
-                if mode == .replace { new.programs.removeAll { $0.interface == payload.iface } }
+                if mode == .replace {
+                    new.programs.removeAll { $0.interface == payload.iface }
+                    new.probes?.removeAll { $0.interface == payload.iface }
+                }
+                for (position, entry) in payload.bpfPrograms.probes.enumerated() {
+                    let at = "\(payload.iface).bpf_programs.probes[\(position)]"
+                    if mode == .add, (new.probes ?? []).contains(where: { $0.interface == payload.iface && $0.package.rawValue == entry.name }) {
+                        self.options.notify("\(at): \(entry.name) is already configured; left as it is (/update changes it)")
+                        continue
+                    }
+                    let probe = try self.placeProbe(entry, interface: payload.iface, at: at, transaction)
+                    var probes = new.probes ?? []
+                    probes.removeAll { $0.interface == probe.interface && $0.package == probe.package }
+                    probes.append(probe)
+                    new.probes = probes
+                    changed.append("probe \(probe.package)@\(probe.version) (\(entry.progType))")
+                }
                 if !payload.ipv4Address.isEmpty || mode != .add {
                     var addresses = new.ipv4Addresses ?? [:]
                     addresses[payload.iface] = payload.ipv4Address.isEmpty ? nil : payload.ipv4Address
@@ -80,7 +110,8 @@ extension HostManager {
                     }
                 }
             }
-            if new.sorted == old.sorted, new.roots == old.roots { return nil }
+            if new.probes?.isEmpty == true, old.probes == nil { new.probes = nil }
+            if new.sorted == old.sorted, new.roots == old.roots, new.probes == old.probes { return nil }
             let interfaces = Set(payloads.map(\.iface)).sorted().joined(separator: ", ")
             return try self.record(.apply, cause: cause ?? "apply an l3afd payload for \(interfaces): " + (changed.isEmpty ? "no programs" : changed.joined(separator: "; ")),
                                    from: old, to: new, by: transaction.actor)
@@ -104,8 +135,15 @@ extension HostManager {
                         new.programs.removeAll { $0.package.rawValue == name && $0.key == key }
                     }
                 }
+                for name in payload.bpfPrograms.probes {
+                    guard (new.probes ?? []).contains(where: { $0.interface == payload.iface && $0.package.rawValue == name }) else {
+                        self.options.notify("\(payload.iface).bpf_programs.probes: \(name) is not configured there; nothing to delete")
+                        continue
+                    }
+                    new.probes?.removeAll { $0.interface == payload.iface && $0.package.rawValue == name }
+                }
             }
-            if new.sorted == old.sorted, new.roots == old.roots { return nil }
+            if new.sorted == old.sorted, new.roots == old.roots, new.probes == old.probes { return nil }
             return try self.record(.apply, cause: "delete " + payloads.map { payload in "\(Hook.allCases.flatMap { payload.bpfPrograms[$0] }.joined(separator: ", ")) from \(payload.iface)" }.joined(separator: "; "),
                                    from: old, to: new, by: transaction.actor)
         }
@@ -183,6 +221,26 @@ extension HostManager {
         return UserProgram(path: try executable("cmd_start", entry.cmdStart), arguments: arguments, daemon: entry.userProgramDaemon, stop: stop,
                            status: status, update: update, cpuSeconds: entry.cpu > 0 ? entry.cpu : nil, memoryBytes: entry.memory > 0 ? entry.memory : nil,
                            rules: rules)
+    }
+
+    /// l3afd's probe program types.
+    static let probeTypes: Set<String> = ["kprobe", "kretprobe", "tracepoint", "uprobe", "uretprobe"]
+
+    /// A `probes` entry as a placed probe: an artifact without a manifest whose payload names its object and entry
+    /// function; where it attaches is its ELF section (`kprobe/<function>`, `tracepoint/<category>/<name>`).
+    func placeProbe(_ entry: BPFProgram, interface: String, at: String, _ transaction: Transaction) throws -> PlacedProbe {
+        do { _ = try PackageName(entry.name) } catch { throw HostError(.badInput, "\(at).name: \(error.description)", hint: error.hint) }
+        for (field, value) in [("cmd_start", entry.cmdStart), ("cmd_stop", entry.cmdStop), ("cmd_status", entry.cmdStatus), ("cmd_update", entry.cmdUpdate)]
+        where !value.isEmpty {
+            throw HostError(.badInput, "\(at).\(field): user programs of probes are not run by this l3afd yet", hint: "leave \(field) empty")
+        }
+        let installed = try transaction.package(try wanted(entry))
+        let objectPath: String
+        do {
+            objectPath = try ContainedPath.resolve(RelativePath(entry.objectFile, field: "\(at).object_file"), in: installed.path, field: "\(at).object_file")
+        } catch { throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version): \(error.description)", hint: "check object_file") }
+        return PlacedProbe(interface: interface, package: installed.name, version: installed.version, objectPath: objectPath,
+                           entryFunction: entry.entryFunctionName, payload: entry)
     }
 
     /// One payload entry as a placed program: its package (fetched before the lock), its program found in its

@@ -546,7 +546,9 @@ struct DaemonTests {
             #expect(refused.status == 400 && refused.text.contains(field), "\(field): \(refused.status) \(refused.text)")
         }
         let probes = try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"probes": [{"name": "p", "prog_type": "kprobe"}]}}]"#)
-        #expect(probes.status == 400 && probes.text.contains("probes"), "\(probes.text)")
+        #expect(probes.status == 400 && probes.text.contains("probes[0]: a probe needs object_file and entry_function_name"), "\(probes.text)")
+        let notAProbe = try await daemon.request("POST", "/l3af/configs/v1/add", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"probes": [{"name": "p", "prog_type": "xdp"}]}}]"#)
+        #expect(notAProbe.status == 400 && notAProbe.text.contains("probes[0].prog_type: 'xdp' is not a probe type"), "\(notAProbe.text)")
         #expect(try host.chain().isEmpty)
     }
 

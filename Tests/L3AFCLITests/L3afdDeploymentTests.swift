@@ -344,4 +344,50 @@ struct L3afdDeploymentTests {
         #expect(cli.status == 1 && cli.stderr.contains("bpf-chaining-enabled is false"), "\(cli.status) \(cli.stderr)")
         #expect(try xdpAttached(port) && !FileManager.default.fileExists(atPath: "\(deployment.network.pinRoot)/\(port)/xdp_ingress/root"), "still alone")
     }
+
+    /// A probe from a payload's `probes`: attached as its section says (a tracepoint here), listed by GET as sent,
+    /// counting real events, still attached (the same program) after the daemon restarts, and gone after delete.
+    @Test func aProbeAttachesCountsSurvivesARestartAndIsDeleted() async throws {
+        let deployment = try Deployment()
+        defer { deployment.remove() }
+        try deployment.publish("getppid-counter", "1.0", ["getppid_counter.bpf.o": "getppid_counter.bpf.c"], artifact: "l3af_getppid-counter.tar.gz")
+        let url = "file://\(deployment.repository.path)"
+        var (daemon, api, _) = try deployment.start(url: url)
+        defer { _ = daemon.stop(signal: SIGTERM) }
+        let port = deployment.port
+        let probe = #"{"name": "getppid-counter", "version": "1.0", "artifact": "l3af_getppid-counter.tar.gz", "prog_type": "tracepoint", "#
+            + #""object_file": "getppid_counter.bpf.o", "entry_function_name": "count_getppid", "admin_status": "enabled"}"#
+        let add = #"[{"host_name": "node-1", "iface": "\#(port)", "bpf_programs": {"probes": [\#(probe)]}}]"#
+        var answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/add", add)
+        #expect(answer.status == 200, "\(answer.text)")
+        let listed = try await Self.object(api, port)
+        #expect(((listed["bpf_programs"] as? [String: Any])?["probes"] as? [[String: Any]])?.first?["prog_type"] as? String == "tracepoint")
+
+        let folder = "\(deployment.network.pinRoot)/probes/\(port)/getppid-counter/1_0"
+        func link() throws -> String { try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(folder)/link"]).stdout }
+        let before = try link()
+        #expect(before.contains("tracepoint") || before.contains("perf_event"), "bpftool sees the probe's link: \(before)")
+        func count() throws -> UInt64 {
+            let lookup = try Executable.run("/usr/sbin/bpftool", ["-j", "map", "lookup", "pinned", "\(folder)/maps/getppid_count_map", "key", "0", "0", "0", "0"])
+            guard let object = try JSONSerialization.jsonObject(with: Data(lookup.stdout.utf8)) as? [String: Any],
+                  let bytes = object["value"] as? [String] else { return 0 }
+            return bytes.enumerated().reduce(UInt64(0)) { sum, item in sum | (UInt64(item.element.dropFirst(2), radix: 16) ?? 0) << (8 * UInt64(item.offset)) }
+        }
+        let start = try count()
+        let calls = try Executable.run("/usr/bin/env", ["python3", "-c", "import os\nfor _ in range(200): os.getppid()"])
+        #expect(calls.status == 0)
+        #expect(try count() >= start + 200, "the tracepoint counted the calls")
+
+        // A restart adopts it: the same link, the same program, no second attach.
+        #expect(daemon.stop(signal: SIGTERM) == 0)
+        (daemon, api, _) = try deployment.start(url: url)
+        #expect(try link() == before, "the same link after a restart")
+        #expect(((try await Self.object(api, port)["bpf_programs"] as? [String: Any])?["probes"] as? [Any])?.count == 1)
+
+        let delete = #"[{"host_name": "node-1", "iface": "\#(port)", "bpf_programs": {"probes": ["getppid-counter"]}}]"#
+        answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/delete", delete)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(!FileManager.default.fileExists(atPath: folder), "unpinned")
+        #expect((try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(folder)/link"])).status != 0)
+    }
 }

@@ -96,7 +96,7 @@ struct ChainEngineTests {
         #expect(try alone.rootProgramID(interface: port, hook: .xdpIngress) == nil, "no root")
         let first = try #require(try alone.chain(interface: port, hook: .xdpIngress).first)
         #expect(first.package == "packet-counter")
-        #expect(BPFAttachment.xdpLinkProgramID(linkPin: "\(network.pinRoot)/\(port)/xdp_ingress/link") == first.programID)
+        #expect(BPFAttachment.linkProgramID(pin: "\(network.pinRoot)/\(port)/xdp_ingress/link") == first.programID)
         #expect(try network.ping(5) == 5)
         #expect(try countedPackets(try alone.map("xdp_counter_map", of: "packet-counter", interface: port, hook: .xdpIngress), protocol: 1) >= 5)
 

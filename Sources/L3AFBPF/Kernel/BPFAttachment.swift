@@ -33,7 +33,7 @@ public enum BPFAttachment {
     /// Detaches the XDP link pinned at `linkPin` now, with `bpf_link_detach`: unpinning alone drops the last
     /// reference, but the kernel frees a link from a work queue, so the program can stay on the interface for a
     /// moment after the pin is gone. A pin that isn't there is not an error.
-    public static func detachXDP(linkPin: String) throws(BPFError) {
+    public static func detachLink(pin linkPin: String) throws(BPFError) {
         let link: BPFDescriptor
         do { link = try BPFDescriptor.pinned(at: linkPin) } catch { return }
         guard bpf_link_detach(link.fd) == 0 else {
@@ -51,8 +51,8 @@ public enum BPFAttachment {
         }
     }
 
-    /// The id of the program the XDP link pinned at `linkPin` runs, `nil` when there is no such link.
-    public static func xdpLinkProgramID(linkPin: String) -> UInt32? {
+    /// The id of the program the link pinned at `linkPin` runs (an XDP link, a probe's), `nil` when there is no such link.
+    public static func linkProgramID(pin linkPin: String) -> UInt32? {
         guard let link = try? BPFDescriptor.pinned(at: linkPin) else { return nil }
         var info = bpf_link_info()
         var length = UInt32(MemoryLayout<bpf_link_info>.size)

@@ -135,3 +135,68 @@ extension String {
         return lines.count <= count ? self : "…\n" + lines.suffix(count).joined(separator: "\n")
     }
 }
+
+/// Tracing programs attached on their own (l3afd's `probes`): kprobe, kretprobe, tracepoint, uprobe, uretprobe, with
+/// the attach point their ELF section names (`kprobe/tcp_retransmit_skb`, `tracepoint/syscalls/sys_enter_getppid`).
+public enum BPFProbe {
+    /// Loads `entry` from the object at `path`, attaches it as its section says (`bpf_program__attach`), pins the link
+    /// at `<folder>/link` (so it outlives the process, and a new one finds it) and every named map under
+    /// `<folder>/maps/`; returns the program's id. `folder` must exist on bpffs.
+    public static func attach(objectAt path: String, entry: String, folder: String) throws(BPFError) -> UInt32 {
+        BPFLog.routeByDefault()
+        if let bytes = FileManager.default.contents(atPath: path), let problem = BTFCheck.problem(in: Array(bytes)) {
+            throw BPFError(.open, errno: EINVAL, context: "checking \(path)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
+        }
+        guard let object = bpf_object__open_file(path, nil) else {
+            throw BPFError(.open, errno: errno, context: "bpf_object__open_file(\(path))", detail: "it is not a BPF ELF object libbpf can read")
+        }
+        defer { bpf_object__close(object) }
+        var found: OpaquePointer?
+        var cursor = bpf_object__next_program(object, nil)
+        while let program = cursor {
+            let isEntry = String(cString: bpf_program__name(program)) == entry
+            if isEntry { found = program }
+            bpf_program__set_autoload(program, isEntry)
+            cursor = bpf_object__next_program(object, program)
+        }
+        var map = bpf_object__next_map(object, nil)
+        while let current = map {
+            bpf_map__set_pin_path(current, nil)
+            map = bpf_object__next_map(object, current)
+        }
+        guard let program = found else {
+            throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
+        }
+        guard bpf_object__load(object) == 0 else {
+            throw BPFError(.load, errno: errno, context: "bpf_object__load(\(path))", detail: nil)
+        }
+        // Tracepoints are found through tracefs: mounted where the kernel offers it, when nothing mounted it yet.
+        if !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events"), FileManager.default.fileExists(atPath: "/sys/kernel/tracing") {
+            _ = mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nil)
+        }
+        guard let link = bpf_program__attach(program) else {
+            let code = errno
+            throw BPFError(.attach, errno: code, context: "bpf_program__attach(\(entry))",
+                           detail: "its section ('\(String(cString: bpf_program__section_name(program)))') must name where it attaches, e.g. kprobe/<function> or tracepoint/<category>/<name>")
+        }
+        defer { bpf_link__destroy(link) }
+        guard bpf_link__pin(link, "\(folder)/link") == 0 else {
+            throw BPFError(.pin, errno: errno, context: "bpf_link__pin(\(folder)/link)", detail: nil)
+        }
+        // Pinned: the kernel link outlives this process; destroying the handle must not detach it.
+        bpf_link__disconnect(link)
+        try? FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
+        map = bpf_object__next_map(object, nil)
+        while let current = map {
+            let name = String(cString: bpf_map__name(current))
+            if !name.contains("."), bpf_map__fd(current) >= 0 { _ = bpf_obj_pin(bpf_map__fd(current), "\(folder)/maps/\(name)") }
+            map = bpf_object__next_map(object, current)
+        }
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        guard bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0 else {
+            throw BPFError(.inspect, errno: errno, context: "bpf_obj_get_info_by_fd(\(entry))", detail: nil)
+        }
+        return info.id
+    }
+}

@@ -317,8 +317,8 @@ public struct ChainEngine: Sendable {
     private func takeDown(_ interface: String, _ hook: Hook, keeping: String? = nil) throws(ChainError) {
         let base = hookFolder(interface, hook)
         if hook == .xdpIngress {
-            try? BPFAttachment.detachXDP(linkPin: "\(base)/link")
-            try? BPFAttachment.detachXDP(linkPin: "\(base)/root/link")
+            try? BPFAttachment.detachLink(pin: "\(base)/link")
+            try? BPFAttachment.detachLink(pin: "\(base)/root/link")
         } else {
             try? BPFAttachment.detachTC(interface: interface, hook: hook)
         }
@@ -587,7 +587,7 @@ public struct ChainEngine: Sendable {
         let folder = "\(hookFolder(interface, hook))/root"
         // Detached before the pins go: the kernel frees an unpinned link later, from a work queue.
         if hook == .xdpIngress {
-            try? BPFAttachment.detachXDP(linkPin: "\(folder)/link")
+            try? BPFAttachment.detachLink(pin: "\(folder)/link")
         } else {
             try? BPFAttachment.detachTC(interface: interface, hook: hook)
         }
@@ -653,7 +653,7 @@ public struct ChainEngine: Sendable {
         let rootNext = try? BPFDescriptor.pinned(at: "\(base)/root/next")
         // Without a root, a program attached alone (chaining off): l3af's XDP link or TC filter names it.
         let aloneID: UInt32? = rootNext != nil ? nil
-            : hook == .xdpIngress ? BPFAttachment.xdpLinkProgramID(linkPin: "\(base)/link")
+            : hook == .xdpIngress ? BPFAttachment.linkProgramID(pin: "\(base)/link")
             : fm.fileExists(atPath: base) ? (try? BPFAttachment.tcProgramID(interface: interface, hook: hook)) ?? nil : nil
         guard rootNext != nil || aloneID != nil else { return State(members: [], rootNext: nil) }
         var leftovers = Leftovers()
