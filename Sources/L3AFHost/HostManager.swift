@@ -285,7 +285,9 @@ public final class HostManager: Sendable {
             }
         }
         if snapshot.probes != nil || previous.probes != nil {
-            do { try chains.applyProbes((snapshot.probes ?? []).map(\.member)) } catch {
+            // `admin_status: disabled` keeps a probe configured but detached, as for chain programs.
+            let enabled = (snapshot.probes ?? []).filter { $0.payload.adminStatus.isEmpty || $0.payload.isEnabled }
+            do { try chains.applyProbes(enabled.map(\.member)) } catch {
                 throw HostError(.chain, error.description, hint: error.hint)
             }
         }

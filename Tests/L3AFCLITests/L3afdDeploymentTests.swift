@@ -384,6 +384,14 @@ struct L3afdDeploymentTests {
         #expect(try link() == before, "the same link after a restart")
         #expect(((try await Self.object(api, port)["bpf_programs"] as? [String: Any])?["probes"] as? [Any])?.count == 1)
 
+        // Disabled through /update: detached, still configured; enabled again: attached again.
+        let disabled = add.replacingOccurrences(of: #""admin_status": "enabled""#, with: #""admin_status": "disabled""#)
+        #expect(try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/update", disabled).status == 200)
+        #expect(!FileManager.default.fileExists(atPath: "\(folder)/link"), "a disabled probe is detached")
+        #expect(((try await Self.object(api, port)["bpf_programs"] as? [String: Any])?["probes"] as? [Any])?.count == 1, "and still configured")
+        #expect(try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/update", add).status == 200)
+        #expect(try link().contains("tracepoint") || (try link()).contains("perf_event"), "attached again")
+
         let delete = #"[{"host_name": "node-1", "iface": "\#(port)", "bpf_programs": {"probes": ["getppid-counter"]}}]"#
         answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/delete", delete)
         #expect(answer.status == 200, "\(answer.text)")
