@@ -1,5 +1,4 @@
 import Foundation
-import L3AFClient
 import L3AFHost
 import L3AFModel
 import L3AFRuntime
@@ -66,8 +65,7 @@ public final class DaemonMetrics: Sendable {
     /// The version l3afd would label: a build of a moving version from a plain repository (`latest-<digest>`) shows
     /// as the version asked for (`latest`); any other as installed.
     static func shownVersion(_ placed: PlacedProgram) -> String {
-        let installed = placed.version.rawValue
-        return installed.hasPrefix(placed.requirement + "-") && ArtifactDigests.movingVersions.contains(placed.requirement) ? placed.requirement : installed
+        MovingVersion.requested(placed.version.rawValue) ?? placed.version.rawValue
     }
 
     /// One sample, off the cooperative pool.

@@ -143,11 +143,7 @@ final class UserProgramSupervisor: Service, Sendable {
     private func stop(_ child: Child, _ key: String) {
         guard child.process.isRunning else { return }
         if let stop = child.program.stop {
-            let command = Process()
-            command.executableURL = URL(fileURLWithPath: stop.path)
-            command.arguments = stop.arguments
-            command.currentDirectoryURL = URL(fileURLWithPath: (stop.path as NSString).deletingLastPathComponent)
-            command.standardInput = FileHandle.nullDevice
+            let command = Self.process(stop.path, stop.arguments)
             do {
                 try Self.spawn(command)
                 command.waitUntilExit()
@@ -173,10 +169,7 @@ final class UserProgramSupervisor: Service, Sendable {
             }
         }
         let logPath = "\(folder)/\(placed.package).log"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program.path)
-        process.arguments = program.arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: (program.path as NSString).deletingLastPathComponent)
+        let process = Self.process(program.path, program.arguments)
         // Output goes through a pipe to a log that rotates at `maximumLogBytes` (one older file kept), so a chatty or
         // hostile user program can't fill the disk.
         let pipe = Pipe()
@@ -187,7 +180,6 @@ final class UserProgramSupervisor: Service, Sendable {
         }
         process.standardOutput = pipe
         process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
         do {
             try Self.spawn(process)
             // As l3afd: the limits are set on the running process (prlimit), `cpu` in seconds and `memory` in bytes.
@@ -209,11 +201,7 @@ final class UserProgramSupervisor: Service, Sendable {
     /// 64 KiB).
     @discardableResult
     private func run(_ command: UserProgram.Command, for key: String, what: String) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command.path)
-        process.arguments = command.arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: (command.path as NSString).deletingLastPathComponent)
-        process.standardInput = FileHandle.nullDevice
+        let process = Self.process(command.path, command.arguments)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -227,6 +215,16 @@ final class UserProgramSupervisor: Service, Sendable {
         process.waitUntilExit()
         if process.terminationStatus != 0 { logger.warning("the \(what) of \(key) exited with status \(process.terminationStatus)") }
         return String(decoding: output ?? Data(), as: UTF8.self)
+    }
+
+    /// A program of an artifact with its argv (no shell), run from the artifact's folder, reading nothing.
+    static func process(_ path: String, _ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: (path as NSString).deletingLastPathComponent)
+        process.standardInput = FileHandle.nullDevice
+        return process
     }
 
     /// Starts `process` with no signal blocked: a child inherits the spawning thread's mask across exec, and l3afd's

@@ -48,32 +48,16 @@ public enum BPFLoader {
         let pinRootPath = pinFolder.map { strdup($0) } ?? nil
         defer { free(pinRootPath) }
         options.pin_root_path = UnsafePointer(pinRootPath)
-        // The file's BTF is checked first: libbpf before 1.3 crashes on a type referring past the last one.
-        if let bytes = FileManager.default.contents(atPath: path), let problem = BTFCheck.problem(in: Array(bytes)) {
-            throw BPFError(.open, errno: EINVAL, context: "checking \(path)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
-        }
-        guard let object = bpf_object__open_file(path, &options) else {
-            throw BPFError(.open, errno: errno, context: "bpf_object__open_file(\(path))", detail: "it is not a BPF ELF object libbpf can read")
-        }
+        let object = try open(path, &options)
         defer { bpf_object__close(object) }
-        var found = false
-        var cursor = bpf_object__next_program(object, nil)
-        while let program = cursor {
-            let isEntry = String(cString: bpf_program__name(program)) == entry
-            found = found || isEntry
-            bpf_program__set_autoload(program, isEntry)
-            if isEntry, let hook, bpf_program__type(program) == BPF_PROG_TYPE_UNSPEC {
-                if hook == .xdpIngress {
-                    bpf_program__set_type(program, BPF_PROG_TYPE_XDP)
-                    bpf_program__set_expected_attach_type(program, BPF_XDP)
-                } else {
-                    bpf_program__set_type(program, BPF_PROG_TYPE_SCHED_CLS)
-                }
+        let found = try only(entry, in: object, path)
+        if let hook, bpf_program__type(found) == BPF_PROG_TYPE_UNSPEC {
+            if hook == .xdpIngress {
+                bpf_program__set_type(found, BPF_PROG_TYPE_XDP)
+                bpf_program__set_expected_attach_type(found, BPF_XDP)
+            } else {
+                bpf_program__set_type(found, BPF_PROG_TYPE_SCHED_CLS)
             }
-            cursor = bpf_object__next_program(object, program)
-        }
-        guard found else {
-            throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
         }
         // Maps the caller owns (a chain link, maps carried over) are never pinned or found by name: a pin left by the
         // running copy of the same program would link the new copy into the live chain.
@@ -121,6 +105,33 @@ public enum BPFLoader {
         }
         return LoadedProgram(name: entry, program: BPFDescriptor(programFD), maps: maps)
     }
+
+    /// Opens the object at `path` after checking its BTF (libbpf before 1.3 crashes on a type referring past the last).
+    static func open(_ path: String, _ options: UnsafePointer<bpf_object_open_opts>?) throws(BPFError) -> OpaquePointer {
+        if let bytes = FileManager.default.contents(atPath: path), let problem = BTFCheck.problem(in: Array(bytes)) {
+            throw BPFError(.open, errno: EINVAL, context: "checking \(path)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
+        }
+        guard let object = bpf_object__open_file(path, options) else {
+            throw BPFError(.open, errno: errno, context: "bpf_object__open_file(\(path))", detail: "it is not a BPF ELF object libbpf can read")
+        }
+        return object
+    }
+
+    /// Marks `entry` the only program of `object` to load; returns it.
+    static func only(_ entry: String, in object: OpaquePointer, _ path: String) throws(BPFError) -> OpaquePointer {
+        var found: OpaquePointer?
+        var cursor = bpf_object__next_program(object, nil)
+        while let program = cursor {
+            let isEntry = String(cString: bpf_program__name(program)) == entry
+            if isEntry { found = program }
+            bpf_program__set_autoload(program, isEntry)
+            cursor = bpf_object__next_program(object, program)
+        }
+        guard let found else {
+            throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
+        }
+        return found
+    }
 }
 
 extension String {
@@ -144,28 +155,13 @@ public enum BPFProbe {
     /// `<folder>/maps/`; returns the program's id. `folder` must exist on bpffs.
     public static func attach(objectAt path: String, entry: String, folder: String) throws(BPFError) -> UInt32 {
         BPFLog.routeByDefault()
-        if let bytes = FileManager.default.contents(atPath: path), let problem = BTFCheck.problem(in: Array(bytes)) {
-            throw BPFError(.open, errno: EINVAL, context: "checking \(path)", detail: "\(problem); it is not a BPF ELF object libbpf can read safely")
-        }
-        guard let object = bpf_object__open_file(path, nil) else {
-            throw BPFError(.open, errno: errno, context: "bpf_object__open_file(\(path))", detail: "it is not a BPF ELF object libbpf can read")
-        }
+        let object = try BPFLoader.open(path, nil)
         defer { bpf_object__close(object) }
-        var found: OpaquePointer?
-        var cursor = bpf_object__next_program(object, nil)
-        while let program = cursor {
-            let isEntry = String(cString: bpf_program__name(program)) == entry
-            if isEntry { found = program }
-            bpf_program__set_autoload(program, isEntry)
-            cursor = bpf_object__next_program(object, program)
-        }
+        let program = try BPFLoader.only(entry, in: object, path)
         var map = bpf_object__next_map(object, nil)
         while let current = map {
             bpf_map__set_pin_path(current, nil)
             map = bpf_object__next_map(object, current)
-        }
-        guard let program = found else {
-            throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
         }
         guard bpf_object__load(object) == 0 else {
             throw BPFError(.load, errno: errno, context: "bpf_object__load(\(path))", detail: nil)

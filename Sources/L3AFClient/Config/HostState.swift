@@ -64,9 +64,6 @@ public struct ArtifactDigests: Sendable {
 
     public init(folder: String) { self.folder = folder }
 
-    /// The versions that name whatever a repository last published, so their bytes may change.
-    public static let movingVersions: Set<String> = ["latest"]
-
     struct Entry: Codable, Equatable {
         var sha256: String
         var recorded: String

@@ -176,13 +176,15 @@ public struct PackageInstaller: Sendable {
         guard artifact.hasSuffix(".tar.gz") || artifact.hasSuffix(".tgz") || artifact.hasSuffix(".zip") else {
             throw ConfigurationError(description: "artifact '\(artifact)' is neither a .tar.gz nor a .zip", hint: "l3afd repositories serve l3af_<name>.tar.gz or .zip")
         }
+        // A repository this host has taken a signed index from is never taken for a plain one: an index that is
+        // suddenly missing is an attack or a broken mirror, not a reason to load unsigned code.
         guard !signedMetadata(from: base).hasCachedIndex else {
             throw InstalledCheckError(description: "\(base) served a signed index to this host before; its artifacts are not taken unsigned",
-                                      hint: "install from it as a registry (without --l3afd-repo), with its trusted key")
+                                      hint: "install from it as a registry with its trusted key; if its index went missing, check the repository")
         }
         let url = "\(base)/\(name)/\(version)/\(platform)/\(artifact)"
         let digests = ArtifactDigests(folder: configuration.state)
-        let moving = ArtifactDigests.movingVersions.contains(version)
+        let moving = MovingVersion.isMoving(version)
         let repo = configuration.repo
         if !moving {
             // A fixed version installed from this URL with the digest recorded for it: used as it is, with no request,
@@ -197,7 +199,7 @@ public struct PackageInstaller: Sendable {
         let response = try await signedMetadata(from: base).get(url, headers: [])
         let sha256 = SHA256Digest(of: response.body)
         try await OffPool.run { try digests.check(url, sha256: sha256, moving: moving) }
-        let installedVersion = moving ? "\(version)-\(sha256.hex.prefix(12))" : version
+        let installedVersion = moving ? MovingVersion.build(version, digestHex: sha256.hex) : version
         let folder = Unpacker.versionFolder(repo: repo, name: name.rawValue, version: installedVersion)
         let reuse: @Sendable () throws -> InstalledPackage? = {
             guard let marker = InstallMarker.read(in: folder) else { return nil }
@@ -224,17 +226,10 @@ public struct PackageInstaller: Sendable {
     public func servesSignedIndex(_ repository: String) async throws -> Bool {
         let base = repository.hasSuffix("/") ? String(repository.dropLast()) : repository
         if base == configuration.registry { return true }
-        // A repository this host has taken a signed index from is never taken for a plain one: an index that is
-        // suddenly missing is an attack or a broken mirror, not a reason to load unsigned code.
-        let signedBefore = signedMetadata(from: base).hasCachedIndex
-        let signed = urlScheme(of: base) == "file"
+        // A "no" for a repository that served this host a signed index before is refused by `fetchUnsigned`.
+        return urlScheme(of: base) == "file"
             ? URL(string: "\(base)/index.json").map { FileManager.default.fileExists(atPath: $0.path) } ?? false
             : try await servesIndexOverHTTP(base)
-        guard signed || !signedBefore else {
-            throw InstalledCheckError(description: "\(base) served a signed index to this host before, and now serves none; nothing was fetched",
-                                      hint: "check the repository (a broken mirror, or someone removing its index); unsigned artifacts are not taken from a signed registry")
-        }
-        return signed
     }
 
     /// `GET <base>/index.json`: 200 is a signed registry, 404 or 410 a plain repository, anything else an error.

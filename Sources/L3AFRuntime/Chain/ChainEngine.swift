@@ -312,8 +312,8 @@ public struct ChainEngine: Sendable {
                          hint: "change it with apply, which takes it down first when chaining is on")
     }
 
-    /// Takes everything off `hook` of `interface`, chained or alone: detached first, then unpinned, all but the
-    /// staging folder `keeping`.
+    /// Takes everything off `hook` of `interface`, chained or alone: detached first (the kernel frees an unpinned link
+    /// later, from a work queue), then unpinned, all but the staging folder `keeping`.
     private func takeDown(_ interface: String, _ hook: Hook, keeping: String? = nil) throws(ChainError) {
         let base = hookFolder(interface, hook)
         if hook == .xdpIngress {
@@ -463,11 +463,7 @@ public struct ChainEngine: Sendable {
     /// The folder of l3afd's map pins for `package`@`version` on `hook` of `interface` (made when `create`). A build of a
     /// moving version (`latest-<digest>`) pins where l3afd pins `latest`.
     public func mapFolder(_ interface: String, _ hook: Hook, _ package: String, _ version: String, create: Bool = false) throws(ChainError) -> String {
-        var shown = version
-        if let dash = version.lastIndex(of: "-"), version[version.index(after: dash)...].count == 12,
-           version[version.index(after: dash)...].allSatisfy(\.isHexDigit), version[..<dash] == "latest" {
-            shown = String(version[..<dash])
-        }
+        let shown = MovingVersion.requested(version) ?? version
         let folder = "\(mapRoot)\(hook == .xdpIngress ? "" : "/tc/globals")/\(interface)/\(package)/\(Self.pinName(shown))"
         if create {
             do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
@@ -583,17 +579,8 @@ public struct ChainEngine: Sendable {
         state.rootNext = next
     }
 
-    private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) {
-        let folder = "\(hookFolder(interface, hook))/root"
-        // Detached before the pins go: the kernel frees an unpinned link later, from a work queue.
-        if hook == .xdpIngress {
-            try? BPFAttachment.detachLink(pin: "\(folder)/link")
-        } else {
-            try? BPFAttachment.detachTC(interface: interface, hook: hook)
-        }
-        removePins(folder, pruneParent: false)
-        removePins(hookFolder(interface, hook), pruneParent: true)
-    }
+    /// Called once the last member is gone: the hook holds only its root, which ``takeDown`` detaches and unpins.
+    private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) { try takeDown(interface, hook) }
 
     /// How often a read that caught a writer mid-change (a program id no listed pin holds yet) is taken again.
     static let readAttempts = 8
