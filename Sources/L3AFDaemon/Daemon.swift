@@ -97,10 +97,14 @@ public enum Daemon {
             onServerRunning: { channel in ports.api(channel.localAddress?.port ?? api.port) }, logger: logger))
         if let socket = configuration.socket {
             try Self.prepareSocket(socket)
+            // The socket is born owner-only: bind(2) takes its mode from the umask, so without this it would be
+            // reachable by local users for the moment before the chmod below.
+            let umaskBefore = umask(0o077)
             services.append(Application(
                 router: apiRouter(), server: .http1(configuration: http1), configuration: serverConfiguration(.unixDomainSocket(path: socket)),
                 onServerRunning: { _ in
                     chmod(socket, 0o600)
+                    umask(umaskBefore)
                     logger.notice("serving the API on the Unix socket \(socket) (mode 0600)")
                 }, logger: logger))
         }
