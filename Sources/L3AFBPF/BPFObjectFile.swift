@@ -118,6 +118,29 @@ public struct BPFObjectFile: ~Copyable {
 
     /// What in `program` of a manifest this object does not provide: a missing entry function, a type that
     /// doesn't fit the hook, a missing or wrong-typed next map, a missing parameter, monitor or state map.
+    /// What a manifest's `probe` needs and this object lacks: its entry function, in a section that says where a
+    /// tracing program attaches (`kprobe/`, `kretprobe/`, `tracepoint/` or `tp/`, `uprobe/`, `uretprobe/`), and its
+    /// monitor maps.
+    public func problems(for probe: Manifest.Probe) -> [String] {
+        var problems: [String] = []
+        let programs = self.programs
+        if let entry = programs.first(where: { $0.name == probe.entryFunction }) {
+            let kinds = ["kprobe/", "kretprobe/", "tracepoint/", "tp/", "uprobe/", "uretprobe/"]
+            if !kinds.contains(where: { entry.section.hasPrefix($0) && entry.section.count > $0.count }) {
+                problems.append("the probe '\(probe.entryFunction)' is in section '\(entry.section)', which names no attach point; "
+                                + "use SEC(\"kprobe/<function>\"), SEC(\"tracepoint/<category>/<name>\") or the like")
+            }
+        } else {
+            let found = programs.map(\.name).joined(separator: ", ")
+            problems.append("\(name) has no program '\(probe.entryFunction)' (it has: \(found.isEmpty ? "none" : found))")
+        }
+        let maps = Set(self.maps.map(\.name))
+        for monitor in probe.monitorMaps where !maps.contains(monitor.name) {
+            problems.append("\(name) has no map '\(monitor.name)' (named as monitor map)")
+        }
+        return problems
+    }
+
     public func problems(for program: Manifest.Program) -> [String] {
         var problems: [String] = []
         let programs = self.programs

@@ -62,6 +62,13 @@ public final class DaemonMetrics: Sendable {
                version: version ? Self.shownVersion(placed) : nil)
     }
 
+    /// A probe's labels: as a program's, with the empty `direction` l3afd gives probes, and the interface whose payload
+    /// carried it (empty for a host-wide one).
+    func labels(_ probe: PlacedProbe, in snapshot: HostSnapshot, version: Bool = false) -> [(String, String)] {
+        [("host", hostName), ("ebpf_program", probe.package.rawValue)] + (version ? [("version", probe.version.rawValue)] : [])
+            + [("direction", ""), ("interface_name", probe.interface), ("ipv4_address", snapshot.ipv4Addresses?[probe.interface] ?? "")]
+    }
+
     /// The version l3afd would label: a build of a moving version from a plain repository (`latest-<digest>`) shows
     /// as the version asked for (`latest`); any other as installed.
     static func shownVersion(_ placed: PlacedProgram) -> String {
@@ -79,6 +86,8 @@ public final class DaemonMetrics: Sendable {
         var current: Revision
         var kernel: [ChainKey: [ChainEntry]]
         var counters: [String: UInt64]
+        /// The probes attached (``ProbeMember/folderName``).
+        var probes: Set<String>
     }
 
     /// One sample, on the calling thread: every revision since the last sample is counted, running programs and
@@ -107,38 +116,59 @@ public final class DaemonMetrics: Sendable {
                     for placed in old where !new.contains(where: { $0.package == placed.package && $0.key == placed.key }) {
                         registry.makeCounter(name: "l3afd_BPFStopCount", labels: labels(placed, in: state.snapshot)).increment()
                     }
+                    let oldProbes = (state.snapshot.probes ?? []).filter(\.enabled), newProbes = (revision.snapshot.probes ?? []).filter(\.enabled)
+                    for probe in newProbes where !oldProbes.contains(where: { $0.member.folderName == probe.member.folderName }) {
+                        started(labels(probe, in: revision.snapshot), revision)
+                    }
+                    for probe in oldProbes where !newProbes.contains(where: { $0.member.folderName == probe.member.folderName }) {
+                        registry.makeCounter(name: "l3afd_BPFStopCount", labels: labels(probe, in: state.snapshot)).increment()
+                    }
                 } else {
                     for placed in new { started(placed, revision) }
+                    for probe in (revision.snapshot.probes ?? []).filter(\.enabled) { started(labels(probe, in: revision.snapshot), revision) }
                 }
                 state.revision = revision.number
                 state.snapshot = revision.snapshot
             }
             var seenRunning = Set<String>(), seenMonitors = Set<String>()
-            for placed in current.snapshot.programs {
-                let runningLabels = labels(placed, in: current.snapshot, version: true)
+            func running(_ runningLabels: [(String, String)], _ isRunning: Bool) {
                 let runningKey = runningLabels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-                let isRunning = kernel[placed.key]?.contains(where: placed.runs(as:)) ?? false
                 let gauge = state.running[runningKey] ?? registry.makeGauge(name: "l3afd_BPFRunning", labels: runningLabels)
                 state.running[runningKey] = gauge
                 gauge.set(Double(isRunning ? 1 : 0))
                 seenRunning.insert(runningKey)
+            }
+            func monitor(_ monitor: MonitorMap, package: PackageName, interface: String, counter: String) {
+                // l3afd's map_name: `<map>_<key>_<aggregator>`, which dashboards and alerts select on.
+                let labels: [(String, String)] = [
+                    ("host", hostName), ("ebpf_program", package.rawValue), ("map_name", "\(monitor.name)_\(monitor.key)_\(monitor.aggregator.rawValue)"),
+                    ("interface_name", interface), ("ipv4_address", current.snapshot.ipv4Addresses?[interface] ?? ""),
+                ]
+                let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+                guard let value = reading.counters[counter] else { return }
+                var history = state.history[key, default: []]
+                history.append((now, value))
+                if history.count > samples { history.removeFirst(history.count - samples) }
+                state.history[key] = history
+                let gauge = state.monitors[key] ?? registry.makeGauge(name: "l3afd_BPFMonitorMap", labels: labels)
+                state.monitors[key] = gauge
+                gauge.set(Self.aggregate(monitor.aggregator, history))
+                seenMonitors.insert(key)
+            }
+            for placed in current.snapshot.programs {
+                let isRunning = kernel[placed.key]?.contains(where: placed.runs(as:)) ?? false
+                running(labels(placed, in: current.snapshot, version: true), isRunning)
                 guard isRunning else { continue }
-                for monitor in placed.program.monitorMaps {
-                    // l3afd's map_name: `<map>_<key>_<aggregator>`, which dashboards and alerts select on.
-                    let labels: [(String, String)] = [
-                        ("host", hostName), ("ebpf_program", placed.package.rawValue), ("map_name", "\(monitor.name)_\(monitor.key)_\(monitor.aggregator.rawValue)"),
-                        ("interface_name", placed.interface), ("ipv4_address", current.snapshot.ipv4Addresses?[placed.interface] ?? ""),
-                    ]
-                    let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-                    guard let value = reading.counters["\(placed.package)/\(placed.key)/\(monitor.name)/\(monitor.key)"] else { continue }
-                    var history = state.history[key, default: []]
-                    history.append((now, value))
-                    if history.count > samples { history.removeFirst(history.count - samples) }
-                    state.history[key] = history
-                    let gauge = state.monitors[key] ?? registry.makeGauge(name: "l3afd_BPFMonitorMap", labels: labels)
-                    state.monitors[key] = gauge
-                    gauge.set(Self.aggregate(monitor.aggregator, history))
-                    seenMonitors.insert(key)
+                for map in placed.program.monitorMaps {
+                    monitor(map, package: placed.package, interface: placed.interface, counter: "\(placed.package)/\(placed.key)/\(map.name)/\(map.key)")
+                }
+            }
+            for probe in current.snapshot.probes ?? [] {
+                let isRunning = reading.probes.contains(probe.member.folderName)
+                running(labels(probe, in: current.snapshot, version: true), isRunning)
+                guard isRunning else { continue }
+                for map in probe.payload.monitorMaps {
+                    monitor(map, package: probe.package, interface: probe.interface, counter: "probe/\(probe.member.folderName)/\(map.name)/\(map.key)")
                 }
             }
             for (key, gauge) in state.running where !seenRunning.contains(key) {
@@ -167,7 +197,15 @@ public final class DaemonMetrics: Sendable {
                 }
             }
         }
-        return Reading(revisions: revisions, current: current, kernel: kernel, counters: counters)
+        let probes = host.chains.runningProbes()
+        for probe in current.snapshot.probes ?? [] where probes[probe.member.folderName] != nil {
+            for monitor in probe.payload.monitorMaps {
+                if let value = try? host.chains.counter(monitor.name, index: monitor.key, of: probe.member) {
+                    counters["probe/\(probe.member.folderName)/\(monitor.name)/\(monitor.key)"] = value
+                }
+            }
+        }
+        return Reading(revisions: revisions, current: current, kernel: kernel, counters: counters, probes: Set(probes.keys))
     }
 
     /// A failed change of `programs` (names), counted as l3afd does: `l3afd_BPFUpdateFailedCount` (label `bpf_program`)
@@ -195,8 +233,9 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// A start of `placed` by `revision`: counted, and its time recorded (`l3afd_BPFStartTime`, seconds since 1970).
-    private func started(_ placed: PlacedProgram, _ revision: Revision) {
-        let labels = labels(placed, in: revision.snapshot)
+    private func started(_ placed: PlacedProgram, _ revision: Revision) { started(labels(placed, in: revision.snapshot), revision) }
+
+    private func started(_ labels: [(String, String)], _ revision: Revision) {
         registry.makeCounter(name: "l3afd_BPFStartCount", labels: labels).increment()
         registry.makeGauge(name: "l3afd_BPFStartTime", labels: labels).set(revision.time.timeIntervalSince1970)
     }

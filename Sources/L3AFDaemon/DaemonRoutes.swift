@@ -155,7 +155,8 @@ struct DaemonRoutes: Sendable {
             payload.bpfPrograms[placed.hook].append(Self.program(placed))
             byInterface[placed.interface] = payload
         }
-        for probe in snapshot.probes ?? [] where interface == nil || probe.interface == interface {
+        // Host-wide probes (from `l3af install`) belong to no interface's payload.
+        for probe in snapshot.probes ?? [] where !probe.hostWide && (interface == nil || probe.interface == interface) {
             var payload = byInterface[probe.interface]
                 ?? L3afBPFPrograms(hostName: hostName, iface: probe.interface, ipv4Address: snapshot.ipv4Addresses?[probe.interface] ?? "")
             payload.bpfPrograms.probes.append(probe.payload)

@@ -89,7 +89,8 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
 public struct UserProgram: Hashable, Sendable, Codable {
     /// The executable, inside the package's artifact folder.
     public var path: String
-    /// As l3afd passes them: `--iface=…`, `--direction=xdpingress|ingress|egress`, `--log-dir=…` when configured,
+    /// As l3afd passes them: `--iface=…`, `--direction=xdpingress|ingress|egress`, `--version=…` (dots as underscores),
+    /// `--log-dir=…` when configured,
     /// `--rules-file=…` when the payload has rules, then `--key=value` per start arg.
     public var arguments: [String]
     /// `user_program_daemon`: keep it running; else it runs once.
@@ -98,7 +99,7 @@ public struct UserProgram: Hashable, Sendable, Codable {
     public var stop: Command?
     /// `cmd_status` with `status_args`: the program is healthy while it prints `RUNNING`.
     public var status: Command?
-    /// `cmd_update` with `--iface`, `--direction`, `--cmd=update`, `--log-dir`, then `update_args`: run after the start
+    /// `cmd_update` with `--iface`, `--direction`, `--cmd=update`, `--version`, `--log-dir`, then `update_args`: run after the start
     /// when there are update args, and instead of a restart when a change touches only those.
     public var update: Command?
     /// `cpu` (seconds of CPU time, RLIMIT_CPU) and `memory` (bytes of address space, RLIMIT_AS); 0: no limit.
@@ -149,9 +150,10 @@ public struct UserProgram: Hashable, Sendable, Codable {
     }
 }
 
-/// A tracing program (kprobe, kretprobe, tracepoint, uprobe, uretprobe) attached on its own, as a payload placed it
-/// under `bpf_programs.probes` of an interface.
+/// A tracing program (kprobe, kretprobe, tracepoint, uprobe, uretprobe) attached on its own: as a payload placed it
+/// under `bpf_programs.probes` of an interface, or host-wide from a package's manifest (`l3af install`).
 public struct PlacedProbe: Hashable, Sendable, Codable {
+    /// The interface whose payload carried it; empty for a host-wide probe.
     public var interface: String
     public var package: PackageName
     public var version: PackageVersion
@@ -172,6 +174,12 @@ public struct PlacedProbe: Hashable, Sendable, Codable {
     public var member: ProbeMember {
         ProbeMember(interface: interface, package: package.rawValue, version: version.rawValue, objectPath: objectPath, entryFunction: entryFunction)
     }
+
+    /// Whether it should be attached: `admin_status: disabled` keeps a probe configured but detached.
+    public var enabled: Bool { payload.adminStatus.isEmpty || payload.isEnabled }
+
+    /// Installed with `l3af install` (host-wide, from a manifest) rather than carried by a payload's interface.
+    public var hostWide: Bool { interface.isEmpty }
 }
 
 /// The root program of a hook, as installed in the repo.

@@ -80,14 +80,15 @@ public struct PlainRoot: Sendable, Hashable, Codable {
 /// What `install` is asked to do.
 public struct InstallRequest: Sendable {
     public var spec: PackageSpec
-    public var interface: String
+    /// Where its chain programs go; `nil` for a package of probes only (probes attach host-wide).
+    public var interface: String?
     /// `nil`: every hook the package has a program for.
     public var hook: Hook?
     /// `nil`: after the last program of the chain (its seq_id + 10).
     public var seqID: Int?
     public var parameters: [String: String]
 
-    public init(spec: PackageSpec, interface: String, hook: Hook? = nil, seqID: Int? = nil, parameters: [String: String] = [:]) {
+    public init(spec: PackageSpec, interface: String?, hook: Hook? = nil, seqID: Int? = nil, parameters: [String: String] = [:]) {
         self.spec = spec
         self.interface = interface
         self.hook = hook
@@ -155,6 +156,10 @@ public final class HostManager: Sendable {
             if want != have {
                 return "\(key) runs [\(have.joined(separator: ", "))] but revision says [\(want.joined(separator: ", "))]"
             }
+        }
+        let wantProbes = Set((snapshot.probes ?? []).filter(\.enabled).map(\.member.folderName)), haveProbes = Set(self.chains.runningProbes().keys)
+        if wantProbes != haveProbes {
+            return "the probes attached are [\(haveProbes.sorted().joined(separator: ", "))] but revision says [\(wantProbes.sorted().joined(separator: ", "))]"
         }
         return nil
     }
@@ -286,7 +291,7 @@ public final class HostManager: Sendable {
         }
         if snapshot.probes != nil || previous.probes != nil {
             // `admin_status: disabled` keeps a probe configured but detached, as for chain programs.
-            let enabled = (snapshot.probes ?? []).filter { $0.payload.adminStatus.isEmpty || $0.payload.isEnabled }
+            let enabled = (snapshot.probes ?? []).filter(\.enabled)
             do { try chains.applyProbes(enabled.map(\.member)) } catch {
                 throw HostError(.chain, error.description, hint: error.hint)
             }
@@ -370,7 +375,7 @@ public final class HostManager: Sendable {
 
     /// Installs a package onto an interface: each of its programs (or the one for `hook`) joins that hook's chain.
     public func install(_ request: InstallRequest) async throws -> Revision {
-        try checkInterface(request.interface)
+        if let interface = request.interface { try checkInterface(interface) }
         if let seq = request.seqID, !(0...BPFProgram.maximumSeqID).contains(seq) {
             throw HostError(.badInput, "seq_id \(seq) is out of range", hint: "use 0 to \(BPFProgram.maximumSeqID)")
         }
@@ -381,12 +386,35 @@ public final class HostManager: Sendable {
             let package = try transaction.package(wanted)
             let manifest = try Self.manifest(of: package)
             let programs = manifest.programs.filter { request.hook == nil || $0.hook == request.hook }
-            guard !programs.isEmpty else {
-                throw HostError(.badInput, "\(package.name)@\(package.version) has no program for \(request.hook!)",
+            // Probes attach host-wide: with the package's other programs, or alone; not when one hook is asked for.
+            let probes = request.hook == nil ? manifest.probes ?? [] : []
+            guard !programs.isEmpty || !probes.isEmpty else {
+                throw HostError(.badInput, "\(package.name)@\(package.version) has no program for \(request.hook.map(\.rawValue) ?? "any hook")",
                                 hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
             }
+            guard programs.isEmpty || request.interface != nil else {
+                throw HostError(.badInput, "\(package.name)@\(package.version) has programs for \(programs.map(\.hook.rawValue).joined(separator: ", ")): they need an interface",
+                                hint: "add --iface <interface>")
+            }
+            if !probes.isEmpty {
+                if let existing = new.probes?.first(where: { $0.hostWide && $0.package == package.name }) {
+                    throw HostError(.badInput, "\(package.name)@\(existing.version)'s probes are already attached",
+                                    hint: "`l3af remove \(package.name)` first to install another version")
+                }
+                new.probes = (new.probes ?? []) + probes.map { probe in
+                    var payload = BPFProgram(name: package.name.rawValue)
+                    payload.version = package.version.rawValue
+                    payload.objectFile = probe.objectFile
+                    payload.entryFunctionName = probe.entryFunction
+                    payload.monitorMaps = probe.monitorMaps
+                    payload.adminStatus = "enabled"
+                    return PlacedProbe(interface: "", package: package.name, version: package.version, objectPath: "\(package.path)/\(probe.objectFile)",
+                                       entryFunction: probe.entryFunction, payload: payload)
+                }
+            }
             for program in programs {
-                let key = ChainKey(interface: request.interface, hook: program.hook)
+                guard let interface = request.interface else { break }
+                let key = ChainKey(interface: interface, hook: program.hook)
                 if let existing = new.program(package.name, on: key) {
                     throw HostError(.badInput, "\(package.name)@\(existing.version) is already installed on \(key)",
                                     hint: "use `l3af upgrade \(package.name)` or `l3af pin \(package.name)@VERSION` to change its version")
@@ -398,24 +426,32 @@ public final class HostManager: Sendable {
                     throw HostError(.badInput, "seq_id \(seq) on \(key) is taken by \(taken.spec)", hint: "pick another --seq")
                 }
                 let placed = PlacedProgram(
-                    interface: request.interface, hook: program.hook, package: package.name, version: package.version,
+                    interface: interface, hook: program.hook, package: package.name, version: package.version,
                     requirement: request.spec.requirement.description, seqID: seq, parameters: request.parameters, program: program,
                     objectPath: "\(package.path)/\(program.objectFile)", source: package.source)
                 try Self.checkParameters(placed)
                 try self.ensureRoot(program.hook, in: &new, transaction)
                 new.programs.append(placed)
             }
-            let hooks = programs.map(\.hook.rawValue).joined(separator: ", ")
-            return try self.record(.install, cause: "install \(package.name)@\(package.version) on \(request.interface) (\(hooks))",
+            let hooks = programs.map(\.hook.rawValue) + (probes.isEmpty ? [] : ["\(probes.count) probe\(probes.count == 1 ? "" : "s")"])
+            return try self.record(.install, cause: "install \(package.name)@\(package.version) on \(request.interface ?? "the host") (\(hooks.joined(separator: ", ")))",
                                    from: old, to: new, by: transaction.actor)
         }
     }
 
-    /// Removes a package from an interface (from one hook, or all).
-    public func remove(package: PackageName, interface: String, hook: Hook? = nil) async throws -> Revision {
+    /// Removes a package from an interface (from one hook, or all); without an interface, its host-wide probes.
+    public func remove(package: PackageName, interface: String?, hook: Hook? = nil) async throws -> Revision {
         try await change { transaction in
             let old = try self.snapshot()
             var new = old
+            guard let interface else {
+                guard old.probes?.contains(where: { $0.hostWide && $0.package == package }) == true else {
+                    throw HostError(.badInput, "\(package) has no probes attached host-wide",
+                                    hint: "give --iface to take its programs out of an interface's chains; `l3af status` lists what is installed")
+                }
+                new.probes?.removeAll { $0.hostWide && $0.package == package }
+                return try self.record(.remove, cause: "remove \(package)'s probes from the host", from: old, to: new, by: transaction.actor)
+            }
             let matching = old.programs.filter { $0.package == package && $0.interface == interface && (hook == nil || $0.hook == hook) }
             guard !matching.isEmpty else {
                 throw HostError(.badInput, "\(package) is not installed on \(interface)\(hook.map { "/\($0)" } ?? "")",

@@ -72,12 +72,13 @@ public enum HostRequest {
     public struct Install: HostOperation {
         public static let path = "/l3af/v1/install"
         public var spec: String
-        public var iface: String
+        /// Absent for a package of probes only.
+        public var iface: String?
         public var hook: String?
         public var seqID: Int?
         public var parameters: [String: String]?
         enum CodingKeys: String, CodingKey { case spec, iface, hook, seqID = "seq_id", parameters }
-        public init(spec: String, iface: String, hook: String?, seqID: Int?, parameters: [String: String]?) {
+        public init(spec: String, iface: String?, hook: String?, seqID: Int?, parameters: [String: String]?) {
             self.spec = spec; self.iface = iface; self.hook = hook; self.seqID = seqID; self.parameters = parameters
         }
 
@@ -88,17 +89,18 @@ public enum HostRequest {
         }
 
         public var programs: [(package: String, interface: String, hook: Hook)] {
-            [((try? PackageSpec(parsing: spec))?.name.rawValue ?? spec, iface, hook.flatMap(Hook.init(rawValue:)) ?? .xdpIngress)]
+            [((try? PackageSpec(parsing: spec))?.name.rawValue ?? spec, iface ?? "", hook.flatMap(Hook.init(rawValue:)) ?? .xdpIngress)]
         }
     }
 
     public struct Remove: HostOperation {
         public static let path = "/l3af/v1/remove"
         public var package: String
-        public var iface: String
+        /// Absent: the package's host-wide probes.
+        public var iface: String?
         /// Only this hook; every hook when absent.
         public var hook: String?
-        public init(package: String, iface: String, hook: String? = nil) { self.package = package; self.iface = iface; self.hook = hook }
+        public init(package: String, iface: String?, hook: String? = nil) { self.package = package; self.iface = iface; self.hook = hook }
 
         public func perform(on host: HostManager) async throws -> Changed {
             Changed(revision: try await host.remove(package: try HostRequest.name(package), interface: iface, hook: try HostRequest.hook(hook)))

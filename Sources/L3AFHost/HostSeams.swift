@@ -58,11 +58,19 @@ public protocol ChainBackend: Sendable {
     func rootProgramID(on key: ChainKey) -> UInt32?
     /// Makes the probes attached exactly `probes`.
     func applyProbes(_ probes: [ProbeMember]) throws(ChainError)
+    /// The probes attached (``ProbeMember/folderName``) and the id of the program each runs.
+    func runningProbes() -> [String: UInt32]
+    /// Entry `index` of the probe's map `map`, summed over CPUs.
+    func counter(_ map: String, index: Int, of probe: ProbeMember) throws(ChainError) -> UInt64
 }
 
 extension ChainBackend {
-    /// A backend without probes (the fakes): nothing to attach.
+    /// A backend without probes (the fakes): nothing to attach, nothing attached.
     public func applyProbes(_ probes: [ProbeMember]) throws(ChainError) {}
+    public func runningProbes() -> [String: UInt32] { [:] }
+    public func counter(_ map: String, index: Int, of probe: ProbeMember) throws(ChainError) -> UInt64 {
+        throw ChainError(.notInChain, "\(probe.package) is not attached")
+    }
 }
 
 /// Time for the health watch: the wall clock, or a fake that runs an hour's watch in a millisecond.
@@ -181,6 +189,12 @@ public struct KernelChains: ChainBackend {
     public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }
 
     public func applyProbes(_ probes: [ProbeMember]) throws(ChainError) { try ProbeEngine(pinRoot: pinRoot).apply(probes) }
+
+    public func runningProbes() -> [String: UInt32] { ProbeEngine(pinRoot: pinRoot).running() }
+
+    public func counter(_ map: String, index: Int, of probe: ProbeMember) throws(ChainError) -> UInt64 {
+        try ProbeEngine(pinRoot: pinRoot).counter(map, index: index, of: probe)
+    }
 }
 
 /// How `l3afd` runs this host, beyond what the client configuration says: chaining on or off, l3afd's default plain

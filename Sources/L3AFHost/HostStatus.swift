@@ -38,6 +38,26 @@ public struct HostStatus: Sendable, Codable {
         }
     }
 
+    /// A tracing program attached on its own (l3afd's `probes`, or a package's manifest probes).
+    public struct Probe: Sendable, Codable {
+        /// The interface whose payload carried it; `nil` for a host-wide probe.
+        public var interface: String?
+        public var package: String
+        public var version: String
+        public var entryFunction: String
+        public var enabled: Bool
+        /// The kernel's id for it; `nil` when it isn't attached (disabled, or the kernel disagrees).
+        public var programID: UInt32?
+        /// Each monitor map entry: `map[key]` → value (summed over CPUs).
+        public var counters: [String: UInt64]
+
+        enum CodingKeys: String, CodingKey {
+            case interface, package, version, enabled, counters
+            case entryFunction = "entry_function"
+            case programID = "program_id"
+        }
+    }
+
     public var revision: Int?
     public var cause: String?
     /// `nil` when the kernel runs exactly what the revision records; else the first difference.
@@ -46,6 +66,8 @@ public struct HostStatus: Sendable, Codable {
     /// number and cause. The next change, or `l3af restore`, finishes or undoes it.
     public var changing: String?
     public var chains: [Chain]
+    /// Absent when the host has none.
+    public var probes: [Probe]?
     public var pins: [HostDatabase.Pin]
 }
 
@@ -100,7 +122,22 @@ extension HostManager {
         // flip): a difference is reported only when it runs neither.
         var difference = try difference(snapshot, kernel: kernel)
         if difference != nil, let pending, try self.difference(pending.snapshot, kernel: kernel) == nil { difference = nil }
+        var probes: [HostStatus.Probe]?
+        if let placed = snapshot.probes, !placed.isEmpty {
+            let attached = chains.runningProbes()
+            probes = placed.filter { interface == nil || $0.interface == interface }.map { probe in
+                let id = attached[probe.member.folderName]
+                var counters: [String: UInt64] = [:]
+                if id != nil {
+                    for monitor in probe.payload.monitorMaps {
+                        if let value = try? chains.counter(monitor.name, index: monitor.key, of: probe.member) { counters["\(monitor.name)[\(monitor.key)]"] = value }
+                    }
+                }
+                return HostStatus.Probe(interface: probe.hostWide ? nil : probe.interface, package: probe.package.rawValue, version: probe.version.rawValue,
+                                        entryFunction: probe.entryFunction, enabled: probe.enabled, programID: id, counters: counters)
+            }
+        }
         return HostStatus(revision: current?.number, cause: current?.cause, difference: difference,
-                          changing: pending.map { "revision \($0.number): \($0.cause)" }, chains: result, pins: pins)
+                          changing: pending.map { "revision \($0.number): \($0.cause)" }, chains: result, probes: probes, pins: pins)
     }
 }

@@ -171,11 +171,11 @@ extension HostManager {
     }
 
     /// The user program of a legacy artifact (`cmd_start`), run as l3afd runs it: from the artifact's folder, argv only,
-    /// `--iface`, `--direction` (`xdpingress`, `ingress` or `egress`), `--log-dir` when `bpf-log-dir` is set,
-    /// `--rules-file` (written from `rules`) when the payload has rules, then `--key=value` per `start_args`; no
-    /// `--map-name`, since the object is loaded and chained here. `cmd_stop` gets `--iface`, `--direction` and
-    /// `stop_args`; `cmd_status` gets `status_args`; `cmd_update` gets `--iface`, `--direction`, `--cmd=update`, `--log-dir`
-    /// and `update_args`; `cpu` and `memory` become RLIMIT_CPU and RLIMIT_AS. What l3afd would run that isn't run here
+    /// `--iface`, `--direction` (`xdpingress`, `ingress` or `egress`), `--version` (dots as underscores, as in its map
+    /// pin paths), `--log-dir` when `bpf-log-dir` is set, `--rules-file` (written from `rules`) when the payload has
+    /// rules, then `--key=value` per `start_args`; no `--map-name`, since the object is loaded and chained here.
+    /// `cmd_stop` gets `--iface`, `--direction` and `stop_args`; `cmd_status` gets `status_args`; `cmd_update` gets
+    /// `--iface`, `--direction`, `--cmd=update`, `--version`, `--log-dir` and `update_args`; `cpu` and `memory` become RLIMIT_CPU and RLIMIT_AS. What l3afd would run that isn't run here
     /// yet (`cmd_config`) is refused, naming the field, rather than accepted and ignored.
     func userProgram(_ entry: BPFProgram, in installed: FetchedPackage, interface: String, hook: Hook, at: String) throws(HostError) -> UserProgram {
         for (field, value) in [("cmd_config", entry.cmdConfig)] where !value.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -200,7 +200,9 @@ extension HostManager {
         }
         let direction = hook == .xdpIngress ? "xdpingress" : hook == .tcEgress ? "egress" : "ingress"
         let base = ["--iface=\(interface)", "--direction=\(direction)"]
-        var arguments = base
+        // The asked-for version, as in the map pin paths the program opens (`…/<name>/<version>/<map>`).
+        let version = "--version=\((entry.version.isEmpty ? "latest" : entry.version).replacingOccurrences(of: ".", with: "_"))"
+        var arguments = base + [version]
         if let logDir = options.userProgramLogDir { arguments.append("--log-dir=\(logDir)") }
         var rules: UserProgram.Rules?
         if !entry.rulesFile.isEmpty, !entry.rules.isEmpty {
@@ -217,7 +219,7 @@ extension HostManager {
         let status = entry.cmdStatus.isEmpty ? nil : UserProgram.Command(path: try executable("cmd_status", entry.cmdStatus), arguments: flags(entry.statusArgs))
         let update = entry.cmdUpdate.isEmpty ? nil
             : UserProgram.Command(path: try executable("cmd_update", entry.cmdUpdate),
-                                  arguments: base + ["--cmd=update"] + (options.userProgramLogDir.map { ["--log-dir=\($0)"] } ?? []) + flags(entry.updateArgs))
+                                  arguments: base + ["--cmd=update", version] + (options.userProgramLogDir.map { ["--log-dir=\($0)"] } ?? []) + flags(entry.updateArgs))
         return UserProgram(path: try executable("cmd_start", entry.cmdStart), arguments: arguments, daemon: entry.userProgramDaemon, stop: stop,
                            status: status, update: update, cpuSeconds: entry.cpu > 0 ? entry.cpu : nil, memoryBytes: entry.memory > 0 ? entry.memory : nil,
                            rules: rules)

@@ -62,7 +62,7 @@ public struct PackageBuilder: Sendable {
         var problems: [String] = []
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("l3af-pack-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        for objectFile in Set(manifest.programs.map(\.objectFile)).sorted() {
+        for objectFile in Set(manifest.programs.map(\.objectFile) + (manifest.probes ?? []).map(\.objectFile)).sorted() {
             guard !objectFile.contains("/"), !objectFile.hasPrefix(".") else {
                 throw PackageError("object-path-invalid", "the object file '\(objectFile)' must be a plain file name in the package's top folder",
                                    hint: "name it like 'ratelimiting.bpf.o' and keep its source beside l3af.json")
@@ -83,6 +83,9 @@ public struct PackageBuilder: Sendable {
                 let opened = try BPFObjectFile(bytes: bytes, name: objectFile)
                 for program in manifest.programs where program.objectFile == objectFile {
                     problems += opened.problems(for: program)
+                }
+                for probe in manifest.probes ?? [] where probe.objectFile == objectFile {
+                    problems += opened.problems(for: probe)
                 }
             } catch {
                 problems.append(error.description)

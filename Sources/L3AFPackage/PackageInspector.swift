@@ -40,15 +40,18 @@ public enum PackageInspector {
             throw PackageError(error)
         }
         var problems: [String] = []
-        for program in manifest.programs {
-            let objectPath = base.isEmpty ? program.objectFile : "\(base)/\(program.objectFile)"
+        let checks: [(objectFile: String, what: String, check: (borrowing BPFObjectFile) -> [String])] =
+            manifest.programs.map { program in (program.objectFile, "\(program.hook)", { $0.problems(for: program) }) }
+            + (manifest.probes ?? []).map { probe in (probe.objectFile, "the probe \(probe.entryFunction)", { $0.problems(for: probe) }) }
+        for (objectFile, what, check) in checks {
+            let objectPath = base.isEmpty ? objectFile : "\(base)/\(objectFile)"
             guard let object = files[objectPath] else {
-                problems.append("the object file '\(objectPath)' for \(program.hook) is not in the package")
+                problems.append("the object file '\(objectPath)' for \(what) is not in the package")
                 continue
             }
             do {
-                let opened = try BPFObjectFile(bytes: object.contents, name: program.objectFile)
-                problems += opened.problems(for: program)
+                let opened = try BPFObjectFile(bytes: object.contents, name: objectFile)
+                problems += check(opened)
             } catch {
                 problems.append(error.description)
             }

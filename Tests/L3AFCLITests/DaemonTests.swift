@@ -464,7 +464,7 @@ struct DaemonTests {
     }
 
     /// A legacy l3afd artifact (no manifest) from an unsigned l3afd repository, with a user program: loaded as the
-    /// payload describes, its user program started with l3afd's argv (--iface, --direction=xdpingress, --rules-file
+    /// payload describes, its user program started with l3afd's argv (--iface, --direction=xdpingress, --version=1_0, --rules-file
     /// written from `rules`, then --key=value), its `cpu` and `memory` set as limits, restarted when it dies at most 3
     /// times, and stopped with its `cmd_stop` (--iface, --direction, stop_args) when it leaves the configuration.
     @Test func legacyUserProgramsAreSupervised() async throws {
@@ -501,7 +501,7 @@ struct DaemonTests {
         }
         try await wait(for: 1)
         let rules = "\(host.state)/user-programs/\(host.port)/xdpingress/legacy-counter/rules.txt"
-        #expect(lines() == ["--iface=\(host.port) --direction=xdpingress --rules-file=\(rules) --mode=fast --verbose=1"], "l3afd's argv, start_args sorted")
+        #expect(lines() == ["--iface=\(host.port) --direction=xdpingress --version=1_0 --rules-file=\(rules) --mode=fast --verbose=1"], "l3afd's argv, start_args sorted")
         #expect((try? String(contentsOfFile: rules, encoding: .utf8)) == "deny 10.0.0.0/8\n", "the rules file holds the payload's rules")
         let limits = try String(contentsOfFile: "/proc/\(try #require(pid()))/limits", encoding: .utf8)
         #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max cpu time") && $0.contains("100") }, "\(limits)")
@@ -552,6 +552,69 @@ struct DaemonTests {
         #expect(try host.chain().isEmpty)
     }
 
+    /// A first-party package of probes (`registry/syscall-counter`: two tracepoints): `l3af install` with no interface
+    /// attaches both host-wide (bpftool sees their links), they count real system calls and a retransmitted SYN, `l3af status` and
+    /// the daemon's metrics show them, a daemon restart keeps the same links, no payload lists them, and `l3af remove`
+    /// detaches them.
+    @Test func aProbePackageInstallsHostWideCountsAndIsRemoved() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        try host.publish("syscall-counter", version: "1.0.0")
+        let installed = try host.l3af(["install", "syscall-counter@1.0.0"])
+        #expect(installed.status == 0 && installed.stdout.contains("install syscall-counter@1.0.0 on the host (2 probes)"), "\(installed.stdout) \(installed.stderr)")
+        func probes() throws -> [[String: Any]] { (try host.status()["probes"] as? [[String: Any]]) ?? [] }
+        #expect(try probes().map { $0["entry_function"] as? String } == ["count_syscalls", "count_retransmits"])
+        let listed = try probes()
+        #expect(listed.allSatisfy { $0["program_id"] is NSNumber && $0["interface"] == nil }, "\(listed)")
+
+        let base = "\(host.pinRoot)/probes/host-wide-probes/syscall-counter/1_0_0"
+        func link(_ entry: String) throws -> String { try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(base)/\(entry)/link"]).stdout }
+        let links = (try link("count_syscalls"), try link("count_retransmits"))
+        #expect(links.0.contains("tracepoint") || links.0.contains("perf_event"), "\(links.0)")
+        #expect(links.1.contains("tracepoint") || links.1.contains("perf_event"), "\(links.1)")
+
+        func total() throws -> UInt64 {
+            (try probes().first { $0["entry_function"] as? String == "count_syscalls" }?["counters"] as? [String: Any])?["syscall_total[0]"].flatMap { ($0 as? NSNumber)?.uint64Value } ?? 0
+        }
+        let before = try total()
+        #expect(try Executable.run("/usr/bin/env", ["python3", "-c", "import os\nfor _ in range(500): os.getppid()"]).status == 0)
+        #expect(try total() >= before + 500, "every system call counted")
+        // A connection to an address nobody answers in the test's own network: its SYN is retransmitted after 1 s.
+        let unanswered = host.network.receiverAddress.split(separator: ".").dropLast().joined(separator: ".") + ".3"
+        _ = try Executable.run("/usr/sbin/ip", ["netns", "exec", host.network.sender, "python3", "-c",
+                                                "import socket\ntry: socket.create_connection(('\(unanswered)', 9), timeout=2.5)\nexcept OSError: pass"])
+        let retransmits = (try probes().first { $0["entry_function"] as? String == "count_retransmits" }?["counters"] as? [String: Any])?["tcp_retransmit_total[0]"]
+        #expect(((retransmits as? NSNumber)?.uint64Value ?? 0) >= 1, "the retransmitted SYN counted: \(String(describing: retransmits))")
+        let text = try host.l3af(["status"]).stdout
+        #expect(text.contains("syscall-counter@1.0.0 count_syscalls (host-wide)  id "), "\(text)")
+
+        // The daemon shows them in its metrics, lists them in no payload, and keeps the same links across a restart.
+        let daemon = try DaemonHarness(host: host)
+        defer { daemon.stop() }
+        var metrics = ""
+        for _ in 0..<50 where !metrics.contains("syscall_total_0_max-rate") {
+            try await Task.sleep(for: .milliseconds(100))
+            metrics = try await daemon.metrics()
+        }
+        #expect(metrics.contains(#"l3afd_BPFRunning{host="node-1",ebpf_program="syscall-counter",version="1.0.0",direction="",interface_name="",ipv4_address=""} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"l3afd_BPFMonitorMap{host="node-1",ebpf_program="syscall-counter",map_name="syscall_total_0_max-rate",interface_name="",ipv4_address=""}"#))
+        #expect(try await daemon.request("GET", "/l3af/configs/v1").text.filter { !$0.isWhitespace } == "[]", "no interface's payload")
+        try daemon.restart()
+        #expect((try link("count_syscalls"), try link("count_retransmits")) == links, "the same links after a restart")
+
+        // Refusals that change nothing: a second install, a package with chain programs and no interface.
+        let again = try host.l3af(["install", "syscall-counter@1.0.0"])
+        #expect(again.status != 0 && again.stderr.contains("already attached"), "\(again.stderr)")
+        let noInterface = try host.l3af(["install", "packet-counter@1.0.0"])
+        #expect(noInterface.status != 0 && noInterface.stderr.contains("they need an interface") && noInterface.stderr.contains("--iface"), "\(noInterface.stderr)")
+
+        let removed = try host.l3af(["remove", "syscall-counter"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try probes().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "\(host.pinRoot)/probes/host-wide-probes"), "unpinned")
+        #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))
+    }
+
     /// `cmd_update` runs with l3afd's argv once the program runs and, instead of a restart, when only `update_args`
     /// change; `cmd_status` is asked every status interval, and a program that doesn't answer RUNNING is restarted.
     @Test func userProgramStatusAndUpdateAsL3afdRunsThem() async throws {
@@ -584,12 +647,12 @@ struct DaemonTests {
         }
         #expect(try await daemon.request("POST", "/l3af/configs/v1/add", payload(level: "1")).status == 200)
         try await wait("update.log", for: 1)
-        #expect(lines("update.log") == ["--iface=\(host.port) --direction=xdpingress --cmd=update --level=1"], "l3afd's cmd_update argv")
+        #expect(lines("update.log") == ["--iface=\(host.port) --direction=xdpingress --cmd=update --version=1_0 --level=1"], "l3afd's cmd_update argv")
 
         // Only update_args change: cmd_update runs, the program is not restarted.
         #expect(try await daemon.request("POST", "/l3af/configs/v1/update", payload(level: "2")).status == 200)
         try await wait("update.log", for: 2)
-        #expect(lines("update.log").last == "--iface=\(host.port) --direction=xdpingress --cmd=update --level=2")
+        #expect(lines("update.log").last == "--iface=\(host.port) --direction=xdpingress --cmd=update --version=1_0 --level=2")
         #expect(lines("argv.log").count == 1, "not restarted for update args")
 
         // cmd_status stops answering RUNNING: the program is restarted.

@@ -363,7 +363,7 @@ struct L3afdDeploymentTests {
         let listed = try await Self.object(api, port)
         #expect(((listed["bpf_programs"] as? [String: Any])?["probes"] as? [[String: Any]])?.first?["prog_type"] as? String == "tracepoint")
 
-        let folder = "\(deployment.network.pinRoot)/probes/\(port)/getppid-counter/1_0"
+        let folder = "\(deployment.network.pinRoot)/probes/\(port)/getppid-counter/1_0/count_getppid"
         func link() throws -> String { try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(folder)/link"]).stdout }
         let before = try link()
         #expect(before.contains("tracepoint") || before.contains("perf_event"), "bpftool sees the probe's link: \(before)")

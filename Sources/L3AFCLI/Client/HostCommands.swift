@@ -83,11 +83,12 @@ struct InstallCommand: AsyncParsableCommand {
         discussion: """
             Each program of the package joins the chain of its hook (or only --hook's) on --iface, after the programs \
             with a lower seq_id. Parameters (--set name=value) are checked against the manifest before anything loads. \
+            The package's probes (kprobe, tracepoint, ...) attach host-wide, so a package of probes only needs no --iface. \
             The change is recorded as a revision (`l3af history`).
             """)
 
     @Argument(help: "name, name@1.2.3, name@^1.2, name@latest.") var spec: String
-    @Option(help: "The network interface.") var iface: String
+    @Option(help: "The network interface (not needed for a package of probes only).") var iface: String?
     @Option(help: "Only this hook: xdp_ingress, tc_ingress or tc_egress.") var hook: Hook?
     @Option(help: "Position in the chain (lower runs first; default: after the last).") var seq: Int?
     @Option(name: .customLong("set"), help: "A parameter, name=value (repeatable).") var settings: [String] = []
@@ -103,10 +104,10 @@ struct InstallCommand: AsyncParsableCommand {
 }
 
 struct RemoveCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Take a package's programs out of an interface's chains.")
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Take a package's programs out of an interface's chains, or (without --iface) detach its host-wide probes.")
 
     @Argument(help: "The package name.") var package: String
-    @Option(help: "The network interface.") var iface: String
+    @Option(help: "The network interface; without it, the package's host-wide probes are detached.") var iface: String?
     @Option(help: "Only this hook.") var hook: Hook?
     @OptionGroup var options: HostCommandOptions
     @OptionGroup var output: OutputOptions
@@ -143,6 +144,15 @@ struct StatusCommand: AsyncParsableCommand {
                 line += program.enabled ? (program.programID.map { "  id \($0)" } ?? "  NOT RUNNING") : "  disabled"
                 if let pin = program.pinned { line += "  pinned at \(pin)" }
                 if !program.counters.isEmpty { line += "  " + program.counters.keys.sorted().map { "\($0)=\(program.counters[$0]!)" }.joined(separator: " ") }
+                lines.append(line)
+            }
+        }
+        if let probes = status.probes, !probes.isEmpty {
+            lines.append("probes")
+            for probe in probes {
+                var line = "  \(probe.package)@\(probe.version) \(probe.entryFunction) \(probe.interface.map { "(payload of \($0))" } ?? "(host-wide)")"
+                line += probe.enabled ? (probe.programID.map { "  id \($0)" } ?? "  NOT ATTACHED") : "  disabled"
+                if !probe.counters.isEmpty { line += "  " + probe.counters.keys.sorted().map { "\($0)=\(probe.counters[$0]!)" }.joined(separator: " ") }
                 lines.append(line)
             }
         }

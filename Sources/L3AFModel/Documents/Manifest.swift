@@ -21,10 +21,13 @@ public struct Manifest: Hashable, Sendable, Codable {
     /// (CO-RE), served for any platform.
     public var platforms: [String]?
     public var programs: [Program]
+    /// Tracing programs (kprobe, kretprobe, tracepoint, uprobe, uretprobe) that attach on their own, host-wide, where
+    /// their ELF section says; `nil` (left out) when the package has none.
+    public var probes: [Probe]?
 
     public init(
         name: PackageName, version: SemanticVersion, description: String = "", license: String = "",
-        minKernel: KernelVersion? = nil, platforms: [String]? = nil, programs: [Program]
+        minKernel: KernelVersion? = nil, platforms: [String]? = nil, programs: [Program], probes: [Probe]? = nil
     ) {
         self.manifestVersion = Self.formatVersion
         self.name = name
@@ -34,6 +37,7 @@ public struct Manifest: Hashable, Sendable, Codable {
         self.minKernel = minKernel
         self.platforms = platforms
         self.programs = programs
+        self.probes = probes
     }
 
     /// The program this package runs on `hook`, if any.
@@ -46,7 +50,7 @@ public struct Manifest: Hashable, Sendable, Codable {
         case manifestVersion = "manifest_version"
         case name, version, description, license
         case minKernel = "min_kernel"
-        case platforms, programs
+        case platforms, programs, probes
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,10 +73,15 @@ public struct Manifest: Hashable, Sendable, Codable {
                 forKey: .platforms, in: c,
                 debugDescription: "platforms must be a non-empty list of distinct plain names (or left out for a portable package)")
         }
-        programs = try c.decode([Program].self, forKey: .programs)
-        if programs.isEmpty {
+        programs = try c.decodeIfPresent([Program].self, forKey: .programs) ?? []
+        probes = try c.decodeIfPresent([Probe].self, forKey: .probes)
+        if programs.isEmpty, probes?.isEmpty ?? true {
             throw DecodingError.dataCorruptedError(
-                forKey: .programs, in: c, debugDescription: "a package needs at least one program")
+                forKey: .programs, in: c, debugDescription: "a package needs at least one program (in programs, or in probes)")
+        }
+        if let probes, Set(probes.map(\.entryFunction)).count != probes.count {
+            throw DecodingError.dataCorruptedError(
+                forKey: .probes, in: c, debugDescription: "two probes name the same entry_function; each probe is one function")
         }
         var hooks = Set<Hook>()
         var parameterNames = Set<String>()
@@ -100,6 +109,7 @@ public struct Manifest: Hashable, Sendable, Codable {
         try c.encodeIfPresent(minKernel, forKey: .minKernel)
         try c.encodeIfPresent(platforms, forKey: .platforms)
         try c.encode(programs, forKey: .programs)
+        try c.encodeIfPresent(probes, forKey: .probes)
     }
 }
 
@@ -201,6 +211,53 @@ extension Manifest {
                 throw DecodingError.dataCorruptedError(
                     forKey: key, in: c,
                     debugDescription: "'\(value)' is not a C identifier of at most 64 characters ([A-Za-z_][A-Za-z0-9_]*)")
+            }
+        }
+    }
+}
+
+extension Manifest {
+    /// A tracing program of a package: attached on its own (no chain, no interface) where its ELF section says
+    /// (`kprobe/<function>`, `kretprobe/<function>`, `tracepoint/<category>/<name>`, `uprobe/…`, `uretprobe/…`).
+    public struct Probe: Hashable, Sendable, Codable {
+        /// The object file, a plain file name inside the package's artifact folder.
+        public var objectFile: String
+        /// The function (ELF section symbol) to load and attach.
+        public var entryFunction: String
+        /// Maps exported as metrics (`l3afd_BPFMonitorMap`) and shown by `l3af status`.
+        public var monitorMaps: [MonitorMap]
+
+        public init(objectFile: String, entryFunction: String, monitorMaps: [MonitorMap] = []) {
+            self.objectFile = objectFile
+            self.entryFunction = entryFunction
+            self.monitorMaps = monitorMaps
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case objectFile = "object_file"
+            case entryFunction = "entry_function"
+            case monitorMaps = "monitor_maps"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            objectFile = try c.decode(String.self, forKey: .objectFile)
+            guard FileName.isPlain(objectFile) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .objectFile, in: c,
+                    debugDescription: "'\(objectFile)' is not a plain file name (no '/', no '..', not empty)")
+            }
+            entryFunction = try c.decode(String.self, forKey: .entryFunction)
+            guard Identifier.isValid(entryFunction) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .entryFunction, in: c,
+                    debugDescription: "'\(entryFunction)' is not a C identifier of at most 64 characters ([A-Za-z_][A-Za-z0-9_]*)")
+            }
+            monitorMaps = try c.decodeIfPresent([MonitorMap].self, forKey: .monitorMaps) ?? []
+            for monitor in monitorMaps where !Identifier.isValid(monitor.name) {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .monitorMaps, in: c, debugDescription: "'\(monitor.name)' is not a map name (a C identifier)")
             }
         }
     }

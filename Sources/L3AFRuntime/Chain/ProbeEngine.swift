@@ -19,11 +19,19 @@ public struct ProbeMember: Hashable, Sendable {
         self.entryFunction = entryFunction
     }
 
-    var folderName: String { "\(interface)/\(package)/\(version.replacingOccurrences(of: ".", with: "_"))" }
+    /// The interface segment of a probe that belongs to no interface (installed with `l3af install`, not carried by
+    /// a payload): 16 characters, so no interface (15 at most) can have its name.
+    public static let hostWide = "host-wide-probes"
+
+    /// `<interface>/<package>/<version_>/<entry function>`, under `<pinRoot>/probes/`.
+    public var folderName: String {
+        "\(interface.isEmpty ? Self.hostWide : interface)/\(package)/\(version.replacingOccurrences(of: ".", with: "_"))/\(entryFunction)"
+    }
 }
 
-/// The probes a host runs, pinned under `<pinRoot>/probes/<interface>/<package>/<version_>/` (`link`, and the maps under
-/// `maps/`), so a new process finds them. Stateless like ``ChainEngine``; changed only under the host lock.
+/// The probes a host runs, pinned under `<pinRoot>/probes/<interface>/<package>/<version_>/<entry function>/` (`link`,
+/// and the maps under `maps/`), so a new process finds them. Stateless like ``ChainEngine``; changed only under the
+/// host lock.
 public struct ProbeEngine: Sendable {
     public let pinRoot: String
 
@@ -31,19 +39,34 @@ public struct ProbeEngine: Sendable {
 
     var base: String { "\(pinRoot)/probes" }
 
-    /// What runs: `interface/package/version_` folders with a link, and the id of the program each link runs.
-    public func running() -> [String: UInt32] {
-        let fm = FileManager.default
-        var found: [String: UInt32] = [:]
-        for interface in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
-            for package in (try? fm.contentsOfDirectory(atPath: "\(base)/\(interface)")) ?? [] {
-                for version in (try? fm.contentsOfDirectory(atPath: "\(base)/\(interface)/\(package)")) ?? [] where !version.hasPrefix("staging-") {
-                    let folder = "\(interface)/\(package)/\(version)"
-                    if let id = BPFAttachment.linkProgramID(pin: "\(base)/\(folder)/link") { found[folder] = id }
-                }
+    /// Every probe folder (``ProbeMember/folderName``) under the base, staging ones included; with a smaller `depth`,
+    /// the folders that hold them (`depth` 1: interfaces).
+    private func folders(depth: Int = 4) -> [String] {
+        var paths = [""]
+        for _ in 0..<depth {
+            paths = paths.flatMap { path in
+                ((try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(path)")) ?? []).sorted().map { path.isEmpty ? $0 : "\(path)/\($0)" }
             }
         }
+        return paths
+    }
+
+    /// What runs: folders with a link, and the id of the program each link runs.
+    public func running() -> [String: UInt32] {
+        var found: [String: UInt32] = [:]
+        for folder in folders() where !folder.contains("staging-") {
+            if let id = BPFAttachment.linkProgramID(pin: "\(base)/\(folder)/link") { found[folder] = id }
+        }
         return found
+    }
+
+    /// Entry `index` of the probe's map `map`, summed over CPUs.
+    public func counter(_ map: String, index: Int, of member: ProbeMember) throws(ChainError) -> UInt64 {
+        do {
+            return try BPFMapAccess(try BPFDescriptor.pinned(at: "\(base)/\(member.folderName)/maps/\(map)"), name: map).counter(key: index)
+        } catch {
+            throw ChainError(.kernel, "the map \(map) of the probe \(member.package)@\(member.version): \(error.description)")
+        }
     }
 
     /// Makes the probes exactly `desired`: new ones attached first (staged, then renamed into place), then the ones no
@@ -62,7 +85,8 @@ public struct ProbeEngine: Sendable {
                 _ = try BPFProbe.attach(objectAt: member.objectPath, entry: member.entryFunction, folder: staging)
             } catch {
                 detach(staging)
-                throw ChainError(.load, "the probe \(member.package)@\(member.version) did not attach: \(error.description)", hint: "nothing was changed")
+                throw ChainError(.load, "the probe \(member.package)@\(member.version) (\(member.entryFunction)) did not attach: \(error.description)",
+                                 hint: "nothing was changed")
             }
             try? fm.removeItem(atPath: target)
             guard rename(staging, target) == 0 else {
@@ -70,17 +94,10 @@ public struct ProbeEngine: Sendable {
                 throw ChainError(.kernel, "renaming \(staging) to \(target): \(String(cString: strerror(errno)))")
             }
         }
-        for folder in running.keys where !wanted.contains(folder) { detach("\(base)/\(folder)") }
-        // Half-made folders (a change cut short) and empty parents.
-        for interface in (try? fm.contentsOfDirectory(atPath: base)) ?? [] {
-            for package in (try? fm.contentsOfDirectory(atPath: "\(base)/\(interface)")) ?? [] {
-                let path = "\(base)/\(interface)/\(package)"
-                for version in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where !wanted.contains("\(interface)/\(package)/\(version)") {
-                    detach("\(path)/\(version)")
-                }
-                if (try? fm.contentsOfDirectory(atPath: path))?.isEmpty == true { rmdir(path) }
-            }
-            if (try? fm.contentsOfDirectory(atPath: "\(base)/\(interface)"))?.isEmpty == true { rmdir("\(base)/\(interface)") }
+        // What is no longer wanted, and half-made folders (a change cut short): detached; then empty parents removed.
+        for folder in folders() where !wanted.contains(folder) { detach("\(base)/\(folder)") }
+        for depth in [3, 2, 1] {
+            for parent in folders(depth: depth) where (try? fm.contentsOfDirectory(atPath: "\(base)/\(parent)"))?.isEmpty == true { rmdir("\(base)/\(parent)") }
         }
     }
 
