@@ -42,7 +42,7 @@ public enum Daemon {
         try configuration.validate()
         for notice in configuration.notices { logger.notice("\(notice)") }
         let token = try configuration.token()
-        let pidLock = try PIDLock.take("\(configuration.client.state)/l3afd.pid")
+        var pidLock: FileLock? = try PIDLock.take("\(configuration.client.state)/l3afd.pid")
         defer { withExtendedLifetime(pidLock) {} }
         var options = HostOptions(client: configuration.client, pinRoot: configuration.pinRoot, lockTimeout: configuration.lockTimeoutSeconds,
                                   actor: "l3afd", notify: { message in logger.notice("\(message)") })
@@ -72,7 +72,8 @@ public enum Daemon {
         let policy = AccessPolicy(
             hostNames: Set(([hostName, ProcessInfo.processInfo.hostName] + configuration.allowedHosts).map { $0.lowercased() }.filter { !$0.isEmpty }),
             token: token, sanRules: configuration.tls?.sanMatchRules ?? [])
-        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName, configStore: configuration.configStore)
+        let upgrade = SelfUpgrade(settings: configuration.gracefulRestart, client: configuration.client, hostName: hostName, logger: logger)
+        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName, configStore: configuration.configStore, upgrade: upgrade)
         @Sendable func apiRouter() -> Router<DaemonContext> {
             let router = Router(context: DaemonContext.self)
             router.add(middleware: JSONErrorMiddleware(server: "l3afd"))
@@ -81,52 +82,66 @@ public enum Daemon {
             return router
         }
         let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))
-        func serverConfiguration(_ address: BindAddress) -> ApplicationConfiguration {
-            .init(address: address, serverName: "l3afd/\(L3AFBuild.version)",
-                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections, logger: logger))
-        }
-        let ports = PortsSeen(onListening: onListening, expected: configuration.metricsListen == nil ? 1 : 2)
+        let serverName = "l3afd/\(L3AFBuild.version)"
+        // Once every listener is up, the pid goes to `<state>/l3afd.ready`: how a graceful restart's old process knows
+        // this one serves.
+        let ports = PortsSeen(onListening: { api, metrics in
+            try? AtomicFile.write(Array("\(getpid())\n".utf8), to: upgrade.readyFile, durable: false)
+            onListening(api, metrics)
+        }, expected: configuration.metricsListen == nil ? 1 : 2)
         var services: [any Service] = [
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
             UserProgramSupervisor(host: host, logger: logger, maximumRestarts: configuration.maximumRestarts,
                                   statusInterval: configuration.statusIntervalSeconds),
         ]
-        let server: HTTPServerBuilder = if let tls = configuration.tls { try .tls(.http1(configuration: http1), tlsConfiguration: try Self.tls(tls)) } else { .http1(configuration: http1) }
-        services.append(Application(
-            router: apiRouter(), server: server, configuration: serverConfiguration(.hostname(api.host, port: api.port)),
-            onServerRunning: { channel in ports.api(channel.localAddress?.port ?? api.port) }, logger: logger))
+        // Every socket is opened (or taken over from the process before a graceful restart) here, so a taken address
+        // fails the start at once; each server stops accepting through its gate when a restart hands the sockets on.
+        let listeners = Listeners()
+        var gates: [AcceptGate] = []
+        func server<Child: ServerChildChannel>(_ socket: Int32, _ child: Child, onRunning: @escaping @Sendable (any Channel) async -> Void) -> any Service {
+            let gate = AcceptGate()
+            gates.append(gate)
+            return ListenerServer(socket: socket, child: child, maximumConnections: configuration.maximumConnections, gate: gate, logger: logger, onRunning: onRunning)
+        }
+        func http(_ responder: some HTTPResponder<some InitializableFromSource<ApplicationRequestContextSource>>) -> HTTP1Channel {
+            HTTP1Channel(responder: L3AFDaemon.responder(responder, serverName: serverName, logger: logger), configuration: http1)
+        }
+        let apiSocket = try listeners.tcp("api", host: api.host, port: api.port)
+        let apiChild = http(apiRouter().buildResponder())
+        let onAPI: @Sendable (any Channel) async -> Void = { channel in ports.api(channel.localAddress?.port ?? api.port) }
+        if let tls = configuration.tls {
+            services.append(server(apiSocket, try TLSChannel(apiChild, tlsConfiguration: try Self.tls(tls)), onRunning: onAPI))
+        } else {
+            services.append(server(apiSocket, apiChild, onRunning: onAPI))
+        }
         if let socket = configuration.socket {
-            try Self.prepareSocket(socket)
-            // The socket is born owner-only: bind(2) takes its mode from the umask, so without this it would be
-            // reachable by local users for the moment before the chmod below.
-            let umaskBefore = umask(0o077)
-            services.append(Application(
-                router: apiRouter(), server: .http1(configuration: http1), configuration: serverConfiguration(.unixDomainSocket(path: socket)),
-                onServerRunning: { _ in
-                    chmod(socket, 0o600)
-                    umask(umaskBefore)
-                    logger.notice("serving the API on the Unix socket \(socket) (mode 0600)")
-                }, logger: logger))
+            let fd = try listeners.unix("socket", path: socket, prepare: { try Self.prepareSocket(socket) })
+            services.append(server(fd, http(apiRouter().buildResponder()), onRunning: { _ in logger.notice("serving the API on the Unix socket \(socket) (mode 0600)") }))
         }
         if let metricsListen = configuration.metricsListen {
             let address = try DaemonConfiguration.address(metricsListen, option: "metrics-listen")
             let metricsRouter = Router()
             DaemonRoutes.registerMetrics(on: metricsRouter, metrics)
-            services.append(Application(
-                router: metricsRouter, server: .http1(configuration: http1), configuration: serverConfiguration(.hostname(address.host, port: address.port)),
-                onServerRunning: { channel in ports.metrics(channel.localAddress?.port ?? address.port) }, logger: logger))
+            services.append(server(try listeners.tcp("metrics", host: address.host, port: address.port), http(metricsRouter.buildResponder()),
+                                   onRunning: { channel in ports.metrics(channel.localAddress?.port ?? address.port) }))
         }
         if let debugListen = configuration.chainDebugListen {
             let address = try DaemonConfiguration.address(debugListen, option: "[ebpf-chain-debug] addr")
             let debugRouter = Router()
             routes.registerChainDebug(on: debugRouter, pinRoot: configuration.pinRoot)
-            services.append(Application(
-                router: debugRouter, server: .http1(configuration: http1), configuration: serverConfiguration(.hostname(address.host, port: address.port)),
-                onServerRunning: { channel in logger.notice("chain debug view (GET /bpfs/{iface}) on \(address.host):\(channel.localAddress?.port ?? address.port)") },
-                logger: logger))
+            services.append(server(try listeners.tcp("debug", host: address.host, port: address.port), http(debugRouter.buildResponder()),
+                                   onRunning: { channel in logger.notice("chain debug view (GET /bpfs/{iface}) on \(address.host):\(channel.localAddress?.port ?? address.port)") }))
         }
+        listeners.closeUnclaimed()
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        upgrade.attach(group, gates: gates)
         try await group.run()
+        // A graceful restart stopped the services: the new build takes over the sockets, or this one runs again with them.
+        if let prepared = upgrade.prepared {
+            pidLock = nil
+            if upgrade.handOver(prepared, arguments: Array(CommandLine.arguments.dropFirst()), listeners: listeners) { return }
+            SelfUpgrade.runAgain(listeners: listeners)
+        }
         if let socket = configuration.socket { unlink(socket) }
         logger.notice("stopped; programs stay attached")
     }

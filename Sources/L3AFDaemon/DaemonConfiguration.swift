@@ -43,6 +43,58 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// l3afd's graceful restart (`[graceful-restart]`): where `PUT /l3af/configs/v1/restart` fetches a new build of
+    /// l3afd, where it unpacks it, how long the new process has to come up, and which versions may be asked for.
+    public struct GracefulRestart: Codable, Sendable, Equatable {
+        /// `restart-artifacts-url`: the build of version V is `<url>/<V>/l3afd.tar.gz` (file, http or https).
+        public var artifactsURL: String
+        /// `basepath`: builds unpack under `<basepath>/<V>/l3afd/`, and `<basepath>/latest/` links the one running.
+        public var basePath: String
+        /// `time-to-restart`: seconds the new process has to serve; else the old build runs again.
+        public var timeToRestartSeconds: Double
+        /// `version-limit`: versions are `vX.Y.Z` with X, Y and Z at most this.
+        public var versionLimit: Int
+
+        public static let artifact = "l3afd.tar.gz"
+
+        public init(artifactsURL: String, basePath: String = "/usr/local/l3afd", timeToRestartSeconds: Double = 7, versionLimit: Int = 100) {
+            self.artifactsURL = artifactsURL
+            self.basePath = basePath
+            self.timeToRestartSeconds = timeToRestartSeconds
+            self.versionLimit = versionLimit
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case artifactsURL = "artifacts_url"
+            case basePath = "base_path"
+            case timeToRestartSeconds = "time_to_restart_seconds"
+            case versionLimit = "version_limit"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = GracefulRestart(artifactsURL: "")
+            artifactsURL = try c.decode(String.self, forKey: .artifactsURL)
+            basePath = try c.decodeIfPresent(String.self, forKey: .basePath) ?? defaults.basePath
+            timeToRestartSeconds = try c.decodeIfPresent(Double.self, forKey: .timeToRestartSeconds) ?? defaults.timeToRestartSeconds
+            versionLimit = try c.decodeIfPresent(Int.self, forKey: .versionLimit) ?? defaults.versionLimit
+        }
+
+        func validate() throws(DaemonError) {
+            guard BPFProgram.repositorySchemes.contains(urlScheme(of: artifactsURL) ?? "") else {
+                throw DaemonError(.badConfiguration, "the restart artifacts URL '\(artifactsURL)' is not a file, http or https URL", hint: "e.g. file:///srv/l3afd")
+            }
+            guard basePath.hasPrefix("/"), basePath.count > 1 else {
+                throw DaemonError(.badConfiguration, "the restart base path '\(basePath)' is not an absolute path", hint: "e.g. /usr/local/l3afd")
+            }
+            guard timeToRestartSeconds.isFinite, (1...600).contains(timeToRestartSeconds) else {
+                throw DaemonError(.badConfiguration, "time to restart is \(timeToRestartSeconds) s; it must be 1 to 600")
+            }
+            guard (0...10_000).contains(versionLimit) else { throw DaemonError(.badConfiguration, "version limit is \(versionLimit); it must be 0 to 10000") }
+        }
+    }
+
     /// `host:port` of the API (l3afd's default port is 7080).
     public var listen: String = "127.0.0.1:7080"
     /// `host:port` for `/metrics` alone; `nil`: `/metrics` is served on the API's address.
@@ -92,6 +144,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var chainDebugListen: String?
     /// l3afd's config store (`[l3af-config-store] filename`): imported as the first revision when there is none yet.
     public var configStore: String?
+    /// `PUT /l3af/configs/v1/restart` is served when this is set.
+    public var gracefulRestart: GracefulRestart?
 
     public init() {}
 
@@ -116,6 +170,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         case idleTimeoutSeconds = "idle_timeout_seconds"
         case historyLimit = "history_limit"
         case statusIntervalSeconds = "status_interval_seconds"
+        case gracefulRestart = "graceful_restart"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -144,6 +199,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         historyLimit = try c.decodeIfPresent(Int.self, forKey: .historyLimit) ?? defaults.historyLimit
         statusIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .statusIntervalSeconds) ?? defaults.statusIntervalSeconds
+        gracefulRestart = try c.decodeIfPresent(GracefulRestart.self, forKey: .gracefulRestart)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -170,6 +226,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         try c.encode(idleTimeoutSeconds, forKey: .idleTimeoutSeconds)
         try c.encode(historyLimit, forKey: .historyLimit)
         try c.encode(statusIntervalSeconds, forKey: .statusIntervalSeconds)
+        try c.encodeIfPresent(gracefulRestart, forKey: .gracefulRestart)
     }
 
     /// Every number within bounds, and no exposure the operator didn't ask for: a non-loopback listen address needs
@@ -187,6 +244,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         try bounded("history_limit", historyLimit, 10...10_000_000)
         guard statusIntervalSeconds.isFinite else { throw DaemonError(.badConfiguration, "status_interval_seconds must be a number") }
         try bounded("status_interval_seconds", statusIntervalSeconds, 0.1...86_400)
+        try gracefulRestart?.validate()
         let api = try Self.address(listen, option: "listen")
         let mutual = tls?.clientCA != nil
         if !Self.isLoopback(api.host), !mutual, !insecureListen {

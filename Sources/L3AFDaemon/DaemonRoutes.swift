@@ -9,7 +9,7 @@ import NIOCore
 /// Every route the daemon serves, for the OpenAPI check and the docs: (method, path with `{parameters}`).
 public let daemonRoutes: [(method: String, path: String)] = [
     ("GET", "/l3af/configs/v1"), ("GET", "/l3af/configs/v1/{iface}"), ("POST", "/l3af/configs/v1/add"),
-    ("POST", "/l3af/configs/v1/update"), ("POST", "/l3af/configs/v1/delete"),
+    ("POST", "/l3af/configs/v1/update"), ("POST", "/l3af/configs/v1/delete"), ("PUT", "/l3af/configs/v1/restart"),
     ("GET", "/metrics"), ("GET", "/healthz"),
 ] + HostRequest.all.map { ($0.method, $0.path) }
 
@@ -23,6 +23,8 @@ struct DaemonRoutes: Sendable {
     var configStore: String?
     /// Writes of the config store, one at a time, each of the configuration as it is then.
     let storeWrites = StoreWrites()
+    /// l3afd's graceful restart.
+    let upgrade: SelfUpgrade
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
@@ -42,10 +44,15 @@ struct DaemonRoutes: Sendable {
         router.post("/l3af/configs/v1/delete") { request, _ in
             try await perform(HostRequest.Apply(mode: "delete", names: try await body([L3afBPFProgramNames].self, request), hostName: hostName))
         }
+        // l3afd's graceful restart: answered once the new build is fetched, verified and runs; the handover follows.
+        router.put("/l3af/configs/v1/restart") { request, _ in
+            let prepared = try await upgrade.request(try await body(RestartRequest.self, request))
+            return try json(["status": "handing over", "version": prepared.version, "executable": prepared.executable])
+        }
 
         // Ours: the CLI's operations, each one type decoded here and sent by `l3af --host`.
         for operation in HostRequest.all { register(operation, on: router) }
-        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/healthz") { _, _ in try json(HealthReply(status: "ok", pid: getpid())) }
         if metricsHere { Self.registerMetrics(on: router, metrics) }
     }
 
@@ -220,6 +227,12 @@ struct ChainDebugEntry: Encodable {
 }
 
 /// The request's JSON body decoded strictly, with the field's path in the error.
+/// `GET /healthz`: serving, and which process serves (a graceful restart changes it).
+struct HealthReply: Encodable {
+    var status: String
+    var pid: Int32
+}
+
 func body<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
     var request = request
     let buffer = try await request.collectBody(upTo: 4 << 20)

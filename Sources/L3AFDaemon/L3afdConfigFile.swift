@@ -43,6 +43,7 @@ public enum L3afdConfigFile {
         "ebpf-chain-debug": ["addr", "enabled"],
         "web": ["metrics-addr", "n-metric-samples", "ebpf-poll-interval"],
         "l3af-configs": ["restapi-addr"],
+        "graceful-restart": ["restart-artifacts-url", "basepath", "time-to-restart", "version-limit"],
         "mtls": ["enabled", "min-tls-version", "cert-dir", "cacert-filename", "server-crt-filename", "server-key-filename", "san-match-rules"],
     ]
 
@@ -159,6 +160,22 @@ public enum L3afdConfigFile {
                 configuration.tls = .init(certificate: file("server-crt-filename", "server.crt"), key: file("server-key-filename", "server.key"),
                                           clientCA: file("cacert-filename", "ca.pem"), minimumVersion: minimum, sanMatchRules: rules)
             }
+        }
+        if let (url, line) = value("graceful-restart", "restart-artifacts-url"), !url.isEmpty {
+            var restart = DaemonConfiguration.GracefulRestart(artifactsURL: url)
+            if let (folder, _) = value("graceful-restart", "basepath"), !folder.isEmpty { restart.basePath = folder }
+            if let (text, timeLine) = value("graceful-restart", "time-to-restart"), !text.isEmpty {
+                guard let seconds = duration(text), (1...600).contains(seconds) else {
+                    throw bad(path, timeLine, "time-to-restart '\(text)' is not a number of seconds from 1 to 600")
+                }
+                restart.timeToRestartSeconds = Double(seconds)
+            }
+            if let (text, limitLine) = value("graceful-restart", "version-limit"), !text.isEmpty {
+                guard let limit = Int(text), (0...10_000).contains(limit) else { throw bad(path, limitLine, "version-limit '\(text)' is not a number from 0 to 10000") }
+                restart.versionLimit = limit
+            }
+            do { try restart.validate() } catch { throw bad(path, line, error.description, hint: error.hint) }
+            configuration.gracefulRestart = restart
         }
         if let (environment, line) = value("l3afd", "environment"), !environment.isEmpty {
             switch environment {

@@ -267,6 +267,140 @@ struct DaemonTests {
         #expect(chain[1].counters["rl_recv_count_map[0]", default: 0] >= 400)
     }
 
+    /// l3afd's graceful restart (`PUT /l3af/configs/v1/restart`): bad requests and unusable builds are refused with the
+    /// process serving unchanged; a new build (this l3afd, served as v1.0.1) takes over under traffic, with no packet
+    /// skipping the chain, no connection refused or reset (the listening socket passes across), and `GET` the same
+    /// before and after; a build that never serves is stopped after time-to-restart and the build before it runs again.
+    @Test func aRestartHandsOverToANewBuildAndABrokenOneIsRolledBack() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        try host.publishRenamed("packet-counter", as: "packet-counter-b", version: "1.0.0")
+        // The builds, as a plain file repository: <url>/<version>/l3afd.tar.gz holding l3afd/l3afd.
+        let builds = host.folder.appending(path: "builds").path, base = host.folder.appending(path: "l3afd-base").path
+        let broken = "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'l3afd (never serves)'; exit 0; }\nexec sleep 60\n"
+        let script = """
+            import io, os, sys, tarfile
+            def build(version, name, data, mode=0o755):
+                os.makedirs(f"\(builds)/{version}", exist_ok=True)
+                with tarfile.open(f"\(builds)/{version}/l3afd.tar.gz", "w:gz", compresslevel=1) as tar:
+                    info = tarfile.TarInfo(f"l3afd/{name}"); info.size = len(data); info.mode = mode
+                    tar.addfile(info, io.BytesIO(data))
+            build("v1.0.1", "l3afd", open("\(Executable.path("l3afd"))", "rb").read())
+            build("v1.0.2", "l3afd", b\"\"\"\(broken)\"\"\")
+            build("v1.0.3", "README", b"no binary here\\n", 0o644)
+            build("v1.0.4", "l3afd", b"#!/bin/sh\\necho 'not for this machine' >&2; exit 126\\n")
+            """
+        #expect(try Executable.run("/usr/bin/python3", ["-c", script]).status == 0)
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        close(socket)
+        let config = host.folder.appending(path: "l3afd.json")
+        try #"{"graceful_restart": {"artifacts_url": "file://\#(builds)", "base_path": "\#(base)", "time_to_restart_seconds": 3}}"#
+            .write(to: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness(host: host, extra: ["--config", config.path, "--listen", "127.0.0.1:\(port)"])
+        var serving = daemon.process.processIdentifier
+        defer { kill(serving, SIGTERM); daemon.stop() }
+        let api = daemon.url
+        func pid() async throws -> Int32? {
+            for _ in 0..<200 {
+                if let reply = try? await DaemonHarness.request(api, "GET", "/healthz"), reply.status == 200,
+                   let object = try JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [String: Any] {
+                    return (object["pid"] as? NSNumber)?.int32Value
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return nil
+        }
+        func executable(_ pid: Int32) -> String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? "" }
+        func restart(_ body: String) async throws -> (status: Int, text: String) { try await DaemonHarness.request(api, "PUT", "/l3af/configs/v1/restart", body) }
+
+        let payload = #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": ["#
+            + #"{"name": "packet-counter", "seq_id": 1, "version": "1.0.0", "admin_status": "enabled"},"#
+            + #"{"name": "packet-counter-b", "seq_id": 2, "version": "1.0.0", "admin_status": "enabled"}]}}]"#
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/update", payload).status == 200)
+        let expected = try await daemon.request("GET", "/l3af/configs/v1").text
+        let ids = try host.chain().map(\.programID)
+
+        // Refused, and the same process serves on.
+        for (body, status, says) in [
+            (#"{"hostname": "node-2", "version": "v1.0.1"}"#, 400, "this request is for host 'node-2'; this is 'node-1'"),
+            (#"{"hostname": "node-1", "version": "1.0.1"}"#, 400, "is not vX.Y.Z"),
+            (#"{"hostname": "node-1", "version": "v1.0.101"}"#, 400, "at most 100"),
+            (#"{"hostname": "node-1", "version": "v1.0.1", "artifacturl": "http://elsewhere"}"#, 400, "artifacturl"),
+            (#"{"hostname": "node-1", "version": "v1.0.9"}"#, 502, "v1.0.9/l3afd.tar.gz"),
+            (#"{"hostname": "node-1", "version": "v1.0.3"}"#, 422, "has no executable l3afd/l3afd"),
+            (#"{"hostname": "node-1", "version": "v1.0.4"}"#, 422, "not for this machine"),
+        ] {
+            let reply = try await restart(body)
+            #expect(reply.status == status && reply.text.contains(says), "\(body): \(reply.status) \(reply.text)")
+        }
+        #expect(try await pid() == serving, "still the same process")
+
+        // The new build takes over under traffic, with requests sent all along on new connections.
+        let network = host.network
+        let traffic = Thread { _ = try? network.connect(200, port: 8080, perSecond: 40) }
+        traffic.start()
+        let requests = try RunningProcess("/usr/bin/python3", ["-c", """
+            import socket, time
+            answered = refused = lost = 0
+            end = time.time() + 6
+            while time.time() < end:
+                try:
+                    s = socket.create_connection(("127.0.0.1", \(port)), timeout=5)
+                except ConnectionRefusedError:
+                    refused += 1; time.sleep(0.02); continue
+                try:
+                    s.sendall(b"GET /l3af/configs/v1 HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n")
+                    data = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk: break
+                        data += chunk
+                    if data.startswith(b"HTTP/1.1 200"): answered += 1
+                    else: lost += 1; print("lost: answer", data[:80], flush=True)
+                except OSError as e:
+                    lost += 1; print("lost:", repr(e), flush=True)
+                finally:
+                    s.close()
+            print(f"answered {answered} refused {refused} lost {lost}", flush=True)
+            """])
+        try await Task.sleep(for: .milliseconds(500))
+        let accepted = try await restart(#"{"hostname": "node-1", "version": "v1.0.1"}"#)
+        #expect(accepted.status == 200 && accepted.text.contains("handing over"), "\(accepted.text)")
+        for _ in 0..<300 where daemon.process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!daemon.process.isRunning && daemon.process.wait() == 0, "the old process leaves once the new one serves")
+        let next = try #require(try await pid())
+        serving = next
+        #expect(executable(next) == "\(base)/v1.0.1/l3afd/l3afd")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(base)/latest/l3afd")) == "\(base)/v1.0.1/l3afd/l3afd")
+        #expect(try await DaemonHarness.request(api, "GET", "/l3af/configs/v1").text == expected, "the same configuration")
+        let line = try requests.waitForLine(containing: "answered", seconds: 20)
+        // The sockets passed across: not one connection was refused, nor reset once accepted.
+        #expect(line.contains("refused 0 lost 0") && !line.contains("answered 0 "), "\(requests.printed)")
+        while !traffic.isFinished { try await Task.sleep(for: .milliseconds(50)) }
+        let chain = try host.chain()
+        #expect(chain.map(\.programID) == ids, "the programs were never detached or reloaded")
+        let a = chain.first?.counters["xdp_counter_map[6]", default: 0] ?? 0, b = chain.last?.counters["xdp_counter_map[6]", default: 0] ?? 1
+        #expect(a > 0 && a == b, "no packet skipped the chain: first counter \(a), last counter \(b)")
+
+        // A build that never serves: stopped after time-to-restart; the build before it runs again in the same process.
+        let started = Date()
+        let hopeless = try await restart(#"{"hostname": "node-1", "version": "v1.0.2"}"#)
+        #expect(hopeless.status == 200, "\(hopeless.text)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await pid() == next, "the same process, running the build before")
+        #expect(Date().timeIntervalSince(started) < 3 + 10, "back within time-to-restart and a start")
+        #expect(executable(next) == "\(base)/v1.0.1/l3afd/l3afd")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(base)/latest/l3afd")) == "\(base)/v1.0.1/l3afd/l3afd", "the link points back")
+        #expect(!FileManager.default.fileExists(atPath: "\(base)/v1.0.2"), "the failed build is removed")
+        #expect(try await DaemonHarness.request(api, "GET", "/l3af/configs/v1").text == expected)
+        #expect(try host.chain().map(\.programID) == ids)
+    }
+
     @Test func ourRoutesDriveTheSameOperations() async throws {
         let host = try HostHarness()
         defer { host.remove() }

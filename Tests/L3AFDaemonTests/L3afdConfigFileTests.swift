@@ -46,6 +46,26 @@ import Testing
         }
     }
 
+    /// `[graceful-restart]` as l3af-arch's development l3afd.cfg has it; upstream's defaults for keys left out; bad
+    /// values named with their line.
+    @Test func gracefulRestartIsReadWithUpstreamsDefaults() throws {
+        let text = "[graceful-restart]\nrestart-artifacts-url: file:///srv/l3afd\ntime-to-restart: 7\nbasepath: /usr/local/l3afd\nversion-limit: 100\n"
+        let restart = try #require(try L3afdConfigFile.read(text, path: "l3afd.cfg").gracefulRestart)
+        #expect(restart == DaemonConfiguration.GracefulRestart(artifactsURL: "file:///srv/l3afd", basePath: "/usr/local/l3afd", timeToRestartSeconds: 7, versionLimit: 100))
+        let defaults = try #require(try L3afdConfigFile.read("[graceful-restart]\nrestart-artifacts-url: https://builds.example/l3afd\n", path: "l3afd.cfg").gracefulRestart)
+        #expect(defaults.basePath == "/usr/local/l3afd" && defaults.timeToRestartSeconds == 7 && defaults.versionLimit == 100)
+        #expect(try L3afdConfigFile.read("[graceful-restart]\ntime-to-restart: 7\n", path: "l3afd.cfg").gracefulRestart == nil, "no URL: not served")
+        for (text, problem) in [
+            ("[graceful-restart]\nrestart-artifacts-url: ftp://x\n", "line 2: the restart artifacts URL 'ftp://x' is not a file, http or https URL"),
+            ("[graceful-restart]\nrestart-artifacts-url: file:///x\ntime-to-restart: soon\n", "line 3: time-to-restart 'soon'"),
+            ("[graceful-restart]\nrestart-artifacts-url: file:///x\nbasepath: relative\n", "line 2: the restart base path 'relative' is not an absolute path"),
+            ("[graceful-restart]\nrestart-artifacts-url: file:///x\nversion-limit: -1\n", "line 3: version-limit '-1'"),
+        ] {
+            let error = #expect(throws: DaemonError.self) { _ = try L3afdConfigFile.read(text, path: "l3afd.cfg") }
+            #expect(error?.description.contains(problem) == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func prodNeedsMTLSAndMTLSNamesItsFiles() throws {
         let prod = #expect(throws: DaemonError.self) { _ = try L3afdConfigFile.read("[l3afd]\nenvironment: PROD\n[mtls]\nenabled: false\n", path: "l3afd.cfg") }
         #expect(prod?.description.contains("PROD") == true && prod?.hint?.contains("[mtls] enabled: true") == true)

@@ -15,3 +15,9 @@ int l3af_set_limit(int pid, int cpu, unsigned long long value);
 /// for its own signal handling, and a child inherits the spawning thread's mask across exec.
 unsigned long long l3af_unblock_signals(void);
 void l3af_restore_signals(unsigned long long saved);
+
+/// posix_spawn(3) of `path` with `argv` and `envp`, no signal blocked and SIGTERM, SIGINT, SIGHUP and SIGCHLD at their
+/// default actions, and only these descriptors open besides 0, 1 and 2: `keep[0..count)`, renumbered 3, 4, … in that
+/// order (whatever else this process has open, close-on-exec or not, is not inherited). Returns 0 and sets `*pid`, or
+/// an errno value.
+int l3af_spawn_keeping(const char *path, char *const argv[], char *const envp[], const int *keep, int count, int *pid);

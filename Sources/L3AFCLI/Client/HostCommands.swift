@@ -24,6 +24,8 @@ struct HostCommandOptions: ParsableArguments {
     @Option(help: "With --host: the PEM key of --cert.") var key: String?
     @Option(help: "With --host: l3afd's bearer token, or @FILE to read it from a file (default: $L3AF_HOST_TOKEN). Never printed.")
     var token: String?
+    @Option(help: "With --host: seconds to keep trying while l3afd refuses connections (as it does for a moment while it restarts).")
+    var connectWait: Double = 10
 
     /// The remote daemon to ask, when `--host` or `$L3AF_HOST` names one.
     var remote: RemoteHost? {
@@ -37,7 +39,12 @@ struct HostCommandOptions: ParsableArguments {
                 }
                 bearer = text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            return try RemoteHost(address: url, token: bearer, caCertificate: cacert, clientCertificate: cert, clientKey: key)
+            guard connectWait.isFinite, (0...600).contains(connectWait) else {
+                throw CLIError("invalid-option", "--connect-wait \(connectWait) is not 0 to 600 seconds")
+            }
+            var remote = try RemoteHost(address: url, token: bearer, caCertificate: cacert, clientCertificate: cert, clientKey: key)
+            remote.connectWaitSeconds = connectWait
+            return remote
         }
     }
 

@@ -13,6 +13,9 @@ struct RemoteHost: HostClient {
     let base: String
     let token: String?
     let endpoint: HTTPRequest.Endpoint
+    /// How long a refused connection is tried again: l3afd refuses connections for a moment while it restarts, and a
+    /// request whose connection was refused was never taken, so sending it again can't do it twice.
+    var connectWaitSeconds: Double = 10
 
     init(address: String, token: String?, caCertificate: String?, clientCertificate: String?, clientKey: String?) throws {
         var endpoint = HTTPRequest.Endpoint(caCertificate: caCertificate, clientCertificate: clientCertificate, clientKey: clientKey)
@@ -51,7 +54,8 @@ struct RemoteHost: HostClient {
         let payload = method == "GET" ? nil : Array(try DocumentDecoder.encode(body))
         var headers: [(String, String)] = payload == nil ? [] : [("Content-Type", "application/json")]
         if let token { headers.append(("Authorization", "Bearer \(token)")) }
-        let response = try await HTTPClient().send(HTTPRequest(method: method, url: base + path, headers: headers, body: payload, endpoint: endpoint))
+        let request = HTTPRequest(method: method, url: base + path, headers: headers, body: payload, endpoint: endpoint)
+        let response = try await Self.send(request, waiting: connectWaitSeconds)
         guard (200..<300).contains(response.status) else {
             if let error = try? DocumentDecoder.decode(APIErrorBody.self, from: response.body, document: "l3afd's answer") {
                 throw CLIError(error.error.code, error.error.message, hint: error.error.hint)
@@ -59,5 +63,16 @@ struct RemoteHost: HostClient {
             throw CLIError("remote-failed", "l3afd at \(base) answered \(response.status) to \(method) \(path)", hint: "check --host")
         }
         return try DocumentDecoder.decode(Reply.self, from: response.body, document: "l3afd's answer to \(path)")
+    }
+
+    /// `request`, sent again every 200 ms while its connection is refused, for `seconds` at most.
+    static func send(_ request: HTTPRequest, waiting seconds: Double) async throws -> HTTPResponse {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do { return try await HTTPClient().send(request) } catch {
+                guard (error as? TransportError)?.code == "connect-failed", Date() < deadline else { throw error }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFArchive
 import L3AFModel
 import L3AFSystem
 
@@ -219,6 +220,41 @@ public struct PackageInstaller: Sendable {
         // Recorded once it unpacked: bytes that never installed are not what this host trusts.
         try await OffPool.run { try digests.record(url, sha256: sha256, moving: moving) }
         return installed
+    }
+
+    /// A build of l3afd itself for a graceful restart: `<base>/<version>/<artifact>` (file, http or https), trusted on
+    /// first use as a plain repository's artifact is (other bytes at a URL this host fetched before are refused), and
+    /// unpacked with the package unpacker's checks into `<folder>/<version>/<artifact base>/`. A version already
+    /// unpacked there is used only when its files still hash to what its marker recorded and that is what was served.
+    /// Returns the unpacked folder.
+    public func fetchDaemonBuild(from base: String, version: String, artifact: String, into folder: String) async throws -> String {
+        let base = base.hasSuffix("/") ? String(base.dropLast()) : base
+        guard BPFProgram.repositorySchemes.contains(urlScheme(of: base) ?? "") else {
+            throw ConfigurationError(description: "'\(base)' is not a file, http or https URL", hint: "e.g. file:///srv/l3afd or https://repo.example")
+        }
+        _ = try FileName(version, field: "version")
+        _ = try FileName(artifact, field: "artifact")
+        let url = "\(base)/\(version)/\(artifact)"
+        let response = try await signedMetadata(from: base).get(url, headers: [])
+        let sha256 = SHA256Digest(of: response.body)
+        let digests = ArtifactDigests(folder: configuration.state)
+        try await OffPool.run { try digests.check(url, sha256: sha256, moving: false) }
+        try AtomicFile.write(response.body, to: cachePath(sha256), mode: 0o600)
+        // A build is one large binary, not a package of small objects.
+        let unpacker = Unpacker(limits: ArchiveLimits(maximumEntries: 100, maximumFileBytes: 1 << 30, maximumTotalBytes: 2 << 30))
+        let tarball = cachePath(sha256), parent = (folder as NSString).deletingLastPathComponent, name = (folder as NSString).lastPathComponent
+        let path = try await OffPool.run { () throws -> String in
+            let path = try unpacker.unpack(tarball: tarball, repo: parent, name: name, version: version, artifact: artifact, sha256: sha256,
+                                           source: url, unsigned: true)
+            let marker = try Unpacker.check(repo: parent, name: name, version: version)
+            guard marker.sha256 == sha256 else {
+                throw InstalledCheckError(description: "\(folder)/\(version) holds another build (sha256 \(marker.sha256)) than \(url) serves (\(sha256))",
+                                          hint: "remove \(folder)/\(version), then ask again")
+            }
+            return path
+        }
+        try await OffPool.run { try digests.record(url, sha256: sha256, moving: false) }
+        return path
     }
 
     /// Whether `repository` is a signed registry (it serves `index.json`) rather than a plain l3afd repository. Only
