@@ -195,6 +195,8 @@ final class SelfUpgrade: Sendable {
             while Date() < deadline {
                 if let text = try? String(contentsOfFile: readyFile, encoding: .utf8), Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) == child {
                     logger.notice("restart: l3afd \(prepared.version) (pid \(child)) serves; this process leaves")
+                    // Under systemd, the new process becomes the service's main process, so the unit stays up.
+                    SystemdNotify.send("MAINPID=\(child)")
                     return true
                 }
                 var status: Int32 = 0
@@ -263,6 +265,26 @@ final class SelfUpgrade: Sendable {
         guard symlink(target, temporary) == 0, rename(temporary, path) == 0 else {
             logger.error("restart: can't point \(path) at \(target): \(String(cString: strerror(errno)))")
             return
+        }
+    }
+}
+
+/// sd_notify(3): a message to the service manager that started this process, at `$NOTIFY_SOCKET`.
+public enum SystemdNotify {
+    /// Sends `message` to `socket` (a path, or `@name` for an abstract socket); nothing when there is none.
+    public static func send(_ message: String, to socket: String? = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"]) {
+        guard let path = socket, !path.isEmpty, path.utf8.count < 108 else { return }
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        _ = Array(message.utf8).withUnsafeBytes { message in
+            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message.baseAddress, message.count, 0, $0, length) } }
         }
     }
 }

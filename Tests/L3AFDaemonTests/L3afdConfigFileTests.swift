@@ -86,3 +86,29 @@ import Testing
                                            minimumVersion: "1.3", sanMatchRules: [".+l3afd.l3af.io", "^l3afd.l3af.io$"]))
     }
 }
+
+/// What a graceful restart tells systemd: the new process is the service's main process.
+@Suite struct SystemdNotifyTests {
+    @Test func mainPIDReachesTheNotifySocket() throws {
+        for abstract in [false, true] {
+            let name = "l3af-notify-\(getpid())-\(abstract)"
+            let path = abstract ? "@\(name)" : FileManager.default.temporaryDirectory.appending(path: name).path
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(fd); if !abstract { unlink(path) } }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            var bytes = Array(path.utf8)
+            if abstract { bytes[0] = 0 }
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)) }
+            }
+            #expect(bound == 0)
+            SystemdNotify.send("MAINPID=4242", to: path)
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            #expect(count > 0 && String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self) == "MAINPID=4242", "abstract \(abstract)")
+        }
+        SystemdNotify.send("MAINPID=1", to: nil)  // no socket: nothing, no error
+    }
+}
