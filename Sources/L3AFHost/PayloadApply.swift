@@ -234,7 +234,8 @@ extension HostManager {
         do { _ = try PackageName(entry.name) } catch { throw HostError(.badInput, "\(at).name: \(error.description)", hint: error.hint) }
         for (field, value) in [("cmd_start", entry.cmdStart), ("cmd_stop", entry.cmdStop), ("cmd_status", entry.cmdStatus), ("cmd_update", entry.cmdUpdate)]
         where !value.isEmpty {
-            throw HostError(.badInput, "\(at).\(field): user programs of probes are not run by this l3afd yet", hint: "leave \(field) empty")
+            // l3afd loads a probe's object and runs no user program for it; one named here would do nothing.
+            throw HostError(.badInput, "\(at).\(field): l3afd runs no user program for a probe", hint: "leave \(field) empty, or make it a chain program's")
         }
         let installed = try transaction.package(try wanted(entry))
         let objectPath: String
