@@ -182,20 +182,13 @@ extension Manifest {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             hook = try c.decode(Hook.self, forKey: .hook)
-            objectFile = try c.decode(String.self, forKey: .objectFile)
-            guard FileName.isPlain(objectFile) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .objectFile, in: c,
-                    debugDescription: "'\(objectFile)' is not a plain file name (no '/', no '..', not empty)")
-            }
-            entryFunction = try c.decode(String.self, forKey: .entryFunction)
-            try Self.requireIdentifier(entryFunction, .entryFunction, in: c)
-            nextMap = try c.decode(String.self, forKey: .nextMap)
-            try Self.requireIdentifier(nextMap, .nextMap, in: c)
+            objectFile = try ManifestField.objectFile(c, .objectFile)
+            entryFunction = try ManifestField.identifier(c, .entryFunction)
+            nextMap = try ManifestField.identifier(c, .nextMap)
             parameters = try c.decodeIfPresent([Parameter].self, forKey: .parameters) ?? []
             monitorMaps = try c.decodeIfPresent([MonitorMap].self, forKey: .monitorMaps) ?? []
             stateMaps = try c.decodeIfPresent([String].self, forKey: .stateMaps) ?? []
-            for map in stateMaps { try Self.requireIdentifier(map, .stateMaps, in: c) }
+            for map in stateMaps { try ManifestField.requireIdentifier(map, .stateMaps, in: c) }
             health = try c.decodeIfPresent([HealthRule].self, forKey: .health) ?? []
             if stateMaps.contains(nextMap) {
                 throw DecodingError.dataCorruptedError(
@@ -203,15 +196,32 @@ extension Manifest {
                     debugDescription: "the next map '\(nextMap)' can't be a state map: it links the chain")
             }
         }
+    }
+}
 
-        static func requireIdentifier(
-            _ value: String, _ key: CodingKeys, in c: KeyedDecodingContainer<CodingKeys>
-        ) throws {
-            guard Identifier.isValid(value) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: key, in: c,
-                    debugDescription: "'\(value)' is not a C identifier of at most 64 characters ([A-Za-z_][A-Za-z0-9_]*)")
-            }
+/// Checks shared by a manifest's programs and probes.
+enum ManifestField {
+    /// A file name inside the package's folder: no '/', no '..', not empty.
+    static func objectFile<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> String {
+        let name = try c.decode(String.self, forKey: key)
+        guard FileName.isPlain(name) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "'\(name)' is not a plain file name (no '/', no '..', not empty)")
+        }
+        return name
+    }
+
+    /// A C identifier (a function or map name).
+    static func identifier<Key: CodingKey>(_ c: KeyedDecodingContainer<Key>, _ key: Key) throws -> String {
+        let name = try c.decode(String.self, forKey: key)
+        try requireIdentifier(name, key, in: c)
+        return name
+    }
+
+    static func requireIdentifier<Key: CodingKey>(_ value: String, _ key: Key, in c: KeyedDecodingContainer<Key>) throws {
+        guard Identifier.isValid(value) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: c,
+                debugDescription: "'\(value)' is not a C identifier of at most 64 characters ([A-Za-z_][A-Za-z0-9_]*)")
         }
     }
 }
@@ -242,23 +252,10 @@ extension Manifest {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            objectFile = try c.decode(String.self, forKey: .objectFile)
-            guard FileName.isPlain(objectFile) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .objectFile, in: c,
-                    debugDescription: "'\(objectFile)' is not a plain file name (no '/', no '..', not empty)")
-            }
-            entryFunction = try c.decode(String.self, forKey: .entryFunction)
-            guard Identifier.isValid(entryFunction) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .entryFunction, in: c,
-                    debugDescription: "'\(entryFunction)' is not a C identifier of at most 64 characters ([A-Za-z_][A-Za-z0-9_]*)")
-            }
+            objectFile = try ManifestField.objectFile(c, .objectFile)
+            entryFunction = try ManifestField.identifier(c, .entryFunction)
             monitorMaps = try c.decodeIfPresent([MonitorMap].self, forKey: .monitorMaps) ?? []
-            for monitor in monitorMaps where !Identifier.isValid(monitor.name) {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .monitorMaps, in: c, debugDescription: "'\(monitor.name)' is not a map name (a C identifier)")
-            }
+            for monitor in monitorMaps { try ManifestField.requireIdentifier(monitor.name, .monitorMaps, in: c) }
         }
     }
 }
