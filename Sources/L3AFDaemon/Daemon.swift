@@ -142,7 +142,8 @@ public enum Daemon {
             if upgrade.handOver(prepared, arguments: Array(CommandLine.arguments.dropFirst()), listeners: listeners) { return }
             SelfUpgrade.runAgain(listeners: listeners)
         }
-        if let socket = configuration.socket { unlink(socket) }
+        // A socket taken over from another process may still be served by it (a graceful restart that is being undone).
+        if let socket = configuration.socket, !listeners.inherited("socket") { unlink(socket) }
         logger.notice("stopped; programs stay attached")
     }
 

@@ -20,6 +20,8 @@ final class Listeners: Sendable {
     private let held = Mutex<[String: Int32]>([:])
     /// What a previous process handed over and no role took yet.
     private let inherited: Mutex<[String: Int32]>
+    /// The roles that took a socket handed over.
+    private let adopted = Mutex<Set<String>>([])
 
     init() {
         var inherited: [String: Int32] = [:]
@@ -39,10 +41,14 @@ final class Listeners: Sendable {
     /// A listening TCP socket for `role` on `host:port`: the one handed over when it listens on that port (any port,
     /// when `port` is 0), else a new one. Returns a descriptor for the server to own.
     func tcp(_ role: String, host: String, port: Int) throws -> Int32 {
-        if let fd = adopt(role, matching: { port == 0 || Self.port(of: $0) == port }) { return try serve(role, fd) }
         let address: SocketAddress
         do { address = try SocketAddress.makeAddressResolvingHost(host, port: port) } catch {
             throw DaemonError(.badConfiguration, "can't resolve \(host): \(error)", hint: "listen on an IP address or a name this host resolves")
+        }
+        // Taken over only when bound to the same address (any port, when `port` is 0): a configuration that moved the
+        // API (say, from every interface to loopback) gets a new socket, never the old exposure.
+        if let fd = adopt(role, matching: { Self.address(of: $0) == address.ipAddress && (port == 0 || Self.port(of: $0) == port) }) {
+            return try serve(role, fd)
         }
         let fd = socket(address.protocol == .inet6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Self.failure("socket", "\(host):\(port)") }
@@ -109,13 +115,18 @@ final class Listeners: Sendable {
         }
     }
 
+    /// Whether `role`'s socket was handed over by another process.
+    func inherited(_ role: String) -> Bool { adopted.withLock { $0.contains(role) } }
+
     private func adopt(_ role: String, matching: (Int32) -> Bool) -> Int32? {
-        inherited.withLock { inherited in
+        let fd: Int32? = inherited.withLock { inherited in
             guard let fd = inherited.removeValue(forKey: role) else { return nil }
             if matching(fd) { return fd }
             close(fd)
             return nil
         }
+        if fd != nil { adopted.withLock { _ = $0.insert(role) } }
+        return fd
     }
 
     /// Keeps `fd` for `role` and returns a duplicate for the server to own and close.
@@ -147,6 +158,23 @@ final class Listeners: Sendable {
         case AF_INET6: return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
         default: return nil
         }
+    }
+
+    /// The IP address a TCP socket is bound to, as text (`127.0.0.1`, `::`).
+    static func address(of fd: Int32) -> String? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        guard withUnsafeMutablePointer(to: &storage, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }) == 0 else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = Int32(storage.ss_family)
+        let done: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+            switch family {
+            case AF_INET: pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { var a = $0.pointee.sin_addr; return inet_ntop(AF_INET, &a, &text, socklen_t(text.count)) }
+            case AF_INET6: pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { var a = $0.pointee.sin6_addr; return inet_ntop(AF_INET6, &a, &text, socklen_t(text.count)) }
+            default: nil
+            }
+        }
+        return done == nil ? nil : String(cString: text)
     }
 
     static func path(of fd: Int32) -> String? {
@@ -196,8 +224,9 @@ struct ListenerServer<Child: ServerChildChannel>: Service {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AvailableConnectionsChannelHandler(delegate: MaximumAvailableConnections(maximum, logger: logger)))
+                    // The gate nearest the socket: the connection limit's own reads (when a connection closes) pass it too.
                     try channel.pipeline.syncOperations.addHandler(gate)
+                    try channel.pipeline.syncOperations.addHandler(AvailableConnectionsChannelHandler(delegate: MaximumAvailableConnections(maximum, logger: logger)))
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }

@@ -104,6 +104,10 @@ final class SelfUpgrade: Sendable {
         guard claimed else { throw RestartError(409, "restart-in-progress", "a restart is already in progress", hint: "wait for it to finish") }
         do {
             let prepared = try await prepare(request.version, settings)
+            // A stop (SIGTERM) that came while the build was fetched wins: no new process is started.
+            guard !Task.isShuttingDownGracefully else {
+                throw RestartError(409, "stopping", "l3afd is stopping; the restart was not started", hint: "ask again once it runs")
+            }
             let (group, gates) = state.withLock { state in
                 state.prepared = prepared
                 return (state.group, state.gates)
@@ -153,7 +157,14 @@ final class SelfUpgrade: Sendable {
         probe.executableURL = URL(fileURLWithPath: executable)
         probe.arguments = ["--version"]
         probe.standardInput = FileHandle.nullDevice
-        let output = Pipe()
+        // Its output goes to a file, not a pipe a child of it could hold open.
+        let outputPath = "\(client.state)/restart-version-check.out"
+        unlink(outputPath)
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw RestartError(500, "state-unwritable", "can't write \(outputPath)")
+        }
+        defer { try? output.close(); unlink(outputPath) }
         probe.standardOutput = output
         probe.standardError = output
         do { try UserProgramSupervisor.spawn(probe) } catch {
@@ -161,12 +172,23 @@ final class SelfUpgrade: Sendable {
         }
         let deadline = Date().addingTimeInterval(10)
         while probe.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if probe.isRunning { probe.terminate() }
-        probe.waitUntilExit()
-        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile().prefix(2000), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if probe.isRunning {
+            kill(probe.processIdentifier, SIGKILL)
+            throw RestartError(422, "build-does-not-run", "\(executable) --version did not finish within 10 s", hint: "publish a build of l3afd for this machine")
+        }
+        let said = String(decoding: (AtomicFile.read(outputPath) ?? []).prefix(2000), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard probe.terminationReason == .exit, probe.terminationStatus == 0 else {
             throw RestartError(422, "build-does-not-run", "\(executable) --version failed (\(probe.terminationReason == .exit ? "exit \(probe.terminationStatus)" : "signal \(probe.terminationStatus)")): \(said)",
                                hint: "publish a build of l3afd for this machine")
+        }
+        // `latest/` holds links this process makes; a file an operator put there is never replaced.
+        for name in ["l3afd", "l3afd.cfg"] {
+            var info = stat()
+            let path = "\(settings.basePath)/latest/\(name)"
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFLNK {
+                throw RestartError(409, "latest-not-a-link", "\(path) is not a symbolic link, so a restart would replace it",
+                                   hint: "move it away (the restart points \(settings.basePath)/latest/\(name) at the build it runs)")
+            }
         }
         return Prepared(version: version, executable: executable)
     }
@@ -181,10 +203,9 @@ final class SelfUpgrade: Sendable {
         let before = links.map { readLink("\(latest)/\($0)") }
         let folder = (prepared.executable as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: latest, withIntermediateDirectories: true)
-        for name in links {
-            let target = "\(folder)/\(name)"
-            if name == "l3afd" || FileManager.default.fileExists(atPath: target) { point("\(latest)/\(name)", at: target) } else { unlink("\(latest)/\(name)") }
-        }
+        // `l3afd.cfg` changes only when the build brings one.
+        let pointed = links.filter { $0 == "l3afd" || FileManager.default.fileExists(atPath: "\(folder)/\($0)") }
+        for name in pointed { point("\(latest)/\(name)", at: "\(folder)/\(name)") }
         unlink(readyFile)
         let deadline = Date().addingTimeInterval(settings.timeToRestartSeconds)
         var problem = "it did not serve within \(Int(settings.timeToRestartSeconds)) s (time-to-restart)"
@@ -212,22 +233,30 @@ final class SelfUpgrade: Sendable {
         }
         logger.error("restart: l3afd \(prepared.version) failed: \(problem); going back to this build")
         if child > 0 {
+            // SIGTERM first, so it stops its user programs; SIGKILL only if it is still there 10 s later. Only a child
+            // not yet reaped is signalled, so the pid can't be another process's by then.
             kill(child, SIGTERM)
             var status: Int32 = 0
-            let stop = Date().addingTimeInterval(3)
-            while waitpid(child, &status, WNOHANG) == 0, Date() < stop { Thread.sleep(forTimeInterval: 0.05) }
-            if kill(child, 0) == 0 {
+            var reaped = false
+            let stop = Date().addingTimeInterval(10)
+            while !reaped, Date() < stop {
+                reaped = waitpid(child, &status, WNOHANG) == child
+                if !reaped { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            if !reaped {
                 kill(child, SIGKILL)
                 waitpid(child, &status, 0)
             }
         }
-        for (name, target) in zip(links, before) {
+        for (name, target) in zip(links, before) where pointed.contains(name) {
             if let target { point("\(latest)/\(name)", at: target) } else { unlink("\(latest)/\(name)") }
         }
         // The failed build's folder goes (as l3afd does), unless it is the one this process runs from.
-        let running = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
         let versionFolder = (folder as NSString).deletingLastPathComponent
-        if !running.hasPrefix(versionFolder + "/") { try? FileManager.default.removeItem(atPath: versionFolder) }
+        var running = stat(), candidate = stat()
+        let runsFromIt = stat("/proc/self/exe", &running) == 0 && stat(prepared.executable, &candidate) == 0
+            && running.st_dev == candidate.st_dev && running.st_ino == candidate.st_ino
+        if !runsFromIt { try? FileManager.default.removeItem(atPath: versionFolder) }
         return false
     }
 

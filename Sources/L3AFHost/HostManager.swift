@@ -396,11 +396,16 @@ public final class HostManager: Sendable {
                 throw HostError(.badInput, "\(package.name)@\(package.version) has programs for \(programs.map(\.hook.rawValue).joined(separator: ", ")): they need an interface",
                                 hint: "add --iface <interface>")
             }
-            if !probes.isEmpty {
-                if let existing = new.probes?.first(where: { $0.hostWide && $0.package == package.name }) {
-                    throw HostError(.badInput, "\(package.name)@\(existing.version)'s probes are already attached",
-                                    hint: "`l3af remove \(package.name)` first to install another version")
-                }
+            let attached = new.probes?.first(where: { $0.hostWide && $0.package == package.name })
+            if let attached, attached.version != package.version {
+                throw HostError(.badInput, "\(package.name)@\(attached.version)'s probes are attached; this is \(package.version)",
+                                hint: "`l3af remove \(package.name)` first to attach another version's probes")
+            }
+            if let attached, programs.isEmpty {
+                throw HostError(.badInput, "\(package.name)@\(attached.version)'s probes are already attached", hint: "`l3af status` lists them")
+            }
+            // Probes are the host's, not an interface's: the same version put on another interface leaves them as they are.
+            if !probes.isEmpty, attached == nil {
                 new.probes = (new.probes ?? []) + probes.map { probe in
                     var payload = BPFProgram(name: package.name.rawValue)
                     payload.version = package.version.rawValue

@@ -67,7 +67,8 @@ extension HostManager {
             var changed: [String] = []
             if mode == .host {
                 new.programs.removeAll()
-                if new.probes != nil { new.probes = [] }
+                // Host-wide probes (`l3af install`) are in no interface's payload, so a whole-host payload can't name them.
+                new.probes?.removeAll { !$0.hostWide }
             }
             for payload in payloads {
                 if mode == .replace {

@@ -241,7 +241,7 @@ public struct PackageInstaller: Sendable {
         try await OffPool.run { try digests.check(url, sha256: sha256, moving: false) }
         try AtomicFile.write(response.body, to: cachePath(sha256), mode: 0o600)
         // A build is one large binary, not a package of small objects.
-        let unpacker = Unpacker(limits: ArchiveLimits(maximumEntries: 100, maximumFileBytes: 1 << 30, maximumTotalBytes: 2 << 30))
+        let unpacker = Unpacker(limits: ArchiveLimits(maximumEntries: 100, maximumFileBytes: 512 << 20, maximumTotalBytes: 512 << 20))
         let tarball = cachePath(sha256), parent = (folder as NSString).deletingLastPathComponent, name = (folder as NSString).lastPathComponent
         let path = try await OffPool.run { () throws -> String in
             let path = try unpacker.unpack(tarball: tarball, repo: parent, name: name, version: version, artifact: artifact, sha256: sha256,

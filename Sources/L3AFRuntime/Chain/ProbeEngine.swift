@@ -54,7 +54,8 @@ public struct ProbeEngine: Sendable {
     /// What runs: folders with a link, and the id of the program each link runs.
     public func running() -> [String: UInt32] {
         var found: [String: UInt32] = [:]
-        for folder in folders() where !folder.contains("staging-") {
+        // A staging folder is where an entry function's folder would be (`<iface>/<package>/<version_>/staging-N`).
+        for folder in folders() where !(folder.split(separator: "/").last?.hasPrefix("staging-") ?? false) {
             if let id = BPFAttachment.linkProgramID(pin: "\(base)/\(folder)/link") { found[folder] = id }
         }
         return found
