@@ -62,10 +62,11 @@ public final class DaemonMetrics: Sendable {
                version: version ? Self.shownVersion(placed) : nil)
     }
 
-    /// A probe's labels: as a program's, with the empty `direction` l3afd gives probes, and the interface whose payload
-    /// carried it (empty for a host-wide one).
+    /// A probe's labels: as a program's, with `ebpf_program` `<package>_<function>` (a package may have several probes;
+    /// l3afd names each attached probe after its program too), the empty `direction` l3afd gives probes, and the
+    /// interface whose payload carried it (empty for a host-wide one).
     func labels(_ probe: PlacedProbe, in snapshot: HostSnapshot, version: Bool = false) -> [(String, String)] {
-        [("host", hostName), ("ebpf_program", probe.package.rawValue)] + (version ? [("version", probe.version.rawValue)] : [])
+        [("host", hostName), ("ebpf_program", "\(probe.package)_\(probe.entryFunction)")] + (version ? [("version", probe.version.rawValue)] : [])
             + [("direction", ""), ("interface_name", probe.interface), ("ipv4_address", snapshot.ipv4Addresses?[probe.interface] ?? "")]
     }
 
@@ -145,7 +146,8 @@ public final class DaemonMetrics: Sendable {
                     ("interface_name", interface), ("ipv4_address", current.snapshot.ipv4Addresses?[interface] ?? ""),
                 ]
                 let key = labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-                guard let value = reading.counters[counter] else { return }
+                // Probes of one object share its maps: one sample of each series per reading.
+                guard !seenMonitors.contains(key), let value = reading.counters[counter] else { return }
                 var history = state.history[key, default: []]
                 history.append((now, value))
                 if history.count > samples { history.removeFirst(history.count - samples) }

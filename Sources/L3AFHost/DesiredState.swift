@@ -171,8 +171,10 @@ public struct PlacedProbe: Hashable, Sendable, Codable {
         self.payload = payload
     }
 
+    /// A payload's probe attaches every tracing program of its object, as l3afd loads one; a manifest's, its function.
     public var member: ProbeMember {
-        ProbeMember(interface: interface, package: package.rawValue, version: version.rawValue, objectPath: objectPath, entryFunction: entryFunction)
+        ProbeMember(interface: interface, package: package.rawValue, version: version.rawValue, objectPath: objectPath, entryFunction: entryFunction,
+                    everyProgram: !hostWide)
     }
 
     /// Whether it should be attached: `admin_status: disabled` keeps a probe configured but detached.

@@ -157,9 +157,12 @@ public final class HostManager: Sendable {
                 return "\(key) runs [\(have.joined(separator: ", "))] but revision says [\(want.joined(separator: ", "))]"
             }
         }
-        let wantProbes = Set((snapshot.probes ?? []).filter(\.enabled).map(\.member.folderName)), haveProbes = Set(self.chains.runningProbes().keys)
-        if wantProbes != haveProbes {
-            return "the probes attached are [\(haveProbes.sorted().joined(separator: ", "))] but revision says [\(wantProbes.sorted().joined(separator: ", "))]"
+        // Every wanted function attached, and nothing attached from an object no probe wants (a payload's probe brings
+        // every tracing program of its object).
+        let wanted = (snapshot.probes ?? []).filter(\.enabled).map(\.member), have = Set(self.chains.runningProbes().keys)
+        let wantedObjects = Set(wanted.map(\.objectFolder))
+        if wanted.contains(where: { !have.contains($0.folderName) }) || have.contains(where: { !wantedObjects.contains(($0 as NSString).deletingLastPathComponent) }) {
+            return "the probes attached are [\(have.sorted().joined(separator: ", "))] but revision says [\(wanted.map(\.folderName).sorted().joined(separator: ", "))]"
         }
         return nil
     }

@@ -701,9 +701,11 @@ struct DaemonTests {
         let listed = try probes()
         #expect(listed.allSatisfy { $0["program_id"] is NSNumber && $0["interface"] == nil }, "\(listed)")
 
-        let base = "\(host.pinRoot)/probes/host-wide-probes/syscall-counter/1_0_0"
+        let base = "\(host.pinRoot)/probes/host-wide-probes/syscall-counter/1_0_0/syscall_counter_bpf_o"
         func link(_ entry: String) throws -> String { try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(base)/\(entry)/link"]).stdout }
         let links = (try link("count_syscalls"), try link("count_retransmits"))
+        #expect(FileManager.default.fileExists(atPath: "\(base)/maps/syscall_total") && FileManager.default.fileExists(atPath: "\(base)/maps/tcp_retransmit_total"),
+                "one load of the object: its maps pinned once, shared by both probes")
         #expect(links.0.contains("tracepoint") || links.0.contains("perf_event"), "\(links.0)")
         #expect(links.1.contains("tracepoint") || links.1.contains("perf_event"), "\(links.1)")
 
@@ -730,7 +732,8 @@ struct DaemonTests {
             try await Task.sleep(for: .milliseconds(100))
             metrics = try await daemon.metrics()
         }
-        #expect(metrics.contains(#"l3afd_BPFRunning{host="node-1",ebpf_program="syscall-counter",version="1.0.0",direction="",interface_name="",ipv4_address=""} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"l3afd_BPFRunning{host="node-1",ebpf_program="syscall-counter_count_syscalls",version="1.0.0",direction="",interface_name="",ipv4_address=""} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"l3afd_BPFRunning{host="node-1",ebpf_program="syscall-counter_count_retransmits",version="1.0.0",direction="",interface_name="",ipv4_address=""} 1"#))
         #expect(metrics.contains(#"l3afd_BPFMonitorMap{host="node-1",ebpf_program="syscall-counter",map_name="syscall_total_0_max-rate",interface_name="",ipv4_address=""}"#))
         #expect(try await daemon.request("GET", "/l3af/configs/v1").text.filter { !$0.isWhitespace } == "[]", "no interface's payload")
         try daemon.restart()

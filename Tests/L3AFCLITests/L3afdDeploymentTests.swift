@@ -363,12 +363,12 @@ struct L3afdDeploymentTests {
         let listed = try await Self.object(api, port)
         #expect(((listed["bpf_programs"] as? [String: Any])?["probes"] as? [[String: Any]])?.first?["prog_type"] as? String == "tracepoint")
 
-        let folder = "\(deployment.network.pinRoot)/probes/\(port)/getppid-counter/1_0/count_getppid"
+        let object = "\(deployment.network.pinRoot)/probes/\(port)/getppid-counter/1_0/getppid_counter_bpf_o", folder = "\(object)/count_getppid"
         func link() throws -> String { try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(folder)/link"]).stdout }
         let before = try link()
         #expect(before.contains("tracepoint") || before.contains("perf_event"), "bpftool sees the probe's link: \(before)")
         func count() throws -> UInt64 {
-            let lookup = try Executable.run("/usr/sbin/bpftool", ["-j", "map", "lookup", "pinned", "\(folder)/maps/getppid_count_map", "key", "0", "0", "0", "0"])
+            let lookup = try Executable.run("/usr/sbin/bpftool", ["-j", "map", "lookup", "pinned", "\(object)/maps/getppid_count_map", "key", "0", "0", "0", "0"])
             guard let object = try JSONSerialization.jsonObject(with: Data(lookup.stdout.utf8)) as? [String: Any],
                   let bytes = object["value"] as? [String] else { return 0 }
             return bytes.enumerated().reduce(UInt64(0)) { sum, item in sum | (UInt64(item.element.dropFirst(2), radix: 16) ?? 0) << (8 * UInt64(item.offset)) }
@@ -395,7 +395,7 @@ struct L3afdDeploymentTests {
         let delete = #"[{"host_name": "node-1", "iface": "\#(port)", "bpf_programs": {"probes": ["getppid-counter"]}}]"#
         answer = try await DaemonHarness.request(api, "POST", "/l3af/configs/v1/delete", delete)
         #expect(answer.status == 200, "\(answer.text)")
-        #expect(!FileManager.default.fileExists(atPath: folder), "unpinned")
+        #expect(!FileManager.default.fileExists(atPath: object), "unpinned")
         #expect((try Executable.run("/usr/sbin/bpftool", ["link", "show", "pinned", "\(folder)/link"])).status != 0)
     }
 }

@@ -150,14 +150,30 @@ extension String {
 /// Tracing programs attached on their own (l3afd's `probes`): kprobe, kretprobe, tracepoint, uprobe, uretprobe, with
 /// the attach point their ELF section names (`kprobe/tcp_retransmit_skb`, `tracepoint/syscalls/sys_enter_getppid`).
 public enum BPFProbe {
-    /// Loads `entry` from the object at `path`, attaches it as its section says (`bpf_program__attach`), pins the link
-    /// at `<folder>/link` (so it outlives the process, and a new one finds it) and every named map under
-    /// `<folder>/maps/`; returns the program's id. `folder` must exist on bpffs.
-    public static func attach(objectAt path: String, entry: String, folder: String) throws(BPFError) -> UInt32 {
+    /// The sections of tracing programs that attach on their own.
+    public static let sections = ["kprobe/", "kretprobe/", "tracepoint/", "tp/", "uprobe/", "uretprobe/"]
+
+    /// Loads the object at `path` once and attaches `entries` (and, with `everyProbe`, every other program whose section
+    /// names a tracing attach point, as l3afd loads a probe's object) as their sections say (`bpf_program__attach`),
+    /// pinning each link at `<folder>/<function>/link` (so it outlives the process, and a new one finds it) and every
+    /// named map once under `<folder>/maps/`, shared by them all; returns each function's program id. `folder` must
+    /// exist on bpffs. Nothing stays attached when one of them fails.
+    public static func attach(objectAt path: String, entries: [String], everyProbe: Bool, folder: String) throws(BPFError) -> [String: UInt32] {
         BPFLog.routeByDefault()
         let object = try BPFLoader.open(path, nil)
         defer { bpf_object__close(object) }
-        let program = try BPFLoader.only(entry, in: object, path)
+        var chosen: [OpaquePointer] = []
+        for entry in entries { chosen.append(try BPFLoader.only(entry, in: object, path)) }
+        // `only` left just the last one to load: every chosen program, and with `everyProbe` every tracing one, loads.
+        var program = bpf_object__next_program(object, nil)
+        while let current = program {
+            let name = String(cString: bpf_program__name(current)), section = String(cString: bpf_program__section_name(current))
+            let isProbe = sections.contains { section.hasPrefix($0) }
+            let wanted = entries.contains(name) || (everyProbe && isProbe)
+            bpf_program__set_autoload(current, wanted)
+            if wanted, !chosen.contains(current) { chosen.append(current) }
+            program = bpf_object__next_program(object, current)
+        }
         var map = bpf_object__next_map(object, nil)
         while let current = map {
             bpf_map__set_pin_path(current, nil)
@@ -170,17 +186,35 @@ public enum BPFProbe {
         if !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events"), FileManager.default.fileExists(atPath: "/sys/kernel/tracing") {
             _ = mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nil)
         }
-        guard let link = bpf_program__attach(program) else {
-            let code = errno
-            throw BPFError(.attach, errno: code, context: "bpf_program__attach(\(entry))",
-                           detail: "its section ('\(String(cString: bpf_program__section_name(program)))') must name where it attaches, e.g. kprobe/<function> or tracepoint/<category>/<name>")
+        var ids: [String: UInt32] = [:]
+        var pinned: [String] = []
+        for current in chosen {
+            let name = String(cString: bpf_program__name(current))
+            do throws(BPFError) {
+                guard let link = bpf_program__attach(current) else {
+                    let code = errno
+                    throw BPFError(.attach, errno: code, context: "bpf_program__attach(\(name))",
+                                   detail: "its section ('\(String(cString: bpf_program__section_name(current)))') must name where it attaches, e.g. kprobe/<function> or tracepoint/<category>/<name>")
+                }
+                defer { bpf_link__destroy(link) }
+                try? FileManager.default.createDirectory(atPath: "\(folder)/\(name)", withIntermediateDirectories: true)
+                guard bpf_link__pin(link, "\(folder)/\(name)/link") == 0 else {
+                    throw BPFError(.pin, errno: errno, context: "bpf_link__pin(\(folder)/\(name)/link)", detail: nil)
+                }
+                // Pinned: the kernel link outlives this process; destroying the handle must not detach it.
+                bpf_link__disconnect(link)
+                pinned.append("\(folder)/\(name)/link")
+                var info = bpf_prog_info()
+                var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+                guard bpf_obj_get_info_by_fd(bpf_program__fd(current), &info, &length) == 0 else {
+                    throw BPFError(.inspect, errno: errno, context: "bpf_obj_get_info_by_fd(\(name))", detail: nil)
+                }
+                ids[name] = info.id
+            } catch {
+                for link in pinned { try? BPFAttachment.detachLink(pin: link) }
+                throw error
+            }
         }
-        defer { bpf_link__destroy(link) }
-        guard bpf_link__pin(link, "\(folder)/link") == 0 else {
-            throw BPFError(.pin, errno: errno, context: "bpf_link__pin(\(folder)/link)", detail: nil)
-        }
-        // Pinned: the kernel link outlives this process; destroying the handle must not detach it.
-        bpf_link__disconnect(link)
         try? FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
         map = bpf_object__next_map(object, nil)
         while let current = map {
@@ -188,11 +222,6 @@ public enum BPFProbe {
             if !name.contains("."), bpf_map__fd(current) >= 0 { _ = bpf_obj_pin(bpf_map__fd(current), "\(folder)/maps/\(name)") }
             map = bpf_object__next_map(object, current)
         }
-        var info = bpf_prog_info()
-        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        guard bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0 else {
-            throw BPFError(.inspect, errno: errno, context: "bpf_obj_get_info_by_fd(\(entry))", detail: nil)
-        }
-        return info.id
+        return ids
     }
 }

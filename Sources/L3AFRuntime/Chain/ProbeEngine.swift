@@ -3,35 +3,45 @@ import L3AFBPF
 import L3AFModel
 
 /// A tracing program attached on its own (l3afd's `probes`), as a change wants it: which package and version, the
-/// interface whose payload carried it, its object and entry function.
+/// interface whose payload carried it, its object and entry function. The probes of one object are loaded together,
+/// so they share its maps (a kprobe and its kretprobe counting into one map).
 public struct ProbeMember: Hashable, Sendable {
     public var interface: String
     public var package: String
     public var version: String
     public var objectPath: String
     public var entryFunction: String
+    /// Every tracing program of the object is attached, not only the entry function: a payload's probe, as l3afd loads
+    /// one. A manifest names each of its probes.
+    public var everyProgram: Bool
 
-    public init(interface: String, package: String, version: String, objectPath: String, entryFunction: String) {
+    public init(interface: String, package: String, version: String, objectPath: String, entryFunction: String, everyProgram: Bool = false) {
         self.interface = interface
         self.package = package
         self.version = version
         self.objectPath = objectPath
         self.entryFunction = entryFunction
+        self.everyProgram = everyProgram
     }
 
     /// The interface segment of a probe that belongs to no interface (installed with `l3af install`, not carried by
     /// a payload): 16 characters, so no interface (15 at most) can have its name.
     public static let hostWide = "host-wide-probes"
 
-    /// `<interface>/<package>/<version_>/<entry function>`, under `<pinRoot>/probes/`.
-    public var folderName: String {
-        "\(interface.isEmpty ? Self.hostWide : interface)/\(package)/\(version.replacingOccurrences(of: ".", with: "_"))/\(entryFunction)"
+    /// `<interface>/<package>/<version_>/<object_>`, under `<pinRoot>/probes/`: one load of the object, its maps under
+    /// `maps/` (bpffs names have no dots: `1.0.0` is `1_0_0`, `counter.bpf.o` is `counter_bpf_o`).
+    public var objectFolder: String {
+        func name(_ text: String) -> String { text.replacingOccurrences(of: ".", with: "_") }
+        return "\(interface.isEmpty ? Self.hostWide : interface)/\(package)/\(name(version))/\(name((objectPath as NSString).lastPathComponent))"
     }
+
+    /// `<object folder>/<entry function>`: where its link is pinned (`link`).
+    public var folderName: String { "\(objectFolder)/\(entryFunction)" }
 }
 
-/// The probes a host runs, pinned under `<pinRoot>/probes/<interface>/<package>/<version_>/<entry function>/` (`link`,
-/// and the maps under `maps/`), so a new process finds them. Stateless like ``ChainEngine``; changed only under the
-/// host lock.
+/// The probes a host runs, pinned under `<pinRoot>/probes/<interface>/<package>/<version_>/<object_>/` (a folder per
+/// attached function holding its `link`, and the object's maps under `maps/`), so a new process finds them.
+/// Stateless like ``ChainEngine``; changed only under the host lock.
 public struct ProbeEngine: Sendable {
     public let pinRoot: String
 
@@ -39,9 +49,8 @@ public struct ProbeEngine: Sendable {
 
     var base: String { "\(pinRoot)/probes" }
 
-    /// Every probe folder (``ProbeMember/folderName``) under the base, staging ones included; with a smaller `depth`,
-    /// the folders that hold them (`depth` 1: interfaces).
-    private func folders(depth: Int = 4) -> [String] {
+    /// The folders `depth` levels under the base (4: the object folders).
+    private func folders(depth: Int) -> [String] {
         var paths = [""]
         for _ in 0..<depth {
             paths = paths.flatMap { path in
@@ -51,60 +60,70 @@ public struct ProbeEngine: Sendable {
         return paths
     }
 
-    /// What runs: folders with a link, and the id of the program each link runs.
+    /// What runs: ``ProbeMember/folderName``s with a link, and the id of the program each link runs.
     public func running() -> [String: UInt32] {
         var found: [String: UInt32] = [:]
-        // A staging folder is where an entry function's folder would be (`<iface>/<package>/<version_>/staging-N`).
-        for folder in folders() where !(folder.split(separator: "/").last?.hasPrefix("staging-") ?? false) {
-            if let id = BPFAttachment.linkProgramID(pin: "\(base)/\(folder)/link") { found[folder] = id }
+        for object in folders(depth: 4) where !Self.isStaging(object) {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(object)")) ?? [] where entry != "maps" {
+                if let id = BPFAttachment.linkProgramID(pin: "\(base)/\(object)/\(entry)/link") { found["\(object)/\(entry)"] = id }
+            }
         }
         return found
     }
 
-    /// Entry `index` of the probe's map `map`, summed over CPUs.
+    /// A staging folder is where an object folder would be (`<iface>/<package>/<version_>/staging-N`).
+    private static func isStaging(_ folder: String) -> Bool { folder.split(separator: "/").last?.hasPrefix("staging-") ?? false }
+
+    /// Entry `index` of the probe's map `map` (its object's), summed over CPUs.
     public func counter(_ map: String, index: Int, of member: ProbeMember) throws(ChainError) -> UInt64 {
         do {
-            return try BPFMapAccess(try BPFDescriptor.pinned(at: "\(base)/\(member.folderName)/maps/\(map)"), name: map).counter(key: index)
+            return try BPFMapAccess(try BPFDescriptor.pinned(at: "\(base)/\(member.objectFolder)/maps/\(map)"), name: map).counter(key: index)
         } catch {
             throw ChainError(.kernel, "the map \(map) of the probe \(member.package)@\(member.version): \(error.description)")
         }
     }
 
-    /// Makes the probes exactly `desired`: new ones attached first (staged, then renamed into place), then the ones no
-    /// longer wanted detached and unpinned, along with anything half made.
+    /// Makes the probes exactly `desired`: each object with a wanted function not attached is loaded once more with all
+    /// its wanted functions (staged, then renamed into place); then objects no longer wanted are detached and
+    /// unpinned, along with anything half made.
     public func apply(_ desired: [ProbeMember]) throws(ChainError) {
         let fm = FileManager.default
         let running = running()
-        let wanted = Set(desired.map(\.folderName))
-        for member in desired where running[member.folderName] == nil {
-            let target = "\(base)/\(member.folderName)"
+        let objects = Dictionary(grouping: desired, by: \.objectFolder)
+        for (object, members) in objects.sorted(by: { $0.key < $1.key }) where members.contains(where: { running[$0.folderName] == nil }) {
+            let target = "\(base)/\(object)"
             let staging = "\((target as NSString).deletingLastPathComponent)/staging-\(UInt32.random(in: 0...UInt32.max))"
             do { try fm.createDirectory(atPath: staging, withIntermediateDirectories: true) } catch {
                 throw ChainError(.kernel, "creating \(staging): \(error)", hint: "is a bpf file system mounted at \(pinRoot)?")
             }
+            let first = members[0]
             do {
-                _ = try BPFProbe.attach(objectAt: member.objectPath, entry: member.entryFunction, folder: staging)
+                _ = try BPFProbe.attach(objectAt: first.objectPath, entries: Array(Set(members.map(\.entryFunction))).sorted(),
+                                        everyProbe: members.contains(where: \.everyProgram), folder: staging)
             } catch {
                 detach(staging)
-                throw ChainError(.load, "the probe \(member.package)@\(member.version) (\(member.entryFunction)) did not attach: \(error.description)",
+                throw ChainError(.load, "the probes of \(first.package)@\(first.version) (\((first.objectPath as NSString).lastPathComponent)) did not attach: \(error.description)",
                                  hint: "nothing was changed")
             }
-            try? fm.removeItem(atPath: target)
+            // What an earlier load left here (a function missing after a crash) goes: one load, one set of maps.
+            if fm.fileExists(atPath: target) { detach(target) }
             guard rename(staging, target) == 0 else {
                 detach(staging)
                 throw ChainError(.kernel, "renaming \(staging) to \(target): \(String(cString: strerror(errno)))")
             }
         }
-        // What is no longer wanted, and half-made folders (a change cut short): detached; then empty parents removed.
-        for folder in folders() where !wanted.contains(folder) { detach("\(base)/\(folder)") }
+        // Objects no longer wanted, and half-made folders (a change cut short): detached; then empty parents removed.
+        for object in folders(depth: 4) where objects[object] == nil { detach("\(base)/\(object)") }
         for depth in [3, 2, 1] {
             for parent in folders(depth: depth) where (try? fm.contentsOfDirectory(atPath: "\(base)/\(parent)"))?.isEmpty == true { rmdir("\(base)/\(parent)") }
         }
     }
 
-    /// Detaches the link in `folder` now (not when the kernel gets to freeing it) and removes the folder.
+    /// Detaches every link in an object's `folder` now (not when the kernel gets to freeing them) and removes it.
     private func detach(_ folder: String) {
-        try? BPFAttachment.detachLink(pin: "\(folder)/link")
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry != "maps" {
+            try? BPFAttachment.detachLink(pin: "\(folder)/\(entry)/link")
+        }
         try? FileManager.default.removeItem(atPath: folder)
     }
 }
