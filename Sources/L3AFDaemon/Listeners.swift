@@ -208,7 +208,7 @@ final class AcceptGate: ChannelOutboundHandler, Sendable {
 
 /// An HTTP server on a socket the daemon listens on (``Listeners``): Hummingbird's router and child channel
 /// (HTTP/1.1, or TLS around it), a bound on open connections, and a graceful shutdown as Hummingbird's own server does
-/// it: the socket stops accepting, requests in flight are answered, then their connections close.
+/// it, 100 ms after it is asked for: the socket closes, requests in flight are answered, then their connections close.
 struct ListenerServer<Child: ServerChildChannel>: Service {
     let socket: Int32
     let child: Child
@@ -247,7 +247,14 @@ struct ListenerServer<Child: ServerChildChannel>: Service {
                 }
             }
         } onGracefulShutdown: {
-            quiescing.initiateShutdown(promise: nil)
+            // A moment's grace: connections accepted just before have sent their requests, so the shutdown answers
+            // them rather than closing them unread (a reset to their clients). A graceful restart closed the gate
+            // already, so nothing new is accepted meanwhile; a plain stop keeps accepting, so less waits in the
+            // queue to be reset when the socket closes.
+            Task {
+                try? await Task.sleep(for: .milliseconds(100))
+                quiescing.initiateShutdown(promise: nil)
+            }
         }
     }
 }

@@ -113,14 +113,10 @@ final class SelfUpgrade: Sendable {
                 return (state.group, state.gates)
             }
             logger.notice("restart: \(prepared.executable) runs; handing over once this request is answered")
-            // The sockets stop accepting first: what connects from now on waits in their queues for the new process.
-            // A moment later, connections accepted just before have sent their requests, and the shutdown answers
-            // them before it closes them.
+            // The sockets stop accepting at once: what connects from now on waits in their queues for the new
+            // process. The shutdown then answers what was accepted before closing it (``ListenerServer``).
             for gate in gates { gate.close() }
-            Task {
-                try? await Task.sleep(for: .milliseconds(100))
-                await group?.triggerGracefulShutdown()
-            }
+            Task { await group?.triggerGracefulShutdown() }
             return prepared
         } catch {
             state.withLock { $0.busy = false }
