@@ -116,8 +116,6 @@ public struct BPFObjectFile: ~Copyable {
         return out
     }
 
-    /// What in `program` of a manifest this object does not provide: a missing entry function, a type that
-    /// doesn't fit the hook, a missing or wrong-typed next map, a missing parameter, monitor or state map.
     /// What a manifest's `probe` needs and this object lacks: its entry function, in a section that says where a
     /// tracing program attaches (`kprobe/`, `kretprobe/`, `tracepoint/` or `tp/`, `uprobe/`, `uretprobe/`), and its
     /// monitor maps.
@@ -125,8 +123,7 @@ public struct BPFObjectFile: ~Copyable {
         var problems: [String] = []
         let programs = self.programs
         if let entry = programs.first(where: { $0.name == probe.entryFunction }) {
-            let kinds = ["kprobe/", "kretprobe/", "tracepoint/", "tp/", "uprobe/", "uretprobe/"]
-            if !kinds.contains(where: { entry.section.hasPrefix($0) && entry.section.count > $0.count }) {
+            if !BPFProbe.sections.contains(where: { entry.section.hasPrefix($0) && entry.section.count > $0.count }) {
                 problems.append("the probe '\(probe.entryFunction)' is in section '\(entry.section)', which names no attach point; "
                                 + "use SEC(\"kprobe/<function>\"), SEC(\"tracepoint/<category>/<name>\") or the like")
             }
@@ -141,6 +138,8 @@ public struct BPFObjectFile: ~Copyable {
         return problems
     }
 
+    /// What in `program` of a manifest this object does not provide: a missing entry function, a type that
+    /// doesn't fit the hook, a missing or wrong-typed next map, a missing parameter, monitor or state map.
     public func problems(for program: Manifest.Program) -> [String] {
         var problems: [String] = []
         let programs = self.programs

@@ -53,8 +53,12 @@ public final class DaemonMetrics: Sendable {
     /// l3afd's labels of a program's series: `host, <program label>, [version,] direction, interface_name, ipv4_address`.
     func labels(_ package: String, _ hook: Hook, _ interface: String, ipv4: String, version: String? = nil,
                 programLabel: String = "ebpf_program") -> [(String, String)] {
+        labels(package, direction: Self.direction(hook), interface, ipv4: ipv4, version: version, programLabel: programLabel)
+    }
+
+    func labels(_ package: String, direction: String, _ interface: String, ipv4: String, version: String?, programLabel: String = "ebpf_program") -> [(String, String)] {
         [("host", hostName), (programLabel, package)] + (version.map { [("version", $0)] } ?? [])
-            + [("direction", Self.direction(hook)), ("interface_name", interface), ("ipv4_address", ipv4)]
+            + [("direction", direction), ("interface_name", interface), ("ipv4_address", ipv4)]
     }
 
     func labels(_ placed: PlacedProgram, in snapshot: HostSnapshot, version: Bool = false) -> [(String, String)] {
@@ -66,8 +70,8 @@ public final class DaemonMetrics: Sendable {
     /// l3afd names each attached probe after its program too), the empty `direction` l3afd gives probes, and the
     /// interface whose payload carried it (empty for a host-wide one).
     func labels(_ probe: PlacedProbe, in snapshot: HostSnapshot, version: Bool = false) -> [(String, String)] {
-        [("host", hostName), ("ebpf_program", "\(probe.package)_\(probe.entryFunction)")] + (version ? [("version", probe.version.rawValue)] : [])
-            + [("direction", ""), ("interface_name", probe.interface), ("ipv4_address", snapshot.ipv4Addresses?[probe.interface] ?? "")]
+        labels("\(probe.package)_\(probe.entryFunction)", direction: "", probe.interface, ipv4: snapshot.ipv4Addresses?[probe.interface] ?? "",
+               version: version ? probe.version.rawValue : nil)
     }
 
     /// The version l3afd would label: a build of a moving version from a plain repository (`latest-<digest>`) shows
@@ -170,7 +174,7 @@ public final class DaemonMetrics: Sendable {
                 running(labels(probe, in: current.snapshot, version: true), isRunning)
                 guard isRunning else { continue }
                 for map in probe.payload.monitorMaps {
-                    monitor(map, package: probe.package, interface: probe.interface, counter: "probe/\(probe.member.folderName)/\(map.name)/\(map.key)")
+                    monitor(map, package: probe.package, interface: probe.interface, counter: "probe/\(probe.member.objectFolder)/\(map.name)/\(map.key)")
                 }
             }
             for (key, gauge) in state.running where !seenRunning.contains(key) {
@@ -199,12 +203,13 @@ public final class DaemonMetrics: Sendable {
                 }
             }
         }
-        let probes = host.chains.runningProbes()
+        // Probes only when the host has some (the walk of their pins is a sample's cost); an object's maps are shared by
+        // its probes, so each is read once.
+        let probes = current.snapshot.probes?.isEmpty == false ? host.chains.runningProbes() : [:]
         for probe in current.snapshot.probes ?? [] where probes[probe.member.folderName] != nil {
             for monitor in probe.payload.monitorMaps {
-                if let value = try? host.chains.counter(monitor.name, index: monitor.key, of: probe.member) {
-                    counters["probe/\(probe.member.folderName)/\(monitor.name)/\(monitor.key)"] = value
-                }
+                let key = "probe/\(probe.member.objectFolder)/\(monitor.name)/\(monitor.key)"
+                if counters[key] == nil, let value = try? host.chains.counter(monitor.name, index: monitor.key, of: probe.member) { counters[key] = value }
             }
         }
         return Reading(revisions: revisions, current: current, kernel: kernel, counters: counters, probes: Set(probes.keys))

@@ -47,7 +47,9 @@ final class Listeners: Sendable {
         }
         // Taken over only when bound to the same address (any port, when `port` is 0): a configuration that moved the
         // API (say, from every interface to loopback) gets a new socket, never the old exposure.
-        if let fd = adopt(role, matching: { Self.address(of: $0) == address.ipAddress && (port == 0 || Self.port(of: $0) == port) }) {
+        if let fd = adopt(role, matching: { fd in
+            Self.bound(fd).map { $0.ipAddress == address.ipAddress && (port == 0 || $0.port == port) } ?? false
+        }) {
             return try serve(role, fd)
         }
         let fd = socket(address.protocol == .inet6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -66,7 +68,7 @@ final class Listeners: Sendable {
     /// A listening Unix socket at `path` for `role`, owner-only from the moment it exists (bind(2) takes its mode from
     /// the umask); the one handed over when it is bound to `path`.
     func unix(_ role: String, path: String, prepare: () throws -> Void) throws -> Int32 {
-        if let fd = adopt(role, matching: { Self.path(of: $0) == path }) { return try serve(role, fd) }
+        if let fd = adopt(role, matching: { Self.bound($0)?.pathname == path }) { return try serve(role, fd) }
         try prepare()
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Self.failure("socket", path) }
@@ -149,40 +151,20 @@ final class Listeners: Sendable {
         return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0 && value == 1
     }
 
-    static func port(of fd: Int32) -> Int? {
+    /// The address a socket is bound to (getsockname(2)).
+    static func bound(_ fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         guard withUnsafeMutablePointer(to: &storage, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }) == 0 else { return nil }
-        switch Int32(storage.ss_family) {
-        case AF_INET: return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
-        case AF_INET6: return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
-        default: return nil
-        }
-    }
-
-    /// The IP address a TCP socket is bound to, as text (`127.0.0.1`, `::`).
-    static func address(of fd: Int32) -> String? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        guard withUnsafeMutablePointer(to: &storage, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }) == 0 else { return nil }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let family = Int32(storage.ss_family)
-        let done: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+        return withUnsafePointer(to: &storage) { pointer in
             switch family {
-            case AF_INET: pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { var a = $0.pointee.sin_addr; return inet_ntop(AF_INET, &a, &text, socklen_t(text.count)) }
-            case AF_INET6: pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { var a = $0.pointee.sin6_addr; return inet_ntop(AF_INET6, &a, &text, socklen_t(text.count)) }
+            case AF_INET: pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee) }
+            case AF_INET6: pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee) }
+            case AF_UNIX: pointer.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { SocketAddress($0.pointee) }
             default: nil
             }
         }
-        return done == nil ? nil : String(cString: text)
-    }
-
-    static func path(of fd: Int32) -> String? {
-        var address = sockaddr_un()
-        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        guard withUnsafeMutablePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }) == 0,
-              Int32(address.sun_family) == AF_UNIX else { return nil }
-        return withUnsafeBytes(of: address.sun_path) { buffer in String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
     private static func failure(_ call: String, _ what: String) -> DaemonError {

@@ -285,12 +285,7 @@ final class SelfUpgrade: Sendable {
 
     /// Makes `path` a symbolic link to `target` in one rename, so it is never missing.
     private func point(_ path: String, at target: String) {
-        let temporary = "\(path).\(getpid()).new"
-        unlink(temporary)
-        guard symlink(target, temporary) == 0, rename(temporary, path) == 0 else {
-            logger.error("restart: can't point \(path) at \(target): \(String(cString: strerror(errno)))")
-            return
-        }
+        do { try AtomicFile.symlink(target, at: path) } catch { logger.error("restart: can't point \(path) at \(target): \(error)") }
     }
 }
 

@@ -147,7 +147,8 @@ public final class HostManager: Sendable {
     }
 
     /// Whether the kernel runs exactly what `snapshot` says, and if not, the first difference in words.
-    public func difference(_ snapshot: HostSnapshot, kernel: [ChainKey: [ChainEntry]]? = nil) throws(HostError) -> String? {
+    /// `kernel` and `probes`: what the kernel runs, when the caller read it already.
+    public func difference(_ snapshot: HostSnapshot, kernel: [ChainKey: [ChainEntry]]? = nil, probes: [String: UInt32]? = nil) throws(HostError) -> String? {
         let chains: [ChainKey: [ChainEntry]]
         if let kernel { chains = kernel } else { chains = try kernelChains(snapshot) }
         for (key, entries) in chains.sorted(by: { $0.key < $1.key }) {
@@ -159,7 +160,7 @@ public final class HostManager: Sendable {
         }
         // Every wanted function attached, and nothing attached from an object no probe wants (a payload's probe brings
         // every tracing program of its object).
-        let wanted = (snapshot.probes ?? []).filter(\.enabled).map(\.member), have = Set(self.chains.runningProbes().keys)
+        let wanted = (snapshot.probes ?? []).filter(\.enabled).map(\.member), have = Set((probes ?? self.chains.runningProbes()).keys)
         let wantedObjects = Set(wanted.map(\.objectFolder))
         if wanted.contains(where: { !have.contains($0.folderName) }) || have.contains(where: { !wantedObjects.contains(($0 as NSString).deletingLastPathComponent) }) {
             return "the probes attached are [\(have.sorted().joined(separator: ", "))] but revision says [\(wanted.map(\.folderName).sorted().joined(separator: ", "))]"

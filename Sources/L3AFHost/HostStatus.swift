@@ -120,11 +120,11 @@ extension HostManager {
         }
         // While a change is in flight the kernel runs the last revision or the one in flight (each chain changes in one
         // flip): a difference is reported only when it runs neither.
-        var difference = try difference(snapshot, kernel: kernel)
-        if difference != nil, let pending, try self.difference(pending.snapshot, kernel: kernel) == nil { difference = nil }
+        let attached = chains.runningProbes()
+        var difference = try difference(snapshot, kernel: kernel, probes: attached)
+        if difference != nil, let pending, try self.difference(pending.snapshot, kernel: kernel, probes: attached) == nil { difference = nil }
         var probes: [HostStatus.Probe]?
         if let placed = snapshot.probes, !placed.isEmpty {
-            let attached = chains.runningProbes()
             probes = placed.filter { interface == nil || $0.interface == interface }.map { probe in
                 let id = attached[probe.member.folderName]
                 var counters: [String: UInt64] = [:]

@@ -202,7 +202,7 @@ extension HostManager {
         let direction = hook == .xdpIngress ? "xdpingress" : hook == .tcEgress ? "egress" : "ingress"
         let base = ["--iface=\(interface)", "--direction=\(direction)"]
         // The asked-for version, as in the map pin paths the program opens (`…/<name>/<version>/<map>`).
-        let version = "--version=\((entry.version.isEmpty ? "latest" : entry.version).replacingOccurrences(of: ".", with: "_"))"
+        let version = "--version=\(PinName.of(entry.version.isEmpty ? "latest" : entry.version))"
         var arguments = base + [version]
         if let logDir = options.userProgramLogDir { arguments.append("--log-dir=\(logDir)") }
         var rules: UserProgram.Rules?

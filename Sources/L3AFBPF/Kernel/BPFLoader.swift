@@ -64,14 +64,8 @@ public enum BPFLoader {
         for name in neverPinned.union(reuse.keys) {
             if let map = bpf_object__find_map_by_name(object, name) { bpf_map__set_pin_path(map, nil) }
         }
-        if pinFolder == nil {
-            // No folder for maps pinned by name: none is pinned by libbpf (the caller pins what it keeps).
-            var map = bpf_object__next_map(object, nil)
-            while let current = map {
-                bpf_map__set_pin_path(current, nil)
-                map = bpf_object__next_map(object, current)
-            }
-        }
+        // No folder for maps pinned by name: none is pinned by libbpf (the caller pins what it keeps).
+        if pinFolder == nil { pinNoMapByName(object) }
         for (name, descriptor) in reuse {
             guard let map = bpf_object__find_map_by_name(object, name) else {
                 throw BPFError(.lookup, errno: ENOENT, context: "map '\(name)' in \(path)", detail: "the object has no such map to carry state into")
@@ -118,6 +112,15 @@ public enum BPFLoader {
     }
 
     /// Marks `entry` the only program of `object` to load; returns it.
+    /// Clears every map's pin path, so libbpf pins and reuses none by name.
+    static func pinNoMapByName(_ object: OpaquePointer) {
+        var map = bpf_object__next_map(object, nil)
+        while let current = map {
+            bpf_map__set_pin_path(current, nil)
+            map = bpf_object__next_map(object, current)
+        }
+    }
+
     static func only(_ entry: String, in object: OpaquePointer, _ path: String) throws(BPFError) -> OpaquePointer {
         var found: OpaquePointer?
         var cursor = bpf_object__next_program(object, nil)
@@ -156,15 +159,20 @@ public enum BPFProbe {
     /// Loads the object at `path` once and attaches `entries` (and, with `everyProbe`, every other program whose section
     /// names a tracing attach point, as l3afd loads a probe's object) as their sections say (`bpf_program__attach`),
     /// pinning each link at `<folder>/<function>/link` (so it outlives the process, and a new one finds it) and every
-    /// named map once under `<folder>/maps/`, shared by them all; returns each function's program id. `folder` must
-    /// exist on bpffs. Nothing stays attached when one of them fails.
-    public static func attach(objectAt path: String, entries: [String], everyProbe: Bool, folder: String) throws(BPFError) -> [String: UInt32] {
+    /// named map once under `<folder>/maps/`, shared by them all. `folder` must exist on bpffs. Nothing stays attached
+    /// when one of them fails.
+    public static func attach(objectAt path: String, entries: [String], everyProbe: Bool, folder: String) throws(BPFError) {
         BPFLog.routeByDefault()
         let object = try BPFLoader.open(path, nil)
         defer { bpf_object__close(object) }
         var chosen: [OpaquePointer] = []
-        for entry in entries { chosen.append(try BPFLoader.only(entry, in: object, path)) }
-        // `only` left just the last one to load: every chosen program, and with `everyProbe` every tracing one, loads.
+        for entry in entries {
+            guard let program = bpf_object__find_program_by_name(object, entry) else {
+                throw BPFError(.lookup, errno: ENOENT, context: "program '\(entry)' in \(path)", detail: "the object has no such function")
+            }
+            chosen.append(program)
+        }
+        // Every chosen program, and with `everyProbe` every tracing one, loads; nothing else does.
         var program = bpf_object__next_program(object, nil)
         while let current = program {
             let name = String(cString: bpf_program__name(current)), section = String(cString: bpf_program__section_name(current))
@@ -174,11 +182,7 @@ public enum BPFProbe {
             if wanted, !chosen.contains(current) { chosen.append(current) }
             program = bpf_object__next_program(object, current)
         }
-        var map = bpf_object__next_map(object, nil)
-        while let current = map {
-            bpf_map__set_pin_path(current, nil)
-            map = bpf_object__next_map(object, current)
-        }
+        BPFLoader.pinNoMapByName(object)
         guard bpf_object__load(object) == 0 else {
             throw BPFError(.load, errno: errno, context: "bpf_object__load(\(path))", detail: nil)
         }
@@ -186,7 +190,6 @@ public enum BPFProbe {
         if !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events"), FileManager.default.fileExists(atPath: "/sys/kernel/tracing") {
             _ = mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nil)
         }
-        var ids: [String: UInt32] = [:]
         var pinned: [String] = []
         for current in chosen {
             let name = String(cString: bpf_program__name(current))
@@ -204,24 +207,17 @@ public enum BPFProbe {
                 // Pinned: the kernel link outlives this process; destroying the handle must not detach it.
                 bpf_link__disconnect(link)
                 pinned.append("\(folder)/\(name)/link")
-                var info = bpf_prog_info()
-                var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-                guard bpf_obj_get_info_by_fd(bpf_program__fd(current), &info, &length) == 0 else {
-                    throw BPFError(.inspect, errno: errno, context: "bpf_obj_get_info_by_fd(\(name))", detail: nil)
-                }
-                ids[name] = info.id
             } catch {
                 for link in pinned { try? BPFAttachment.detachLink(pin: link) }
                 throw error
             }
         }
         try? FileManager.default.createDirectory(atPath: "\(folder)/maps", withIntermediateDirectories: true)
-        map = bpf_object__next_map(object, nil)
+        var map = bpf_object__next_map(object, nil)
         while let current = map {
             let name = String(cString: bpf_map__name(current))
             if !name.contains("."), bpf_map__fd(current) >= 0 { _ = bpf_obj_pin(bpf_map__fd(current), "\(folder)/maps/\(name)") }
             map = bpf_object__next_map(object, current)
         }
-        return ids
     }
 }

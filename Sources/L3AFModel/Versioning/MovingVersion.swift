@@ -16,3 +16,9 @@ public enum MovingVersion {
         return digest.count == 12 && digest.allSatisfy(\.isHexDigit) && isMoving(version) ? version : nil
     }
 }
+
+/// A version (or object file name) as l3afd writes it in pin paths and `--version`: dots become underscores, since
+/// bpffs names have none (`1.2.0` is `1_2_0`).
+public enum PinName {
+    public static func of(_ text: String) -> String { text.replacingOccurrences(of: ".", with: "_") }
+}

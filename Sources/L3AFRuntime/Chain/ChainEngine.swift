@@ -376,9 +376,6 @@ public struct ChainEngine: Sendable {
 
     private static let stagingPrefix = "staging-"
 
-    /// A version as a bpffs name: dots become underscores.
-    private static func pinName(_ version: String) -> String { version.replacingOccurrences(of: ".", with: "_") }
-
     private func hookFolder(_ interface: String, _ hook: Hook) -> String { "\(pinRoot)/\(interface)/\(hook.rawValue)" }
 
     private func check(_ member: ChainMember, _ hook: Hook) throws(ChainError) {
@@ -413,7 +410,7 @@ public struct ChainEngine: Sendable {
             throw ChainError(.load, "\(member.package)@\(member.version) did not load: \(error.description)",
                              hint: "the chain was not changed")
         }
-        let folder = "\(hookFolder(interface, hook))/\(member.package)/\(Self.stagingPrefix)\(Self.pinName(member.version))-\(UInt32.random(in: 0...UInt32.max))"
+        let folder = "\(hookFolder(interface, hook))/\(member.package)/\(Self.stagingPrefix)\(PinName.of(member.version))-\(UInt32.random(in: 0...UInt32.max))"
         do throws(ChainError) {
             try kernel { () throws(BPFError) in for write in writes { try write.apply(to: loaded) } }
             let next = try pin(loaded, nextMap: member.program.nextMap, in: folder,
@@ -464,7 +461,7 @@ public struct ChainEngine: Sendable {
     /// moving version (`latest-<digest>`) pins where l3afd pins `latest`.
     public func mapFolder(_ interface: String, _ hook: Hook, _ package: String, _ version: String, create: Bool = false) throws(ChainError) -> String {
         let shown = MovingVersion.requested(version) ?? version
-        let folder = "\(mapRoot)\(hook == .xdpIngress ? "" : "/tc/globals")/\(interface)/\(package)/\(Self.pinName(shown))"
+        let folder = "\(mapRoot)\(hook == .xdpIngress ? "" : "/tc/globals")/\(interface)/\(package)/\(PinName.of(shown))"
         if create {
             do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
                 throw ChainError(.kernel, "creating \(folder): \(error)", hint: "is a bpf file system mounted at \(mapRoot)? (mount -t bpf bpf /sys/fs/bpf)")
@@ -539,7 +536,7 @@ public struct ChainEngine: Sendable {
 
     /// Renames the staging folder of a member that joined the chain to `<package>/<version>`.
     private func finish(_ staged: Staged) throws(ChainError) {
-        let target = "\(staged.hookFolder)/\(staged.package)/\(Self.pinName(staged.version))"
+        let target = "\(staged.hookFolder)/\(staged.package)/\(PinName.of(staged.version))"
         removePins(target, pruneParent: false)
         guard rename(staged.folder, target) == 0 else {
             throw ChainError(.kernel, "renaming \(staged.folder) to \(target): \(String(cString: strerror(errno)))")
@@ -619,7 +616,7 @@ public struct ChainEngine: Sendable {
         for folder in state.leftovers.unfinished {
             guard let index = state.members.firstIndex(where: { $0.folder == folder }) else { continue }
             let member = state.members[index]
-            let target = "\(base)/\(member.entry.package)/\(Self.pinName(member.entry.version))"
+            let target = "\(base)/\(member.entry.package)/\(PinName.of(member.entry.version))"
             removePins(target, pruneParent: false)
             if rename(folder, target) == 0 {
                 state.members[index] = Member(entry: member.entry, folder: target, program: member.program, next: member.next)

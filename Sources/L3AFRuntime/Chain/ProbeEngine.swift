@@ -31,8 +31,7 @@ public struct ProbeMember: Hashable, Sendable {
     /// `<interface>/<package>/<version_>/<object_>`, under `<pinRoot>/probes/`: one load of the object, its maps under
     /// `maps/` (bpffs names have no dots: `1.0.0` is `1_0_0`, `counter.bpf.o` is `counter_bpf_o`).
     public var objectFolder: String {
-        func name(_ text: String) -> String { text.replacingOccurrences(of: ".", with: "_") }
-        return "\(interface.isEmpty ? Self.hostWide : interface)/\(package)/\(name(version))/\(name((objectPath as NSString).lastPathComponent))"
+        "\(interface.isEmpty ? Self.hostWide : interface)/\(package)/\(PinName.of(version))/\(PinName.of((objectPath as NSString).lastPathComponent))"
     }
 
     /// `<object folder>/<entry function>`: where its link is pinned (`link`).
@@ -98,7 +97,7 @@ public struct ProbeEngine: Sendable {
             }
             let first = members[0]
             do {
-                _ = try BPFProbe.attach(objectAt: first.objectPath, entries: Array(Set(members.map(\.entryFunction))).sorted(),
+                try BPFProbe.attach(objectAt: first.objectPath, entries: Array(Set(members.map(\.entryFunction))).sorted(),
                                         everyProbe: members.contains(where: \.everyProgram), folder: staging)
             } catch {
                 detach(staging)
@@ -115,7 +114,8 @@ public struct ProbeEngine: Sendable {
         // Objects no longer wanted, and half-made folders (a change cut short): detached; then empty parents removed.
         for object in folders(depth: 4) where objects[object] == nil { detach("\(base)/\(object)") }
         for depth in [3, 2, 1] {
-            for parent in folders(depth: depth) where (try? fm.contentsOfDirectory(atPath: "\(base)/\(parent)"))?.isEmpty == true { rmdir("\(base)/\(parent)") }
+            // rmdir(2) leaves a folder that isn't empty.
+            for parent in folders(depth: depth) { rmdir("\(base)/\(parent)") }
         }
     }
 
