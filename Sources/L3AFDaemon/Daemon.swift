@@ -55,7 +55,12 @@ public enum Daemon {
         options.userProgramLogDir = configuration.userProgramLogDir
         // The CLI on this state follows the same rules (chaining, roots).
         try HostSettings(options).write(state: options.client.state)
+        // Before the host: a restore may start user programs that load their own eBPF program.
+        let supervisor = UserProgramSupervisor(state: options.client.state, logger: logger, maximumRestarts: configuration.maximumRestarts,
+                                               statusInterval: configuration.statusIntervalSeconds)
+        options.userPrograms = supervisor
         let host = try HostManager(options: options)
+        supervisor.attach(host)
         // A revision that can't be restored (an interface that is gone) is reported, and the daemon serves anyway, so
         // it can be told what to run instead.
         do {
@@ -91,8 +96,7 @@ public enum Daemon {
         }, expected: configuration.metricsListen == nil ? 1 : 2)
         var services: [any Service] = [
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
-            UserProgramSupervisor(host: host, logger: logger, maximumRestarts: configuration.maximumRestarts,
-                                  statusInterval: configuration.statusIntervalSeconds),
+            supervisor,
         ]
         // Every socket is opened (or taken over from the process before a graceful restart) here, so a taken address
         // fails the start at once; each server stops accepting through its gate when a restart hands the sockets on.

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import L3AFHost
+import L3AFRuntime
 import L3AFSystem
 import Logging
 import ServiceLifecycle
@@ -12,7 +13,12 @@ import Synchronization
 /// `maximumRestarts` times; a one-shot program runs once per revision that places it. Programs that leave the
 /// configuration are stopped with their `cmd_stop`, then SIGTERM; every child gets SIGTERM when l3afd stops (the eBPF
 /// programs stay attached).
-final class UserProgramSupervisor: Service, Sendable {
+///
+/// A program that loads its own eBPF program (`--map-name`) is started by the chain change that adds it, through
+/// ``start(_:)``: it runs before the revision that wants it is recorded, so until then it is *pending* and not stopped
+/// for being unwanted (a minute at most: a change that failed without abandoning it). When such a program is restarted,
+/// the program it puts into its inlet is joined to the chain (``HostManager/adoptUserPrograms()``).
+final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
     /// l3afd's `max-ebpf-restart-count` default.
     static let defaultRestarts = 3
     /// How long `cmd_status` or `cmd_update` may run before it is sent SIGTERM.
@@ -28,10 +34,18 @@ final class UserProgramSupervisor: Service, Sendable {
         var program: UserProgram
         /// When its `cmd_status` was last asked.
         var checked = Date()
+        /// Started by a chain change not yet recorded (``start(_:)``).
+        var pendingSince: Date? = nil
     }
 
-    private let host: HostManager
+    /// How long a program started by a change may wait for a revision that wants it.
+    static let pendingSeconds = 60.0
+
+    private let hostCell = Mutex<HostManager?>(nil)
+    private var host: HostManager { hostCell.withLock { $0! } }
     private let logger: Logger
+    /// l3af's state folder: logs go to `<state>/user-programs/`.
+    private let state: String
     private let interval: Double
     private let maximumRestarts: Int
     private let statusInterval: Double
@@ -42,13 +56,73 @@ final class UserProgramSupervisor: Service, Sendable {
     /// and enabled again quickly) is stopped and started anew, as if each revision had been seen.
     private let lastSeen = Mutex<Int?>(nil)
 
-    init(host: HostManager, logger: Logger, interval: Double = 0.5, maximumRestarts: Int = UserProgramSupervisor.defaultRestarts,
+    init(state: String, logger: Logger, interval: Double = 0.5, maximumRestarts: Int = UserProgramSupervisor.defaultRestarts,
          statusInterval: Double = 30) {
-        self.host = host
+        self.state = state
         self.logger = logger
         self.interval = interval
         self.maximumRestarts = maximumRestarts
         self.statusInterval = statusInterval
+    }
+
+    /// The host whose revisions say what runs; set once, before any change.
+    func attach(_ host: HostManager) { hostCell.withLock { $0 = host } }
+
+    // MARK: Programs a chain change starts
+
+    struct StartFailed: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    func start(_ placed: PlacedProgram) throws -> @Sendable () -> Bool {
+        guard let program = placed.userProgram else { throw StartFailed(description: "\(placed.spec) has no user program") }
+        let key = Self.key(placed)
+        return try children.withLock { children throws -> @Sendable () -> Bool in
+            if let old = children[key] {
+                stop(old, key)
+                children[key] = nil
+            }
+            let process = try launch(placed, program)
+            var child = Child(process: process, starts: 1, program: program)
+            child.pendingSince = Date()
+            children[key] = child
+            return { process.isRunning }
+        }
+    }
+
+    func abandon(_ placed: PlacedProgram) {
+        let key = Self.key(placed)
+        children.withLock { children in
+            guard let child = children[key], child.pendingSince != nil else { return }
+            if child.process.isRunning {
+                child.process.terminate()
+                child.process.waitUntilExit()
+            }
+            children[key] = nil
+            logger.notice("stopped the user program of \(key): the change that started it failed")
+        }
+    }
+
+    /// After a restart of a program that loads itself: once it has put a new program into its inlet (within
+    /// ``SelfLoad/timeoutSeconds``), that program is joined to the chain.
+    private func adoptWhenReady(_ placed: PlacedProgram, inletHad before: UInt32?) {
+        let inlet = ChainEngine.inletPath(pinRoot: host.options.pinRoot, interface: placed.interface, hook: placed.hook, package: placed.package.rawValue)
+        let host = host, logger = logger, key = Self.key(placed)
+        Task.detached {
+            let deadline = Date().addingTimeInterval(SelfLoad.timeoutSeconds)
+            while Date() < deadline {
+                if let id = ChainEngine.inletProgramID(inlet), id != before {
+                    do {
+                        if try await host.adoptUserPrograms() { logger.notice("joined the program the restarted user program of \(key) loaded (id \(id)) to its chain") }
+                    } catch {
+                        logger.error("could not join the program the restarted user program of \(key) loaded (id \(id)): \(error)")
+                    }
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            logger.error("the restarted user program of \(key) put no program into --map-name=\(inlet) within \(Int(SelfLoad.timeoutSeconds)) s; the chain runs the one before")
+        }
     }
 
     func run() async throws {
@@ -81,6 +155,15 @@ final class UserProgramSupervisor: Service, Sendable {
         children.withLock { children in
             for (key, var child) in children {
                 let now = wanted.first(where: { Self.key($0) == key })?.userProgram
+                if let since = child.pendingSince {
+                    // Started by a change: kept until a revision wants it, or for a minute at most.
+                    if now != nil {
+                        child.pendingSince = nil
+                        children[key] = child
+                        continue
+                    }
+                    if Date().timeIntervalSince(since) < Self.pendingSeconds { continue }
+                }
                 if let now, !leftBetween.contains(key), now != child.program, child.program.updated(now.update) == now {
                     // Only the update args changed: `cmd_update` tells the running program, as l3afd does.
                     child.program = now
@@ -124,11 +207,17 @@ final class UserProgramSupervisor: Service, Sendable {
                         continue
                     }
                     logger.warning("the user program of \(key) exited (status \(child.process.terminationStatus)); restart \(child.starts) of \(maximumRestarts)")
-                    if let process = start(placed, program) { child.process = process }
+                    let inletHad = inletProgram(placed)
+                    if let process = start(placed, program) {
+                        child.process = process
+                        if program.loadsItself { adoptWhenReady(placed, inletHad: inletHad) }
+                    }
                     child.starts += 1
                     children[key] = child
-                } else if let process = start(placed, program) {
+                } else if case let inletHad = inletProgram(placed), let process = start(placed, program) {
                     children[key] = Child(process: process, starts: 1, program: program)
+                    // One that loads itself, started again (l3afd restarted): the program it loads joins the chain.
+                    if program.loadsItself { adoptWhenReady(placed, inletHad: inletHad) }
                     // As l3afd: update args, when the payload has them, are given once the program runs.
                     if let update = program.update, placed.payload?.updateArgs.isEmpty == false {
                         run(update, for: key, what: "cmd_update")
@@ -156,16 +245,30 @@ final class UserProgramSupervisor: Service, Sendable {
         if child.process.isRunning { child.process.terminate() }
     }
 
+    /// The program in the inlet of `placed` when it loads itself.
+    private func inletProgram(_ placed: PlacedProgram) -> UInt32? {
+        guard placed.userProgram?.loadsItself == true else { return nil }
+        return ChainEngine.inletProgramID(ChainEngine.inletPath(pinRoot: host.options.pinRoot, interface: placed.interface, hook: placed.hook,
+                                                                package: placed.package.rawValue))
+    }
+
     private func start(_ placed: PlacedProgram, _ program: UserProgram) -> Process? {
-        let folder = "\(host.options.client.state)/user-programs"
+        do { return try launch(placed, program) } catch {
+            logger.error("\(error)")
+            return nil
+        }
+    }
+
+    /// Starts the user program of `placed`: its rules file written, its output to its rotated log, its limits set.
+    private func launch(_ placed: PlacedProgram, _ program: UserProgram) throws -> Process {
+        let folder = "\(state)/user-programs"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if let rules = program.rules {
             do {
                 try FileManager.default.createDirectory(atPath: (rules.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try AtomicFile.write(Array(rules.content.utf8), to: rules.path, mode: 0o644)
             } catch {
-                logger.error("can't write the rules file \(rules.path) of \(Self.key(placed)): \(error)")
-                return nil
+                throw StartFailed(description: "can't write the rules file \(rules.path) of \(Self.key(placed)): \(error)")
             }
         }
         let logPath = "\(folder)/\(placed.package).log"
@@ -192,8 +295,7 @@ final class UserProgramSupervisor: Service, Sendable {
             logger.notice("started the user program of \(Self.key(placed)): \(program.path) \(program.arguments.joined(separator: " "))")
             return process
         } catch {
-            logger.error("can't start the user program of \(Self.key(placed)): \(error)")
-            return nil
+            throw StartFailed(description: "can't start the user program of \(Self.key(placed)): \(error)")
         }
     }
 

@@ -108,6 +108,10 @@ public struct UserProgram: Hashable, Sendable, Codable {
     /// `rules` written to `rules_file` before the program starts (its path is in `--rules-file`).
     public var rules: Rules?
 
+    /// Whether it loads its eBPF program itself (l3afd's `cmd_start` without an `object_file`): it is then given
+    /// `--map-name`, the prog array to put its program into.
+    public var loadsItself: Bool { arguments.contains { $0.hasPrefix("--map-name=") } }
+
     /// This program with another `cmd_update`: what a change of update args alone looks like.
     public func updated(_ update: Command?) -> UserProgram {
         var copy = self

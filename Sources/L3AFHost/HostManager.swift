@@ -34,6 +34,9 @@ public struct HostOptions: Sendable {
     public var hostName: String?
     /// Progress messages for a person (waiting for the lock, a skipped pin, a watch sample).
     public var notify: @Sendable (String) -> Void
+    /// What starts the user programs that load their own eBPF program (l3afd's supervisor); without it (the CLI) a
+    /// change that needs one started is refused.
+    public var userPrograms: (any UserProgramRunner)?
 
     public init(client: ClientConfiguration, pinRoot: String = "/sys/fs/bpf/l3af", lockTimeout: Double = 60,
                 actor: String? = nil, notify: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -158,6 +161,9 @@ public final class HostManager: Sendable {
                 return "\(key) runs [\(have.joined(separator: ", "))] but revision says [\(want.joined(separator: ", "))]"
             }
         }
+        if let (placed, running, id) = inletChanges(snapshot, kernel: chains).first {
+            return "\(placed.spec) on \(placed.key) runs program id \(running), but its user program put program id \(id) into --map-name"
+        }
         // Every wanted function attached, and nothing attached from an object no probe wants (a payload's probe brings
         // every tracing program of its object).
         let wanted = (snapshot.probes ?? []).filter(\.enabled).map(\.member), have = Set((probes ?? self.chains.runningProbes()).keys)
@@ -281,6 +287,22 @@ public final class HostManager: Sendable {
         }
     }
 
+    /// `placed` as the chain engine takes it: a program its user program loads comes with the means to start that
+    /// program (the daemon's supervisor; the CLI has none and refuses).
+    func member(_ placed: PlacedProgram) -> ChainMember {
+        var member = placed.member
+        guard let program = placed.userProgram, program.loadsItself else { return member }
+        let runner = options.userPrograms
+        member.selfLoad = SelfLoad(identity: program.arguments.joined(separator: "\u{0}"), start: {
+            guard let runner else {
+                throw HostError(.badInput, "\(placed.spec) is loaded by its user program (cmd_start), which only l3afd starts",
+                                hint: "make this change through l3afd's API")
+            }
+            return try runner.start(placed)
+        }, abandon: { runner?.abandon(placed) })
+        return member
+    }
+
     /// Makes the kernel's chains match `snapshot`, chain by chain (each step one flip).
     func realize(_ snapshot: HostSnapshot, previous: HostSnapshot) throws(HostError) {
         var roots: [Hook: ChainMember] = [:]
@@ -288,7 +310,7 @@ public final class HostManager: Sendable {
         for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
         for key in Set(snapshot.keys + previous.keys).sorted() {
             do {
-                try chains.apply(snapshot.chain(key).map(\.member), on: key, roots: roots)
+                try chains.apply(snapshot.chain(key).map(member), on: key, roots: roots)
             } catch {
                 throw HostError(error.kind == .unknownInterface ? .badInput : .chain, error.description, hint: error.hint)
             }
@@ -656,6 +678,35 @@ public final class HostManager: Sendable {
                 throw HostError(.badInput, "\(package) has no earlier version in this host's history", hint: "`l3af history` lists revisions")
             }
             return (new, "rollback \(package): " + moved.joined(separator: "; "))
+        }
+    }
+
+    /// The programs of `snapshot` whose user programs put another program into their inlet than the chain runs (they
+    /// were restarted): each with the id the chain runs and the one in the inlet.
+    func inletChanges(_ snapshot: HostSnapshot, kernel: [ChainKey: [ChainEntry]]) -> [(PlacedProgram, running: UInt32, inlet: UInt32)] {
+        snapshot.programs.compactMap { placed in
+            guard placed.enabled, placed.userProgram?.loadsItself == true else { return nil }
+            let inlet = ChainEngine.inletPath(pinRoot: options.pinRoot, interface: placed.interface, hook: placed.hook, package: placed.package.rawValue)
+            guard let id = ChainEngine.inletProgramID(inlet), let entry = kernel[placed.key]?.first(where: placed.runs), entry.programID != id else { return nil }
+            return (placed, entry.programID, id)
+        }
+    }
+
+    /// Joins to their chains the programs restarted user programs put into their inlets, each in one flip; nothing is
+    /// loaded from the repo for it. Returns whether any was joined.
+    public func adoptUserPrograms() async throws -> Bool {
+        try await change { _ in
+            let current = try self.snapshot()
+            let keys = Set(self.inletChanges(current, kernel: try self.kernelChains(current)).map(\.0.key))
+            guard !keys.isEmpty else { return false }
+            var roots: [Hook: ChainMember] = [:]
+            for (hook, root) in current.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
+            for key in keys.sorted() {
+                do throws(ChainError) { try self.chains.apply(current.chain(key).map(self.member), on: key, roots: roots) } catch {
+                    throw HostError(.chain, error.description, hint: error.hint)
+                }
+            }
+            return true
         }
     }
 

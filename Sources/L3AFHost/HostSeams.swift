@@ -73,6 +73,15 @@ extension ChainBackend {
     }
 }
 
+/// Starts the user programs that load their own eBPF program, when a chain change needs one (l3afd's supervisor).
+public protocol UserProgramRunner: Sendable {
+    /// Starts the user program of `placed` (stopping one running for it) and supervises it from then on; returns
+    /// whether it still runs.
+    func start(_ placed: PlacedProgram) throws -> @Sendable () -> Bool
+    /// Stops the user program started for a change that failed.
+    func abandon(_ placed: PlacedProgram)
+}
+
 /// Time for the health watch: the wall clock, or a fake that runs an hour's watch in a millisecond.
 public protocol HostClock: Sendable {
     func now() -> Date

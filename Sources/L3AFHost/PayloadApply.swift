@@ -1,5 +1,6 @@
 import Foundation
 import L3AFModel
+import L3AFRuntime
 import L3AFSystem
 
 extension HostManager {
@@ -174,11 +175,12 @@ extension HostManager {
     /// The user program of a legacy artifact (`cmd_start`), run as l3afd runs it: from the artifact's folder, argv only,
     /// `--iface`, `--direction` (`xdpingress`, `ingress` or `egress`), `--version` (dots as underscores, as in its map
     /// pin paths), `--log-dir` when `bpf-log-dir` is set, `--rules-file` (written from `rules`) when the payload has
-    /// rules, then `--key=value` per `start_args`; no `--map-name`, since the object is loaded and chained here.
+    /// rules, then `--key=value` per `start_args`; `--map-name` (after `--version`) only when it loads its own object:
+    /// the prog array (`inlet`) to put its program into.
     /// `cmd_stop` gets `--iface`, `--direction` and `stop_args`; `cmd_status` gets `status_args`; `cmd_update` gets
     /// `--iface`, `--direction`, `--cmd=update`, `--version`, `--log-dir` and `update_args`; `cpu` and `memory` become RLIMIT_CPU and RLIMIT_AS. What l3afd would run that isn't run here
     /// yet (`cmd_config`) is refused, naming the field, rather than accepted and ignored.
-    func userProgram(_ entry: BPFProgram, in installed: FetchedPackage, interface: String, hook: Hook, at: String) throws(HostError) -> UserProgram {
+    func userProgram(_ entry: BPFProgram, in installed: FetchedPackage, interface: String, hook: Hook, at: String, inlet: String?) throws(HostError) -> UserProgram {
         for (field, value) in [("cmd_config", entry.cmdConfig)] where !value.trimmingCharacters(in: .whitespaces).isEmpty {
             throw HostError(.badInput, "\(at).\(field): '\(value)' is not run by this l3afd yet",
                             hint: "leave \(field) empty; the user program is supervised (restarted when it exits) without it")
@@ -204,6 +206,7 @@ extension HostManager {
         // The asked-for version, as in the map pin paths the program opens (`…/<name>/<version>/<map>`).
         let version = "--version=\(PinName.of(entry.version.isEmpty ? "latest" : entry.version))"
         var arguments = base + [version]
+        if let inlet { arguments.append("--map-name=\(inlet)") }
         if let logDir = options.userProgramLogDir { arguments.append("--log-dir=\(logDir)") }
         var rules: UserProgram.Rules?
         if !entry.rulesFile.isEmpty, !entry.rules.isEmpty {
@@ -255,6 +258,7 @@ extension HostManager {
         let installed = try transaction.package(try wanted(entry))
         var program: Manifest.Program
         var parameters: [String: String] = [:]
+        var loadsItself = false
         if let manifest = installed.manifest {
             guard let found = manifest.programs.first(where: { $0.hook == hook }) else {
                 throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version) has no program for \(hook)",
@@ -276,6 +280,22 @@ extension HostManager {
                 }
                 parameters[key] = value
             }
+        } else if entry.objectFile.isEmpty, !entry.cmdStart.isEmpty {
+            // A user program that loads its own object and chains itself through --map-name, as l3afd runs one.
+            guard !entry.mapName.isEmpty else {
+                throw HostError(.badInput, "\(at).map_name: \(installed.name) has a cmd_start and no object_file, so its user program loads its eBPF program, and map_name must name that program's next-program map",
+                                hint: "add map_name (the prog array its program tail-calls through), or object_file, entry_function_name and map_name for l3afd to load it")
+            }
+            guard options.chaining else {
+                throw HostError(.badInput, "\(at).object_file: \(installed.name)'s user program loads its own eBPF program and chains itself through --map-name, which needs bpf-chaining-enabled: true",
+                                hint: "give the payload its object_file, entry_function_name and map_name so l3afd loads it, or turn chaining on")
+            }
+            // Its eBPF program comes from its user program: that file stands for the object, and the function is the
+            // payload's when it names one (l3afd ignores it).
+            program = Manifest.Program(hook: hook, objectFile: (entry.cmdStart.trimmingCharacters(in: .whitespaces) as NSString).lastPathComponent,
+                                       entryFunction: entry.entryFunctionName.isEmpty ? "loaded_by_user_program" : entry.entryFunctionName,
+                                       nextMap: entry.mapName)
+            loadsItself = true
         } else {
             // A legacy l3afd artifact: the payload says what to load.
             guard !entry.objectFile.isEmpty, !entry.entryFunctionName.isEmpty, !entry.mapName.isEmpty else {
@@ -290,7 +310,8 @@ extension HostManager {
         }
         var userProgram: UserProgram?
         if !entry.cmdStart.isEmpty && installed.manifest == nil {
-            userProgram = try self.userProgram(entry, in: installed, interface: interface, hook: hook, at: at)
+            userProgram = try self.userProgram(entry, in: installed, interface: interface, hook: hook, at: at,
+                                               inlet: loadsItself ? ChainEngine.inletPath(pinRoot: options.pinRoot, interface: interface, hook: hook, package: installed.name.rawValue) : nil)
         }
         if !entry.monitorMaps.isEmpty { program.monitorMaps = entry.monitorMaps }
         try ensureRoot(hook, in: &snapshot, transaction)
@@ -301,7 +322,9 @@ extension HostManager {
         placed.mapArguments = entry.mapArgs
         placed.userProgram = userProgram
         do {
-            placed.objectPath = try ContainedPath.resolve(RelativePath(program.objectFile, field: "\(at).object_file"), in: installed.path, field: "\(at).object_file")
+            // A program its user program loads has no object here: the user program stands for it.
+            placed.objectPath = loadsItself ? userProgram?.path ?? installed.path
+                : try ContainedPath.resolve(RelativePath(program.objectFile, field: "\(at).object_file"), in: installed.path, field: "\(at).object_file")
         } catch {
             throw HostError(.badInput, "\(at): \(installed.name)@\(installed.version): \(error.description)", hint: "check object_file")
         }

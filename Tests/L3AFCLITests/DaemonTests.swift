@@ -752,6 +752,108 @@ struct DaemonTests {
         #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))
     }
 
+    /// A user program in the style of L3AF's that loads its own eBPF program (a `cmd_start` and no `object_file`): it
+    /// parses l3afd's argv, loads the counter with bpftool, pins its maps where l3afd pins them (`<root>/<iface>/<name>/<version_>`)
+    /// and writes its program into slot 0 of the prog array at `--map-name`.
+    static let selfLoadingProgram = """
+        #!/bin/sh
+        PATH="$PATH:/usr/sbin:/sbin"
+        dir=$(dirname "$0")
+        for argument in "$@"; do
+          case "$argument" in
+            --iface=*) iface=${argument#--iface=} ;;
+            --version=*) version=${argument#--version=} ;;
+            --map-name=*) inlet=${argument#--map-name=} ;;
+            --bpf-root=*) root=${argument#--bpf-root=} ;;
+            --fail=*) echo "asked to fail"; exit 3 ;;
+          esac
+        done
+        echo "$*" >> "$dir/argv.log"
+        pins="$root/$iface/legacy-counter/$version"
+        mkdir -p "$pins" && rm -f "$pins"/*
+        bpftool prog load "$dir/xdp_counter.bpf.o" "$pins/prog" type xdp pinmaps "$pins" || exit 1
+        bpftool map update pinned "$inlet" key 0 0 0 0 value pinned "$pins/prog" || exit 1
+        rm -f "$pins/prog"
+        echo $$ > "$dir/pid"
+        exec sleep 600
+        """
+
+    /// A user program that loads its own eBPF program joins the chain as l3afd runs one (`--map-name` after
+    /// `--version`), in one flip: its program is linked to the next (packets pass through both counters), it is
+    /// listed and counted like the others, a restarted one (killed, or l3afd restarted) has the program it loads joined in
+    /// place of the old, one that puts nothing into `--map-name` is refused with a 422 that changes nothing, and delete
+    /// stops it and unpins it.
+    @Test func aUserProgramThatLoadsItselfJoinsTheChain() async throws {
+        let host = try HostHarness()
+        defer { host.remove() }
+        let (repoURL, server) = try Self.legacyRepository(host, scripts: ["loader": Self.selfLoadingProgram])
+        defer { _ = server.stop(signal: SIGKILL) }
+        let mapRoot = "\(host.pinRoot)-maps"
+        defer { try? FileManager.default.removeItem(atPath: mapRoot) }
+        let config = host.folder.appending(path: "l3afd.json")
+        try #"{"allow_unsigned": ["\#(repoURL)"]}"#.write(to: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness(host: host, extra: ["--config", config.path])
+        defer { daemon.stop() }
+        func payload(_ startArgs: String) -> String {
+            let loader = #"{"name": "legacy-counter", "seq_id": 1, "version": "1.0", "artifact": "l3af_legacy-counter.tar.gz", "ebpf_package_repo_url": "\#(repoURL)", "#
+                + #""map_name": "xdp_counter_next_prog", "cmd_start": "loader", "user_program_daemon": true, "start_args": {\#(startArgs)}, "#
+                + #""monitor_maps": [{"name": "xdp_counter_map", "key": 6, "aggregator": "scalar"}], "admin_status": "enabled"}"#
+            let counter = #"{"name": "packet-counter", "seq_id": 2, "version": "latest", "admin_status": "enabled", "prog_type": "xdp"}"#
+            return #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": [\#(loader), \#(counter)]}}]"#
+        }
+        let artifact = "\(host.folder.path)/repo/legacy-counter/1.0/l3af_legacy-counter"
+        func lines() -> [String] { ((try? String(contentsOfFile: "\(artifact)/argv.log", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        func pid() -> Int32? { (try? String(contentsOfFile: "\(artifact)/pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+
+        // One that exits without putting a program there: refused, naming why; nothing runs.
+        let refused = try await daemon.request("POST", "/l3af/configs/v1/add", payload(#""fail": "1""#))
+        #expect(refused.status == 422 && refused.text.contains("exited without putting a program into --map-name"), "\(refused.status) \(refused.text)")
+        #expect(try host.chain().isEmpty)
+        #expect(try await daemon.json("/l3af/configs/v1/\(host.port)") as? [String: Any] != nil)
+
+        let reply = try await daemon.request("POST", "/l3af/configs/v1/add", payload(#""bpf-root": "\#(mapRoot)""#))
+        #expect(reply.status == 200, "\(reply.text)")
+        #expect(try host.chain().map(\.spec) == ["legacy-counter@1.0", "packet-counter@1.0.0"])
+        let inlet = "\(host.pinRoot)/inlets/\(host.port)/xdp_ingress/legacy-counter"
+        #expect(lines() == ["--iface=\(host.port) --direction=xdpingress --version=1_0 --map-name=\(inlet) --bpf-root=\(mapRoot)"], "l3afd's argv: \(lines())")
+        #expect(FileManager.default.fileExists(atPath: "\(mapRoot)/\(host.port)/legacy-counter/1_0/xdp_counter_next_prog"), "its maps where l3afd pins them")
+        #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))
+
+        // Packets pass through its program and on to the next.
+        _ = try host.network.connect(5, port: 9)
+        var chain = try host.chain()
+        #expect((chain[0].counters["xdp_counter_map[6]"] ?? 0) >= 5 && (chain[1].counters["xdp_counter_map[6]"] ?? 0) >= 5, "\(chain)")
+
+        // Killed: restarted, and the program the new process loads replaces the old one in the chain.
+        let first = try #require(chain[0].programID)
+        kill(try #require(pid()), SIGKILL)
+        for _ in 0..<100 where (try host.chain().first?.programID).map({ $0 == first }) ?? true { try await Task.sleep(for: .milliseconds(100)) }
+        chain = try host.chain()
+        #expect(chain.map(\.spec) == ["legacy-counter@1.0", "packet-counter@1.0.0"] && chain[0].programID != first, "\(chain) \(daemon.process.printed)")
+        #expect(lines().count == 2)
+        #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))
+        _ = try host.network.connect(5, port: 9)
+        let after = try host.chain()
+        #expect((after[0].counters["xdp_counter_map[6]"] ?? 0) >= 5 && (after[1].counters["xdp_counter_map[6]"] ?? 0) >= chain[1].counters["xdp_counter_map[6]"]! + 5, "\(after)")
+
+        // l3afd restarted: the user program is started again, and the program it loads joins the chain in place.
+        let beforeRestart = try #require(after[0].programID)
+        try daemon.restart()
+        for _ in 0..<100 where (try host.chain().first?.programID).map({ $0 == beforeRestart }) ?? true { try await Task.sleep(for: .milliseconds(100)) }
+        chain = try host.chain()
+        #expect(chain.map(\.spec) == ["legacy-counter@1.0", "packet-counter@1.0.0"] && chain[0].programID != beforeRestart, "\(chain) \(daemon.process.printed)")
+        #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))
+
+        // Deleted: out of the chain, its user program stopped, its inlet and map pins gone.
+        let deleted = try await daemon.request("POST", "/l3af/configs/v1/delete", #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": ["legacy-counter"]}}]"#)
+        #expect(deleted.status == 200, "\(deleted.text)")
+        #expect(try host.chain().map(\.spec) == ["packet-counter@1.0.0"])
+        func gone() -> Bool { pid().map { kill($0, 0) != 0 } ?? false }
+        for _ in 0..<50 where !gone() { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(gone(), "its user program stopped")
+        #expect(!FileManager.default.fileExists(atPath: inlet))
+    }
+
     /// `cmd_update` runs with l3afd's argv once the program runs and, instead of a restart, when only `update_args`
     /// change; `cmd_status` is asked every status interval, and a program that doesn't answer RUNNING is restarted.
     @Test func userProgramStatusAndUpdateAsL3afdRunsThem() async throws {

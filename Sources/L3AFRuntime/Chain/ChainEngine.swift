@@ -123,8 +123,11 @@ public struct ChainEngine: Sendable {
         }
         let position = state.members.firstIndex { $0.entry.seqID > member.seqID } ?? state.members.count
         let staged = try stage(member, interface, hook, reuse: [:], successor: state.program(at: position))
-        try ensureRoot(&state, interface, hook)
-        try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program)
+        do throws(ChainError) { try ensureRoot(&state, interface, hook) } catch {
+            abandon(staged)
+            throw error
+        }
+        try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program, abandoning: staged)
         try finish(staged)
     }
 
@@ -142,12 +145,15 @@ public struct ChainEngine: Sendable {
             if let successor { try predecessor.setProgram(successor) } else { try predecessor.clearProgram() }
         }
         removePins(state.members[position].folder, pruneParent: true)
+        removeInlet(interface, hook, package)
         if state.members.count == 1 { try removeRoot(interface, hook) }
     }
 
     /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
     /// State maps the new manifest lists are carried over from the old program when both have them.
-    public func replace(package: String, with member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
+    /// A member whose program its user program loads is started anew, unless `adopting`: then the program its user
+    /// program put in the inlet since (a restart) is taken as it is.
+    public func replace(package: String, with member: ChainMember, interface: String, hook: Hook, adopting: Bool = false) throws(ChainError) {
         let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
         defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         try check(member, hook)
@@ -161,8 +167,8 @@ public struct ChainEngine: Sendable {
         for name in member.program.stateMaps {
             if let descriptor = try? BPFDescriptor.pinned(at: "\(old.folder)/maps/\(name)") { reuse[name] = descriptor }
         }
-        let staged = try stage(member, interface, hook, reuse: reuse, successor: state.program(at: position + 1), seqID: old.entry.seqID)
-        try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program)
+        let staged = try stage(member, interface, hook, reuse: reuse, successor: state.program(at: position + 1), seqID: old.entry.seqID, adopting: adopting)
+        try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program, abandoning: staged)
         removePins(old.folder, pruneParent: old.entry.package != member.package)
         try finish(staged)
     }
@@ -196,7 +202,12 @@ public struct ChainEngine: Sendable {
                 let order = current.map(\.package)
                 let others = wanted.filter { order.contains($0.package) }.map(\.package)
                 let inPlace = order == others || entry.seqID == member.seqID
-                if entry.version != member.version || entry.parametersDigest != member.parametersDigest || !inPlace {
+                // A user program that put another program in its inlet (it was restarted) has that one joined.
+                let adopting = member.selfLoad != nil && entry.version == member.version && entry.parametersDigest == member.parametersDigest
+                    && inPlace && (Self.inletProgramID(inletPath(interface, hook, member.package)).map { $0 != entry.programID } ?? false)
+                if adopting {
+                    try replace(package: member.package, with: member, interface: interface, hook: hook, adopting: true)
+                } else if entry.version != member.version || entry.parametersDigest != member.parametersDigest || !inPlace {
                     if inPlace {
                         try replace(package: member.package, with: member, interface: interface, hook: hook)
                     } else {
@@ -243,10 +254,13 @@ public struct ChainEngine: Sendable {
                 successor = next.loaded.program
             }
         } catch {
-            for item in staged { removePins(item.folder, pruneParent: true) }
+            for item in staged { abandon(item) }
             throw error
         }
-        try ensureRoot(&state, interface, hook)
+        do throws(ChainError) { try ensureRoot(&state, interface, hook) } catch {
+            for item in staged { abandon(item) }
+            throw error
+        }
         if let first = successor {
             try flip(predecessor: state.predecessor(of: start)!, to: first)
         } else if let predecessor = state.predecessor(of: start) {
@@ -272,6 +286,10 @@ public struct ChainEngine: Sendable {
             return
         }
         try check(member, hook)
+        if member.selfLoad != nil {
+            throw ChainError(.load, "\(member.package)@\(member.version) is loaded by its user program, which needs a chain to put itself into (--map-name)",
+                             hint: "set bpf-chaining-enabled: true, or give the payload its object_file so l3afd loads it")
+        }
         if let current, current.entry.package == member.package, current.entry.version == member.version,
            current.entry.parametersDigest == member.parametersDigest, current.entry.seqID == member.seqID {
             return
@@ -328,7 +346,10 @@ public struct ChainEngine: Sendable {
             guard let keeping, keeping.hasPrefix(path + "/") else { try? fm.removeItem(atPath: path); continue }
             for item in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where "\(path)/\(item)" != keeping { try? fm.removeItem(atPath: "\(path)/\(item)") }
         }
-        if keeping == nil { removePins(base, pruneParent: true) }
+        if keeping == nil {
+            removePins(base, pruneParent: true)
+            removeInlet(interface, hook, nil)
+        }
     }
 
     // MARK: Steps
@@ -372,6 +393,8 @@ public struct ChainEngine: Sendable {
         let package: String
         let version: String
         let hookFolder: String
+        /// The user program started to load it, stopped again when the change fails.
+        var startedUserProgram: SelfLoad? = nil
     }
 
     private static let stagingPrefix = "staging-"
@@ -394,9 +417,13 @@ public struct ChainEngine: Sendable {
     /// Loads `member`, writes its parameters, pins it under a staging folder and points its next map at
     /// `successor`: everything but the flip, so the chain is not touched yet.
     private func stage(
-        _ member: ChainMember, _ interface: String, _ hook: Hook, reuse: [String: BPFDescriptor], successor: BPFDescriptor?, seqID: Int? = nil
+        _ member: ChainMember, _ interface: String, _ hook: Hook, reuse: [String: BPFDescriptor], successor: BPFDescriptor?, seqID: Int? = nil,
+        adopting: Bool = false
     ) throws(ChainError) -> Staged {
         _ = try kernel { () throws(BPFError) in try BPFAttachment.interfaceIndex(interface) }
+        if let selfLoad = member.selfLoad {
+            return try stageSelfLoaded(member, selfLoad, interface, hook, successor: successor, seqID: seqID, adopting: adopting)
+        }
         let writes = try member.parameterWrites()
         let loaded: LoadedProgram
         let mapFolder = l3afdMapPins ? try mapFolder(interface, hook, member.package, member.version) : nil
@@ -444,9 +471,131 @@ public struct ChainEngine: Sendable {
     }
 
     /// The one step a packet can observe: `predecessor`'s slot 0 now names `program`.
-    private func flip(predecessor: BPFMapAccess, to program: BPFDescriptor) throws(ChainError) {
-        try kernel { () throws(BPFError) in try predecessor.setProgram(program) }
+    private func flip(predecessor: BPFMapAccess, to program: BPFDescriptor, abandoning staged: Staged? = nil) throws(ChainError) {
+        do throws(ChainError) { try kernel { () throws(BPFError) in try predecessor.setProgram(program) } } catch {
+            if let staged { abandon(staged) }
+            throw error
+        }
     }
+
+    /// Undoes a staged member that will not join: its pins go, and a user program started to load it is stopped.
+    private func abandon(_ staged: Staged) {
+        removePins(staged.folder, pruneParent: true)
+        staged.startedUserProgram?.abandon()
+    }
+
+    // MARK: Programs their user programs load
+
+    /// Where the inlet of `package` on `hook` of `interface` is pinned: the path its user program gets as `--map-name`.
+    public static func inletPath(pinRoot: String, interface: String, hook: Hook, package: String) -> String {
+        "\(pinRoot)/inlets/\(interface)/\(hook.rawValue)/\(PinName.of(package))"
+    }
+
+    private func inletPath(_ interface: String, _ hook: Hook, _ package: String) -> String {
+        Self.inletPath(pinRoot: pinRoot, interface: interface, hook: hook, package: package)
+    }
+
+    /// The id of the program in slot 0 of the inlet pinned at `path`, `nil` when there is none (or no inlet).
+    public static func inletProgramID(_ path: String) -> UInt32? {
+        guard let inlet = try? BPFDescriptor.pinned(at: path) else { return nil }
+        return (try? BPFMapAccess(inlet, name: "inlet").programID()) ?? nil
+    }
+
+    /// Removes the inlet of `package` (every inlet of the hook when `nil`), and the folders left empty.
+    private func removeInlet(_ interface: String, _ hook: Hook, _ package: String?) {
+        let folder = "\(pinRoot)/inlets/\(interface)/\(hook.rawValue)"
+        if let package { unlink(inletPath(interface, hook, package)) } else { try? FileManager.default.removeItem(atPath: folder) }
+        var parent = package == nil ? (folder as NSString).deletingLastPathComponent : folder
+        while parent.count > pinRoot.count, (try? FileManager.default.contentsOfDirectory(atPath: parent))?.isEmpty == true {
+            rmdir(parent)
+            parent = (parent as NSString).deletingLastPathComponent
+        }
+    }
+
+    /// The inlet of `package`, made (an empty one-slot prog array, pinned) when there is none.
+    private func inlet(_ interface: String, _ hook: Hook, _ package: String) throws(ChainError) -> BPFMapAccess {
+        let path = inletPath(interface, hook, package)
+        if let existing = try? BPFDescriptor.pinned(at: path) { return BPFMapAccess(existing, name: "inlet") }
+        do { try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true) } catch {
+            throw ChainError(.kernel, "creating the folder of \(path): \(error)", hint: "is a bpf file system mounted at \(pinRoot)?")
+        }
+        return try kernel { () throws(BPFError) -> BPFMapAccess in
+            let map = try BPFDescriptor.programArray(name: "l3af_inlet")
+            try map.pin(at: path)
+            return BPFMapAccess(map, name: "inlet")
+        }
+    }
+
+    /// `stage` for a member its user program loads: the user program is started with the inlet as `--map-name` (unless
+    /// `adopting`: it already ran, and put a new program there), its program taken from the inlet once it is there
+    /// (within ``SelfLoad/timeoutSeconds``, while the user program runs), checked (the hook's program type, a prog array
+    /// named `map_name` among its maps), given its `map_args`, pinned and linked to `successor`.
+    private func stageSelfLoaded(
+        _ member: ChainMember, _ selfLoad: SelfLoad, _ interface: String, _ hook: Hook, successor: BPFDescriptor?, seqID: Int?, adopting: Bool
+    ) throws(ChainError) -> Staged {
+        let writes = try member.parameterWrites()
+        let path = inletPath(interface, hook, member.package)
+        let inlet = try inlet(interface, hook, member.package)
+        let what = "\(member.package)@\(member.version)"
+        var running: (@Sendable () -> Bool)?
+        if !adopting {
+            _ = try? inlet.clearProgram()
+            do { running = try selfLoad.start() } catch {
+                throw ChainError(.load, "\(what): its user program (cmd_start) did not start: \(error)", hint: "the chain was not changed")
+            }
+        }
+        func failed(_ description: String, hint: String) -> ChainError {
+            if !adopting { selfLoad.abandon() }
+            return ChainError(.load, "\(what): \(description)", hint: hint + "; the chain was not changed")
+        }
+        let deadline = Date().addingTimeInterval(SelfLoad.timeoutSeconds)
+        var found: UInt32?
+        while true {
+            found = (try? inlet.programID()) ?? nil
+            if found != nil || adopting { break }
+            if let running, !running() {
+                found = (try? inlet.programID()) ?? nil
+                if found != nil { break }
+                throw failed("its user program (cmd_start) exited without putting a program into --map-name=\(path)",
+                             hint: "it must load its object and write its program's fd into slot 0 of the prog array pinned at --map-name; see its log")
+            }
+            guard Date() < deadline else {
+                throw failed("its user program (cmd_start) put no program into --map-name=\(path) within \(Int(SelfLoad.timeoutSeconds)) s",
+                             hint: "it must load its object and write its program's fd into slot 0 of the prog array pinned at --map-name; see its log")
+            }
+            usleep(20_000)
+        }
+        guard let id = found else { throw failed("its inlet \(path) holds no program", hint: "restart its user program") }
+        let names = [member.program.nextMap] + member.program.monitorMaps.map(\.name) + member.mapArguments.map(\.name)
+        let adopted: (program: LoadedProgram, type: UInt32)
+        do { adopted = try LoadedProgram.adopt(programID: id, names: names) } catch {
+            throw failed("the program its user program loaded (id \(id)) can't be read: \(error.description)", hint: "check it with `bpftool prog show id \(id)`")
+        }
+        guard BPFDescriptor.programType(adopted.type, runsOn: hook) else {
+            throw failed("its user program put a program of type \(adopted.type) (id \(id)) into --map-name, which \(hook) can't run",
+                         hint: hook == .xdpIngress ? "load it as an XDP program" : "load it as a TC classifier")
+        }
+        guard let next = adopted.program.maps[member.program.nextMap], next.info.isProgramArray else {
+            throw failed("the program its user program loaded (id \(id)) uses no prog array named '\(member.program.nextMap)' to call the next program",
+                         hint: "map_name must name that prog array; the program uses: \(adopted.program.maps.keys.sorted().joined(separator: ", "))")
+        }
+        let folder = "\(hookFolder(interface, hook))/\(member.package)/\(Self.stagingPrefix)\(PinName.of(member.version))-\(UInt32.random(in: 0...UInt32.max))"
+        do throws(ChainError) {
+            try kernel { () throws(BPFError) in for write in writes { try write.apply(to: adopted.program) } }
+            let next = try pin(adopted.program, nextMap: member.program.nextMap, in: folder,
+                               markers: ["seq_\(seqID ?? member.seqID)", "params_\(member.parametersDigest)", Self.selfLoadedMarker])
+            if let successor { try kernel { () throws(BPFError) in try next.setProgram(successor) } } else { _ = try? next.clearProgram() }
+            return Staged(loaded: adopted.program, next: next, folder: folder, package: member.package, version: member.version,
+                          hookFolder: hookFolder(interface, hook), startedUserProgram: adopting ? nil : selfLoad)
+        } catch {
+            removePins(folder, pruneParent: true)
+            if !adopting { selfLoad.abandon() }
+            throw ChainError(error.kind, error.description, hint: "the chain was not changed")
+        }
+    }
+
+    /// The folder that marks a member its user program loaded: l3afd's map pins are its user program's to make.
+    static let selfLoadedMarker = "self_loaded"
 
     /// The pin root's parent when that is (or will be made) on bpffs (`/sys/fs/bpf` for `/sys/fs/bpf/l3af`), else the
     /// pin root itself (a pin root at a bpffs mount point).
@@ -497,6 +646,8 @@ public struct ChainEngine: Sendable {
             guard let folder = try? mapFolder(interface, hook, member.package, member.version) else { continue }
             kept.insert(folder)
             if member.same, fm.fileExists(atPath: folder) { continue }
+            // A program its user program loaded has its maps pinned there by that program, as l3afd leaves it to.
+            if fm.fileExists(atPath: "\(member.folder)/\(Self.selfLoadedMarker)") { continue }
             guard (try? mapFolder(interface, hook, member.package, member.version, create: true)) != nil else { continue }
             for name in (try? fm.contentsOfDirectory(atPath: "\(member.folder)/maps")) ?? [] {
                 guard let map = try? BPFDescriptor.pinned(at: "\(member.folder)/maps/\(name)") else { continue }

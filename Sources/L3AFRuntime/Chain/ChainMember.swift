@@ -12,9 +12,12 @@ public struct ChainMember: Hashable, Sendable {
     public var seqID: Int
     /// l3afd's `map_args`: integer values written into named maps after the parameters.
     public var mapArguments: [MapArg]
+    /// Set when the program is loaded by its user program rather than from `objectPath` (an l3afd `cmd_start` without an
+    /// `object_file`).
+    public var selfLoad: SelfLoad?
 
     public init(package: String, version: String, program: Manifest.Program, objectPath: String, parameters: [String: String] = [:], seqID: Int = 0,
-                mapArguments: [MapArg] = []) {
+                mapArguments: [MapArg] = [], selfLoad: SelfLoad? = nil) {
         self.package = package
         self.version = version
         self.program = program
@@ -22,6 +25,7 @@ public struct ChainMember: Hashable, Sendable {
         self.parameters = parameters
         self.seqID = seqID
         self.mapArguments = mapArguments
+        self.selfLoad = selfLoad
     }
 
     /// A short digest of the parameters as given (sorted `name=value` lines), pinned with the program so a later
@@ -63,6 +67,35 @@ public struct ChainMember: Hashable, Sendable {
         }
         return writes
     }
+}
+
+/// How a program that loads itself joins a chain, as l3afd runs such a user program: it is started with `--map-name=`
+/// the path of a prog array (its *inlet*), loads its object, pins its maps where l3afd pins them and writes its
+/// program into slot 0 of the inlet. l3afd hands it the previous program's live map; here the inlet is a one-slot
+/// prog array of its own, so the engine takes the program from it, links the program's next map (`program.nextMap`,
+/// found among the maps the program uses) to its successor, and joins it to the chain with the one flip every other
+/// change makes. A restarted user program that puts a new program in the inlet is joined the same way. The inlet is
+/// pinned at ``ChainEngine/inletPath(pinRoot:interface:hook:package:)``.
+public struct SelfLoad: Hashable, Sendable {
+    /// Starts the user program (stopping one already running for the member); returns whether it still runs, asked
+    /// while waiting for its program. Compared by `identity` only.
+    public var start: @Sendable () throws -> @Sendable () -> Bool
+    /// Stops the user program started for a change that failed.
+    public var abandon: @Sendable () -> Void
+    /// What the user program is (its argv): two self-loads are the same when this is.
+    public var identity: String
+
+    public init(identity: String, start: @escaping @Sendable () throws -> @Sendable () -> Bool, abandon: @escaping @Sendable () -> Void) {
+        self.identity = identity
+        self.start = start
+        self.abandon = abandon
+    }
+
+    public static func == (a: SelfLoad, b: SelfLoad) -> Bool { a.identity == b.identity }
+    public func hash(into hasher: inout Hasher) { hasher.combine(identity) }
+
+    /// How long a started user program has to put its program into the inlet (l3afd waits 10 × 1 s).
+    public static let timeoutSeconds = 10.0
 }
 
 /// Entries to write into one map of a loaded program: a parameter's value, or the elements of a set.
