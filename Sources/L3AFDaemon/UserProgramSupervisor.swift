@@ -14,10 +14,12 @@ import Synchronization
 /// configuration are stopped with their `cmd_stop`, then SIGTERM; every child gets SIGTERM when l3afd stops (the eBPF
 /// programs stay attached).
 ///
-/// A program that loads its own eBPF program (`--map-name`) is started by the chain change that adds it, through
-/// ``start(_:)``: it runs before the revision that wants it is recorded, so until then it is *pending* and not stopped
-/// for being unwanted (a minute at most: a change that failed without abandoning it). When such a program is restarted,
-/// the program it puts into its inlet is joined to the chain (``HostManager/adoptUserPrograms()``).
+/// A program that loads its own eBPF program (`--map-name`) is started by the chain change that needs it, through
+/// ``start(_:)``, beside the instance already running (if any): the change waits for its program and flips it in. When
+/// the change settles, a recorded revision that wants exactly that program makes it the supervised one (the old instance
+/// gets SIGTERM); otherwise it is stopped and nothing else changed. When such a program is restarted (it died, or l3afd
+/// started again), the program it puts into its inlet is joined to the chain (``HostManager/adoptUserProgram(of:)``),
+/// retried while the host is locked; a program the chain refuses is logged and left out.
 final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
     /// l3afd's `max-ebpf-restart-count` default.
     static let defaultRestarts = 3
@@ -34,12 +36,27 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
         var program: UserProgram
         /// When its `cmd_status` was last asked.
         var checked = Date()
-        /// Started by a chain change not yet recorded (``start(_:)``).
-        var pendingSince: Date? = nil
     }
 
-    /// How long a program started by a change may wait for a revision that wants it.
-    static let pendingSeconds = 60.0
+    /// A program a chain change started (``start(_:)``), until the change settles.
+    private struct Started {
+        let process: Process
+        let program: UserProgram
+    }
+
+    /// A restarted program that loads itself, until the program it puts into its inlet is joined.
+    private struct Watch {
+        let placed: PlacedProgram
+        /// What the inlet held before the restart.
+        let before: UInt32?
+        let since = Date()
+        var nextTry = Date()
+    }
+
+    /// How long a restarted program has to put its program into its inlet before it is reported.
+    static let watchSeconds = 60.0
+    /// How long a program stopped with SIGTERM gets before SIGKILL.
+    static let killGraceSeconds = 2.0
 
     private let hostCell = Mutex<HostManager?>(nil)
     private var host: HostManager { hostCell.withLock { $0! } }
@@ -50,6 +67,12 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
     private let maximumRestarts: Int
     private let statusInterval: Double
     private let children = Mutex<[String: Child]>([:])
+    /// Started by the change in flight; and started by a settled change, for `reconcile` to take over. Locked after
+    /// `children` when both are.
+    private let started = Mutex<(inFlight: [String: Started], settled: [String: Started])>(([:], [:]))
+    private let watches = Mutex<[String: Watch]>([:])
+    /// Whether a join runs; by key, the program id a join refused (not tried again).
+    private let joining = Mutex<(running: Bool, refused: [String: UInt32])>((false, [:]))
     /// One-shot programs already run, by key and revision.
     private let ranOnce = Mutex<Set<String>>([])
     /// The last revision `reconcile` saw: a program that left the configuration in a revision between two looks (disabled
@@ -77,51 +100,83 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
     func start(_ placed: PlacedProgram) throws -> @Sendable () -> Bool {
         guard let program = placed.userProgram else { throw StartFailed(description: "\(placed.spec) has no user program") }
         let key = Self.key(placed)
-        return try children.withLock { children throws -> @Sendable () -> Bool in
-            if let old = children[key] {
-                stop(old, key)
-                children[key] = nil
-            }
-            let process = try launch(placed, program)
-            var child = Child(process: process, starts: 1, program: program)
-            child.pendingSince = Date()
-            children[key] = child
-            return { process.isRunning }
-        }
+        if let earlier = started.withLock({ $0.inFlight.removeValue(forKey: key) }) { Self.terminate(earlier.process) }
+        let process = try launch(placed, program)
+        started.withLock { $0.inFlight[key] = Started(process: process, program: program) }
+        return { process.isRunning }
     }
 
     func abandon(_ placed: PlacedProgram) {
         let key = Self.key(placed)
-        children.withLock { children in
-            guard let child = children[key], child.pendingSince != nil else { return }
-            if child.process.isRunning {
-                child.process.terminate()
-                child.process.waitUntilExit()
+        guard let item = started.withLock({ $0.inFlight.removeValue(forKey: key) }) else { return }
+        Self.terminate(item.process)
+        logger.notice("stopped the user program of \(key): the change that started it failed")
+    }
+
+    func settle(committed: Bool) {
+        let inFlight = started.withLock { state in
+            let items = state.inFlight
+            state.inFlight = [:]
+            return items
+        }
+        guard !inFlight.isEmpty else { return }
+        let wanted = committed ? ((try? host.database.current())?.snapshot.programs ?? []) : []
+        for (key, item) in inFlight {
+            if wanted.contains(where: { $0.enabled && Self.key($0) == key && $0.userProgram == item.program }) {
+                started.withLock { $0.settled[key] = item }
+            } else {
+                Self.terminate(item.process)
+                logger.notice("stopped the user program of \(key): the change that started it \(committed ? "no longer wants it" : "failed")")
             }
-            children[key] = nil
-            logger.notice("stopped the user program of \(key): the change that started it failed")
         }
     }
 
-    /// After a restart of a program that loads itself: once it has put a new program into its inlet (within
-    /// ``SelfLoad/timeoutSeconds``), that program is joined to the chain.
-    private func adoptWhenReady(_ placed: PlacedProgram, inletHad before: UInt32?) {
-        let inlet = ChainEngine.inletPath(pinRoot: host.options.pinRoot, interface: placed.interface, hook: placed.hook, package: placed.package.rawValue)
-        let host = host, logger = logger, key = Self.key(placed)
-        Task.detached {
-            let deadline = Date().addingTimeInterval(SelfLoad.timeoutSeconds)
-            while Date() < deadline {
-                if let id = ChainEngine.inletProgramID(inlet), id != before {
-                    do {
-                        if try await host.adoptUserPrograms() { logger.notice("joined the program the restarted user program of \(key) loaded (id \(id)) to its chain") }
-                    } catch {
-                        logger.error("could not join the program the restarted user program of \(key) loaded (id \(id)): \(error)")
-                    }
-                    return
+    /// SIGTERM now, SIGKILL after ``killGraceSeconds`` if it still runs; doesn't wait.
+    static func terminate(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + killGraceSeconds) { if process.isRunning { kill(pid, SIGKILL) } }
+    }
+
+    /// Watches a program that loads itself, started again, for the program it puts into its inlet.
+    private func watch(_ placed: PlacedProgram, inletHad before: UInt32?) {
+        watches.withLock { $0[Self.key(placed)] = Watch(placed: placed, before: before) }
+    }
+
+    /// Joins, one at a time, what watched programs put into their inlets; a host busy with a change is tried again.
+    private func joinWatched() {
+        let now = Date()
+        for (key, item) in watches.withLock({ $0 }) {
+            guard let id = inletProgram(item.placed), id != item.before else {
+                if now.timeIntervalSince(item.since) > Self.watchSeconds {
+                    watches.withLock { _ = $0.removeValue(forKey: key) }
+                    logger.error("the restarted user program of \(key) put no program into its --map-name within \(Int(Self.watchSeconds)) s; the chain runs the one before")
                 }
-                try? await Task.sleep(for: .milliseconds(50))
+                continue
             }
-            logger.error("the restarted user program of \(key) put no program into --map-name=\(inlet) within \(Int(SelfLoad.timeoutSeconds)) s; the chain runs the one before")
+            let refused = joining.withLock { $0.refused[key] == id }
+            if refused { watches.withLock { _ = $0.removeValue(forKey: key) }; continue }
+            guard now >= item.nextTry, joining.withLock({ state in state.running ? false : { state.running = true; return true }() }) else { continue }
+            let host = host, logger = logger
+            Task.detached {
+                var retry = false
+                do {
+                    if try await host.adoptUserProgram(of: item.placed) {
+                        logger.notice("joined the program the restarted user program of \(key) loaded (id \(id)) to its chain")
+                    }
+                } catch let error as HostError where error.kind == .locked {
+                    retry = true
+                } catch {
+                    logger.error("the chain refused the program the restarted user program of \(key) loaded (id \(id)); it runs the one before: \(error)")
+                    self.joining.withLock { $0.refused[key] = id }
+                }
+                self.watches.withLock { watches in
+                    if retry { watches[key]?.nextTry = Date().addingTimeInterval(2) } else if watches[key]?.since == item.since { watches[key] = nil }
+                }
+                self.joining.withLock { $0.running = false }
+            }
+            return
         }
     }
 
@@ -129,7 +184,10 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 // The database read and process starts block: off the cooperative pool.
-                _ = try? await self.host.observe { _ in self.reconcile() }
+                _ = try? await self.host.observe { _ in
+                    self.reconcile()
+                    self.joinWatched()
+                }
                 try? await Task.sleep(for: .milliseconds(Int(self.interval * 1000)))
             }
         }
@@ -153,17 +211,19 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
         }
         lastSeen.withLock { $0 = current.number }
         children.withLock { children in
+            // Programs a settled change started take over from the instance they replace (SIGTERM only: its cmd_stop
+            // could stop the new instance too).
+            let settled = started.withLock { state in
+                let items = state.settled
+                state.settled = [:]
+                return items
+            }
+            for (key, item) in settled {
+                if let old = children[key], old.process !== item.process { Self.terminate(old.process) }
+                children[key] = Child(process: item.process, starts: 1, program: item.program)
+            }
             for (key, var child) in children {
                 let now = wanted.first(where: { Self.key($0) == key })?.userProgram
-                if let since = child.pendingSince {
-                    // Started by a change: kept until a revision wants it, or for a minute at most.
-                    if now != nil {
-                        child.pendingSince = nil
-                        children[key] = child
-                        continue
-                    }
-                    if Date().timeIntervalSince(since) < Self.pendingSeconds { continue }
-                }
                 if let now, !leftBetween.contains(key), now != child.program, child.program.updated(now.update) == now {
                     // Only the update args changed: `cmd_update` tells the running program, as l3afd does.
                     child.program = now
@@ -178,10 +238,16 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
             }
             for placed in wanted {
                 let key = Self.key(placed), program = placed.userProgram!
+                // A change in flight is starting it.
+                if started.withLock({ $0.inFlight[key] != nil }) { continue }
                 if !program.daemon {
                     let once = "\(key)#\(current.number)"
                     if children[key] == nil, !ranOnce.withLock({ $0.contains(once) }) {
-                        if let process = start(placed, program) { children[key] = Child(process: process, starts: 1, program: program) }
+                        let inletHad = inletProgram(placed)
+                        if let process = start(placed, program) {
+                            children[key] = Child(process: process, starts: 1, program: program)
+                            if program.loadsItself { watch(placed, inletHad: inletHad) }
+                        }
                         ranOnce.withLock { _ = $0.insert(once) }
                     }
                     continue
@@ -210,14 +276,14 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
                     let inletHad = inletProgram(placed)
                     if let process = start(placed, program) {
                         child.process = process
-                        if program.loadsItself { adoptWhenReady(placed, inletHad: inletHad) }
+                        if program.loadsItself { watch(placed, inletHad: inletHad) }
                     }
                     child.starts += 1
                     children[key] = child
                 } else if case let inletHad = inletProgram(placed), let process = start(placed, program) {
                     children[key] = Child(process: process, starts: 1, program: program)
                     // One that loads itself, started again (l3afd restarted): the program it loads joins the chain.
-                    if program.loadsItself { adoptWhenReady(placed, inletHad: inletHad) }
+                    if program.loadsItself { watch(placed, inletHad: inletHad) }
                     // As l3afd: update args, when the payload has them, are given once the program runs.
                     if let update = program.update, placed.payload?.updateArgs.isEmpty == false {
                         run(update, for: key, what: "cmd_update")
@@ -249,7 +315,7 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
     private func inletProgram(_ placed: PlacedProgram) -> UInt32? {
         guard placed.userProgram?.loadsItself == true else { return nil }
         return ChainEngine.inletProgramID(ChainEngine.inletPath(pinRoot: host.options.pinRoot, interface: placed.interface, hook: placed.hook,
-                                                                package: placed.package.rawValue))
+                                                                package: placed.package.rawValue, version: placed.version.rawValue))
     }
 
     private func start(_ placed: PlacedProgram, _ program: UserProgram) -> Process? {

@@ -67,11 +67,15 @@ public struct PlacedProgram: Hashable, Sendable, Codable {
         objectPath = "\(folder)/\(program.objectFile)"
     }
 
-    /// Runs the version `earlier` ran (as a revision recorded it).
+    /// Runs the version `earlier` ran (as a revision recorded it), with the user program, payload entry and map
+    /// arguments it had.
     mutating func move(to earlier: PlacedProgram) {
         version = earlier.version
         program = earlier.program
         objectPath = earlier.objectPath
+        userProgram = earlier.userProgram
+        payload = earlier.payload ?? payload
+        mapArguments = earlier.mapArguments
     }
     public var spec: String { "\(package)@\(version)" }
 
@@ -107,10 +111,12 @@ public struct UserProgram: Hashable, Sendable, Codable {
     public var memoryBytes: Int?
     /// `rules` written to `rules_file` before the program starts (its path is in `--rules-file`).
     public var rules: Rules?
-
-    /// Whether it loads its eBPF program itself (l3afd's `cmd_start` without an `object_file`): it is then given
+    /// Set when it loads its eBPF program itself (l3afd's `cmd_start` without an `object_file`): it is then given
     /// `--map-name`, the prog array to put its program into.
-    public var loadsItself: Bool { arguments.contains { $0.hasPrefix("--map-name=") } }
+    public var selfLoading: Bool?
+
+    /// Whether it loads its eBPF program itself (``selfLoading``).
+    public var loadsItself: Bool { selfLoading == true }
 
     /// This program with another `cmd_update`: what a change of update args alone looks like.
     public func updated(_ update: Command?) -> UserProgram {
@@ -141,7 +147,7 @@ public struct UserProgram: Hashable, Sendable, Codable {
     }
 
     public init(path: String, arguments: [String], daemon: Bool, stop: Command? = nil, status: Command? = nil, update: Command? = nil,
-                cpuSeconds: Int? = nil, memoryBytes: Int? = nil, rules: Rules? = nil) {
+                cpuSeconds: Int? = nil, memoryBytes: Int? = nil, rules: Rules? = nil, selfLoading: Bool = false) {
         self.path = path
         self.arguments = arguments
         self.daemon = daemon
@@ -151,6 +157,7 @@ public struct UserProgram: Hashable, Sendable, Codable {
         self.cpuSeconds = cpuSeconds
         self.memoryBytes = memoryBytes
         self.rules = rules
+        self.selfLoading = selfLoading ? true : nil
     }
 }
 

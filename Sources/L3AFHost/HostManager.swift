@@ -161,9 +161,6 @@ public final class HostManager: Sendable {
                 return "\(key) runs [\(have.joined(separator: ", "))] but revision says [\(want.joined(separator: ", "))]"
             }
         }
-        if let (placed, running, id) = inletChanges(snapshot, kernel: chains).first {
-            return "\(placed.spec) on \(placed.key) runs program id \(running), but its user program put program id \(id) into --map-name"
-        }
         // Every wanted function attached, and nothing attached from an object no probe wants (a payload's probe brings
         // every tracing program of its object).
         let wanted = (snapshot.probes ?? []).filter(\.enabled).map(\.member), have = Set((probes ?? self.chains.runningProbes()).keys)
@@ -263,8 +260,16 @@ public final class HostManager: Sendable {
             throw HostError(.storage, "\(error)", hint: "check the state folder's permissions (--state)")
         }
         defer { withExtendedLifetime(lock) {} }
-        try repair()
-        return try body()
+        // User programs a change started are kept only when the revision it recorded wants them.
+        do {
+            try repair()
+            let result = try body()
+            options.userPrograms?.settle(committed: true)
+            return result
+        } catch {
+            options.userPrograms?.settle(committed: false)
+            throw error
+        }
     }
 
     /// What an earlier process began and didn't finish (killed between recording its intent and committing):
@@ -681,32 +686,20 @@ public final class HostManager: Sendable {
         }
     }
 
-    /// The programs of `snapshot` whose user programs put another program into their inlet than the chain runs (they
-    /// were restarted): each with the id the chain runs and the one in the inlet.
-    func inletChanges(_ snapshot: HostSnapshot, kernel: [ChainKey: [ChainEntry]]) -> [(PlacedProgram, running: UInt32, inlet: UInt32)] {
-        snapshot.programs.compactMap { placed in
-            guard placed.enabled, placed.userProgram?.loadsItself == true else { return nil }
-            let inlet = ChainEngine.inletPath(pinRoot: options.pinRoot, interface: placed.interface, hook: placed.hook, package: placed.package.rawValue)
-            guard let id = ChainEngine.inletProgramID(inlet), let entry = kernel[placed.key]?.first(where: placed.runs), entry.programID != id else { return nil }
-            return (placed, entry.programID, id)
-        }
-    }
-
-    /// Joins to their chains the programs restarted user programs put into their inlets, each in one flip; nothing is
-    /// loaded from the repo for it. Returns whether any was joined.
-    public func adoptUserPrograms() async throws -> Bool {
+    /// Joins the program the user program of `placed` put into its inlet (it was restarted) in place of the one its
+    /// chain runs, in one flip; nothing is loaded from the repo. Returns whether there was one to join; `false` too when
+    /// the last revision no longer runs `placed`.
+    public func adoptUserProgram(of placed: PlacedProgram) async throws -> Bool {
         try await change { _ in
             let current = try self.snapshot()
-            let keys = Set(self.inletChanges(current, kernel: try self.kernelChains(current)).map(\.0.key))
-            guard !keys.isEmpty else { return false }
+            guard let now = current.programs.first(where: { $0.enabled && $0.key == placed.key && $0.package == placed.package && $0.version == placed.version }),
+                  now.userProgram?.loadsItself == true
+            else { return false }
             var roots: [Hook: ChainMember] = [:]
             for (hook, root) in current.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
-            for key in keys.sorted() {
-                do throws(ChainError) { try self.chains.apply(current.chain(key).map(self.member), on: key, roots: roots) } catch {
-                    throw HostError(.chain, error.description, hint: error.hint)
-                }
+            do throws(ChainError) { return try self.chains.adopt(self.member(now), on: now.key, roots: roots) } catch {
+                throw HostError(.chain, error.description, hint: error.hint)
             }
-            return true
         }
     }
 

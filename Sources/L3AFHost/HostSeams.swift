@@ -62,6 +62,9 @@ public protocol ChainBackend: Sendable {
     func runningProbes() -> [String: UInt32]
     /// Entry `index` of the probe's map `map`, summed over CPUs.
     func counter(_ map: String, index: Int, of probe: ProbeMember) throws(ChainError) -> UInt64
+    /// Joins the program the user program of `member` put into its inlet in place of the one its chain runs; whether
+    /// there was one.
+    func adopt(_ member: ChainMember, on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> Bool
 }
 
 extension ChainBackend {
@@ -71,6 +74,8 @@ extension ChainBackend {
     public func counter(_ map: String, index: Int, of probe: ProbeMember) throws(ChainError) -> UInt64 {
         throw ChainError(.notInChain, "\(probe.package) is not attached")
     }
+    /// No user programs: nothing to join.
+    public func adopt(_ member: ChainMember, on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> Bool { false }
 }
 
 /// Starts the user programs that load their own eBPF program, when a chain change needs one (l3afd's supervisor).
@@ -80,6 +85,9 @@ public protocol UserProgramRunner: Sendable {
     func start(_ placed: PlacedProgram) throws -> @Sendable () -> Bool
     /// Stops the user program started for a change that failed.
     func abandon(_ placed: PlacedProgram)
+    /// The change that started programs is over: `committed`, the ones the recorded revision wants (exactly) take over
+    /// from the instances they replace; the others are stopped.
+    func settle(committed: Bool)
 }
 
 /// Time for the health watch: the wall clock, or a fake that runs an hour's watch in a millisecond.
@@ -198,6 +206,10 @@ public struct KernelChains: ChainBackend {
     public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }
 
     public func applyProbes(_ probes: [ProbeMember]) throws(ChainError) { try ProbeEngine(pinRoot: pinRoot).apply(probes) }
+
+    public func adopt(_ member: ChainMember, on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> Bool {
+        try engine(roots).adopt(member, interface: key.interface, hook: key.hook)
+    }
 
     public func runningProbes() -> [String: UInt32] { ProbeEngine(pinRoot: pinRoot).running() }
 

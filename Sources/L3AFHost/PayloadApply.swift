@@ -226,7 +226,7 @@ extension HostManager {
                                   arguments: base + ["--cmd=update", version] + (options.userProgramLogDir.map { ["--log-dir=\($0)"] } ?? []) + flags(entry.updateArgs))
         return UserProgram(path: try executable("cmd_start", entry.cmdStart), arguments: arguments, daemon: entry.userProgramDaemon, stop: stop,
                            status: status, update: update, cpuSeconds: entry.cpu > 0 ? entry.cpu : nil, memoryBytes: entry.memory > 0 ? entry.memory : nil,
-                           rules: rules)
+                           rules: rules, selfLoading: inlet != nil)
     }
 
     /// l3afd's probe program types.
@@ -292,6 +292,11 @@ extension HostManager {
             }
             // Its eBPF program comes from its user program: that file stands for the object, and the function is the
             // payload's when it names one (l3afd ignores it).
+            if !entry.mapArgs.isEmpty {
+                // As in l3afd, whose map_args go through the object it loaded: the user program sets its own maps.
+                throw HostError(.badInput, "\(at).map_args: \(installed.name)'s user program loads its own eBPF program, whose maps l3afd doesn't write",
+                                hint: "leave map_args out and have the user program set them (start_args reach it), or give the payload its object_file")
+            }
             program = Manifest.Program(hook: hook, objectFile: (entry.cmdStart.trimmingCharacters(in: .whitespaces) as NSString).lastPathComponent,
                                        entryFunction: entry.entryFunctionName.isEmpty ? "loaded_by_user_program" : entry.entryFunctionName,
                                        nextMap: entry.mapName)
@@ -311,7 +316,8 @@ extension HostManager {
         var userProgram: UserProgram?
         if !entry.cmdStart.isEmpty && installed.manifest == nil {
             userProgram = try self.userProgram(entry, in: installed, interface: interface, hook: hook, at: at,
-                                               inlet: loadsItself ? ChainEngine.inletPath(pinRoot: options.pinRoot, interface: interface, hook: hook, package: installed.name.rawValue) : nil)
+                                               inlet: loadsItself ? ChainEngine.inletPath(pinRoot: options.pinRoot, interface: interface, hook: hook, package: installed.name.rawValue,
+                                                                                          version: installed.version.rawValue) : nil)
         }
         if !entry.monitorMaps.isEmpty { program.monitorMaps = entry.monitorMaps }
         try ensureRoot(hook, in: &snapshot, transaction)

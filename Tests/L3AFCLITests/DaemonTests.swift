@@ -811,10 +811,16 @@ struct DaemonTests {
         #expect(try host.chain().isEmpty)
         #expect(try await daemon.json("/l3af/configs/v1/\(host.port)") as? [String: Any] != nil)
 
+        // map_args: l3afd writes the maps of objects it loads, not those of a program its user program loads.
+        let mapArgs = payload(#""bpf-root": "\#(mapRoot)""#).replacingOccurrences(of: #""cmd_start": "loader""#, with: #""cmd_start": "loader", "map_args": [{"name": "xdp_counter_map", "args": [{"key": 1, "value": 1}]}]"#)
+        let refusedArgs = try await daemon.request("POST", "/l3af/configs/v1/add", mapArgs)
+        #expect(refusedArgs.status == 400 && refusedArgs.text.contains("map_args"), "\(refusedArgs.status) \(refusedArgs.text)")
+        #expect(lines().isEmpty, "nothing started")
+
         let reply = try await daemon.request("POST", "/l3af/configs/v1/add", payload(#""bpf-root": "\#(mapRoot)""#))
         #expect(reply.status == 200, "\(reply.text)")
         #expect(try host.chain().map(\.spec) == ["legacy-counter@1.0", "packet-counter@1.0.0"])
-        let inlet = "\(host.pinRoot)/inlets/\(host.port)/xdp_ingress/legacy-counter"
+        let inlet = "\(host.pinRoot)/inlets/\(host.port)/xdp_ingress/legacy-counter/1_0"
         #expect(lines() == ["--iface=\(host.port) --direction=xdpingress --version=1_0 --map-name=\(inlet) --bpf-root=\(mapRoot)"], "l3afd's argv: \(lines())")
         #expect(FileManager.default.fileExists(atPath: "\(mapRoot)/\(host.port)/legacy-counter/1_0/xdp_counter_next_prog"), "its maps where l3afd pins them")
         #expect(try host.l3af(["status"]).stdout.contains("the kernel runs exactly this"))

@@ -39,6 +39,10 @@ extension LoadedProgram {
             }
             let kernelName = withUnsafeBytes(of: mapInfo.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let key = names.first { $0 == kernelName || ($0.utf8.count > 15 && String(decoding: $0.utf8.prefix(15), as: UTF8.self) == kernelName) } ?? kernelName
+            guard maps[key] == nil else {
+                throw BPFError(.lookup, errno: EINVAL, context: "the maps of program \(id)",
+                               detail: "two of its maps are called '\(kernelName)' by the kernel (which keeps 15 bytes of a name), so '\(key)' is ambiguous")
+            }
             maps[key] = (descriptor, BPFMapInfo(name: key, type: mapInfo.type, keySize: mapInfo.key_size, valueSize: mapInfo.value_size,
                                                 maxEntries: mapInfo.max_entries))
         }
@@ -54,8 +58,9 @@ extension BPFDescriptor {
         return BPFDescriptor(fd)
     }
 
-    /// Whether `type` (a `bpf_prog_info` type) is what `hook` runs: XDP, or a TC classifier.
+    /// Whether `type` (a `bpf_prog_info` type) is what `hook` runs: XDP, or a TC classifier (a tail call needs the
+    /// type of the program it leaves).
     public static func programType(_ type: UInt32, runsOn hook: Hook) -> Bool {
-        hook == .xdpIngress ? type == BPF_PROG_TYPE_XDP.rawValue : type == BPF_PROG_TYPE_SCHED_CLS.rawValue || type == BPF_PROG_TYPE_SCHED_ACT.rawValue
+        hook == .xdpIngress ? type == BPF_PROG_TYPE_XDP.rawValue : type == BPF_PROG_TYPE_SCHED_CLS.rawValue
     }
 }

@@ -151,9 +151,24 @@ public struct ChainEngine: Sendable {
 
     /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
     /// State maps the new manifest lists are carried over from the old program when both have them.
-    /// A member whose program its user program loads is started anew, unless `adopting`: then the program its user
-    /// program put in the inlet since (a restart) is taken as it is.
-    public func replace(package: String, with member: ChainMember, interface: String, hook: Hook, adopting: Bool = false) throws(ChainError) {
+    /// A member whose program its user program loads has its user program started anew.
+    public func replace(package: String, with member: ChainMember, interface: String, hook: Hook) throws(ChainError) {
+        try replace(package: package, with: member, interface: interface, hook: hook, adopting: false)
+    }
+
+    /// Joins the program the user program of `member` put into its inlet since it joined (it was restarted) in place of
+    /// the one the chain runs, in one flip; nothing is started or loaded. Returns whether there was one to join.
+    public func adopt(_ member: ChainMember, interface: String, hook: Hook) throws(ChainError) -> Bool {
+        guard member.selfLoad != nil else { return false }
+        guard let entry = try entries(interface, hook).first(where: { $0.package == member.package }), entry.version == member.version else {
+            throw ChainError(.notInChain, "\(member.package)@\(member.version) is not in the \(hook) chain of \(interface)")
+        }
+        guard let id = Self.inletProgramID(inletPath(interface, hook, member.package, member.version)), id != entry.programID else { return false }
+        try replace(package: member.package, with: member, interface: interface, hook: hook, adopting: true)
+        return true
+    }
+
+    private func replace(package: String, with member: ChainMember, interface: String, hook: Hook, adopting: Bool) throws(ChainError) {
         let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
         defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         try check(member, hook)
@@ -170,6 +185,7 @@ public struct ChainEngine: Sendable {
         let staged = try stage(member, interface, hook, reuse: reuse, successor: state.program(at: position + 1), seqID: old.entry.seqID, adopting: adopting)
         try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program, abandoning: staged)
         removePins(old.folder, pruneParent: old.entry.package != member.package)
+        if old.entry.version != member.version || old.entry.package != member.package { unlink(inletPath(interface, hook, old.entry.package, old.entry.version)) }
         try finish(staged)
     }
 
@@ -202,12 +218,7 @@ public struct ChainEngine: Sendable {
                 let order = current.map(\.package)
                 let others = wanted.filter { order.contains($0.package) }.map(\.package)
                 let inPlace = order == others || entry.seqID == member.seqID
-                // A user program that put another program in its inlet (it was restarted) has that one joined.
-                let adopting = member.selfLoad != nil && entry.version == member.version && entry.parametersDigest == member.parametersDigest
-                    && inPlace && (Self.inletProgramID(inletPath(interface, hook, member.package)).map { $0 != entry.programID } ?? false)
-                if adopting {
-                    try replace(package: member.package, with: member, interface: interface, hook: hook, adopting: true)
-                } else if entry.version != member.version || entry.parametersDigest != member.parametersDigest || !inPlace {
+                if entry.version != member.version || entry.parametersDigest != member.parametersDigest || !inPlace {
                     if inPlace {
                         try replace(package: member.package, with: member, interface: interface, hook: hook)
                     } else {
@@ -262,7 +273,10 @@ public struct ChainEngine: Sendable {
             throw error
         }
         if let first = successor {
-            try flip(predecessor: state.predecessor(of: start)!, to: first)
+            do throws(ChainError) { try flip(predecessor: state.predecessor(of: start)!, to: first) } catch {
+                for item in staged { abandon(item) }
+                throw error
+            }
         } else if let predecessor = state.predecessor(of: start) {
             try kernel { () throws(BPFError) in try predecessor.clearProgram() }
         }
@@ -346,10 +360,8 @@ public struct ChainEngine: Sendable {
             guard let keeping, keeping.hasPrefix(path + "/") else { try? fm.removeItem(atPath: path); continue }
             for item in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where "\(path)/\(item)" != keeping { try? fm.removeItem(atPath: "\(path)/\(item)") }
         }
-        if keeping == nil {
-            removePins(base, pruneParent: true)
-            removeInlet(interface, hook, nil)
-        }
+        if keeping == nil { removePins(base, pruneParent: true) }
+        removeInlet(interface, hook, nil)
     }
 
     // MARK: Steps
@@ -393,8 +405,10 @@ public struct ChainEngine: Sendable {
         let package: String
         let version: String
         let hookFolder: String
-        /// The user program started to load it, stopped again when the change fails.
+        /// The user program started to load it, stopped again when the change fails, and its inlet (emptied then;
+        /// removed when made for it).
         var startedUserProgram: SelfLoad? = nil
+        var inlet: (access: BPFMapAccess, made: Bool, interface: String, hook: Hook)? = nil
     }
 
     private static let stagingPrefix = "staging-"
@@ -482,17 +496,23 @@ public struct ChainEngine: Sendable {
     private func abandon(_ staged: Staged) {
         removePins(staged.folder, pruneParent: true)
         staged.startedUserProgram?.abandon()
+        if let inlet = staged.inlet {
+            _ = try? inlet.access.clearProgram()
+            if inlet.made { removeInlet(inlet.interface, inlet.hook, staged.package) }
+        }
     }
 
     // MARK: Programs their user programs load
 
-    /// Where the inlet of `package` on `hook` of `interface` is pinned: the path its user program gets as `--map-name`.
-    public static func inletPath(pinRoot: String, interface: String, hook: Hook, package: String) -> String {
-        "\(pinRoot)/inlets/\(interface)/\(hook.rawValue)/\(PinName.of(package))"
+    /// Where the inlet of `package`@`version` on `hook` of `interface` is pinned: the path its user program gets as
+    /// `--map-name`. One per version, so the user program of the version a change replaces can't put its program where
+    /// the new one's is taken from.
+    public static func inletPath(pinRoot: String, interface: String, hook: Hook, package: String, version: String) -> String {
+        "\(pinRoot)/inlets/\(interface)/\(hook.rawValue)/\(PinName.of(package))/\(PinName.of(version))"
     }
 
-    private func inletPath(_ interface: String, _ hook: Hook, _ package: String) -> String {
-        Self.inletPath(pinRoot: pinRoot, interface: interface, hook: hook, package: package)
+    private func inletPath(_ interface: String, _ hook: Hook, _ package: String, _ version: String) -> String {
+        Self.inletPath(pinRoot: pinRoot, interface: interface, hook: hook, package: package, version: version)
     }
 
     /// The id of the program in slot 0 of the inlet pinned at `path`, `nil` when there is none (or no inlet).
@@ -501,10 +521,10 @@ public struct ChainEngine: Sendable {
         return (try? BPFMapAccess(inlet, name: "inlet").programID()) ?? nil
     }
 
-    /// Removes the inlet of `package` (every inlet of the hook when `nil`), and the folders left empty.
+    /// Removes the inlets of `package` (every inlet of the hook when `nil`), and the folders left empty.
     private func removeInlet(_ interface: String, _ hook: Hook, _ package: String?) {
         let folder = "\(pinRoot)/inlets/\(interface)/\(hook.rawValue)"
-        if let package { unlink(inletPath(interface, hook, package)) } else { try? FileManager.default.removeItem(atPath: folder) }
+        try? FileManager.default.removeItem(atPath: package.map { "\(folder)/\(PinName.of($0))" } ?? folder)
         var parent = package == nil ? (folder as NSString).deletingLastPathComponent : folder
         while parent.count > pinRoot.count, (try? FileManager.default.contentsOfDirectory(atPath: parent))?.isEmpty == true {
             rmdir(parent)
@@ -512,17 +532,18 @@ public struct ChainEngine: Sendable {
         }
     }
 
-    /// The inlet of `package`, made (an empty one-slot prog array, pinned) when there is none.
-    private func inlet(_ interface: String, _ hook: Hook, _ package: String) throws(ChainError) -> BPFMapAccess {
-        let path = inletPath(interface, hook, package)
-        if let existing = try? BPFDescriptor.pinned(at: path) { return BPFMapAccess(existing, name: "inlet") }
+    /// The inlet of `package`@`version`, made (an empty one-slot prog array, pinned) when there is none; and whether it
+    /// was made here.
+    private func inlet(_ interface: String, _ hook: Hook, _ package: String, _ version: String) throws(ChainError) -> (BPFMapAccess, made: Bool) {
+        let path = inletPath(interface, hook, package, version)
+        if let existing = try? BPFDescriptor.pinned(at: path) { return (BPFMapAccess(existing, name: "inlet"), false) }
         do { try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true) } catch {
             throw ChainError(.kernel, "creating the folder of \(path): \(error)", hint: "is a bpf file system mounted at \(pinRoot)?")
         }
-        return try kernel { () throws(BPFError) -> BPFMapAccess in
+        return try kernel { () throws(BPFError) -> (BPFMapAccess, made: Bool) in
             let map = try BPFDescriptor.programArray(name: "l3af_inlet")
             try map.pin(at: path)
-            return BPFMapAccess(map, name: "inlet")
+            return (BPFMapAccess(map, name: "inlet"), true)
         }
     }
 
@@ -534,18 +555,26 @@ public struct ChainEngine: Sendable {
         _ member: ChainMember, _ selfLoad: SelfLoad, _ interface: String, _ hook: Hook, successor: BPFDescriptor?, seqID: Int?, adopting: Bool
     ) throws(ChainError) -> Staged {
         let writes = try member.parameterWrites()
-        let path = inletPath(interface, hook, member.package)
-        let inlet = try inlet(interface, hook, member.package)
+        let path = inletPath(interface, hook, member.package, member.version)
+        let (inlet, made) = try inlet(interface, hook, member.package, member.version)
         let what = "\(member.package)@\(member.version)"
         var running: (@Sendable () -> Bool)?
+        // What a change that fails leaves: its user program stopped, its inlet empty (or gone, when made for it).
+        func undo() {
+            guard !adopting else { return }
+            selfLoad.abandon()
+            _ = try? inlet.clearProgram()
+            if made { removeInlet(interface, hook, member.package) }
+        }
         if !adopting {
             _ = try? inlet.clearProgram()
             do { running = try selfLoad.start() } catch {
+                undo()
                 throw ChainError(.load, "\(what): its user program (cmd_start) did not start: \(error)", hint: "the chain was not changed")
             }
         }
         func failed(_ description: String, hint: String) -> ChainError {
-            if !adopting { selfLoad.abandon() }
+            undo()
             return ChainError(.load, "\(what): \(description)", hint: hint + "; the chain was not changed")
         }
         let deadline = Date().addingTimeInterval(SelfLoad.timeoutSeconds)
@@ -586,10 +615,11 @@ public struct ChainEngine: Sendable {
                                markers: ["seq_\(seqID ?? member.seqID)", "params_\(member.parametersDigest)", Self.selfLoadedMarker])
             if let successor { try kernel { () throws(BPFError) in try next.setProgram(successor) } } else { _ = try? next.clearProgram() }
             return Staged(loaded: adopted.program, next: next, folder: folder, package: member.package, version: member.version,
-                          hookFolder: hookFolder(interface, hook), startedUserProgram: adopting ? nil : selfLoad)
+                          hookFolder: hookFolder(interface, hook), startedUserProgram: adopting ? nil : selfLoad,
+                          inlet: adopting ? nil : (inlet, made, interface, hook))
         } catch {
             removePins(folder, pruneParent: true)
-            if !adopting { selfLoad.abandon() }
+            undo()
             throw ChainError(error.kind, error.description, hint: "the chain was not changed")
         }
     }
