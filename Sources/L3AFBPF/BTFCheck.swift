@@ -16,8 +16,21 @@ enum BTFCheck {
         return low | high << 32
     }
 
+    /// Whether the object's `.BTF.ext` section holds CO-RE relocations (its header's `core_relo_len`), which need the
+    /// kernel's own BTF to be resolved.
+    static func hasCORERelocations(_ b: [UInt8]) -> Bool {
+        guard let range = section(".BTF.ext", in: b) else { return false }
+        let ext = Array(b[range])
+        // magic, version, flags, hdr_len; func_info off/len, line_info off/len; core_relo off/len when hdr_len >= 32.
+        guard let magic = u16(ext, 0), magic == 0xeb9f, let headerLength = u32(ext, 4), headerLength >= 32, let length = u32(ext, 28) else { return false }
+        return length > 0
+    }
+
     /// The `.BTF` section's bytes range, when the ELF (64-bit, little-endian) names one within the file.
-    private static func btfSection(_ b: [UInt8]) -> Range<Int>? {
+    private static func btfSection(_ b: [UInt8]) -> Range<Int>? { section(".BTF", in: b) }
+
+    /// The bytes range of the section called `wanted`, when the ELF (64-bit, little-endian) names one within the file.
+    private static func section(_ wanted: String, in b: [UInt8]) -> Range<Int>? {
         guard b.count >= 64, b[0] == 0x7f, b[1] == 0x45, b[2] == 0x4c, b[3] == 0x46, b[4] == 2, b[5] == 1,
               let shoff = u64(b, 0x28), let entsize = u16(b, 0x3a), let count = u16(b, 0x3c), let names = u16(b, 0x3e),
               entsize == 64, names < count, shoff <= b.count, count * 64 <= b.count - shoff
@@ -31,8 +44,9 @@ enum BTFCheck {
         for i in 0..<count {
             guard let section = header(i), section.name < strings.size else { continue }
             let start = strings.offset + section.name
-            let name = Array(b[start..<min(start + 5, strings.offset + strings.size)])
-            if name == Array(".BTF".utf8) + [0] { return section.offset..<section.offset + section.size }
+            let target = Array(wanted.utf8) + [0]
+            let name = Array(b[start..<min(start + target.count, strings.offset + strings.size)])
+            if name == target { return section.offset..<section.offset + section.size }
         }
         return nil
     }

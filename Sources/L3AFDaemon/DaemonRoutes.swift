@@ -35,14 +35,15 @@ struct DaemonRoutes: Sendable {
             return try json(try await configs(interface: iface).first ?? L3afBPFPrograms(hostName: hostName, iface: iface))
         }
         // l3afd's changes are our apply operation, checked against this daemon's host name.
+        // `?dry_run=true` on any write: the plan of the change, nothing changed.
         router.post("/l3af/configs/v1/add") { request, _ in
-            try await perform(HostRequest.Apply(mode: "add", payloads: try await body([L3afBPFPrograms].self, request), hostName: hostName))
+            try await perform(HostRequest.Apply(mode: "add", payloads: try await body([L3afBPFPrograms].self, request), hostName: hostName), dryRun: try dryRun(request))
         }
         router.post("/l3af/configs/v1/update") { request, _ in
-            try await perform(HostRequest.Apply(mode: "host", payloads: try await body([L3afBPFPrograms].self, request), hostName: hostName))
+            try await perform(HostRequest.Apply(mode: "host", payloads: try await body([L3afBPFPrograms].self, request), hostName: hostName), dryRun: try dryRun(request))
         }
         router.post("/l3af/configs/v1/delete") { request, _ in
-            try await perform(HostRequest.Apply(mode: "delete", names: try await body([L3afBPFProgramNames].self, request), hostName: hostName))
+            try await perform(HostRequest.Apply(mode: "delete", names: try await body([L3afBPFProgramNames].self, request), hostName: hostName), dryRun: try dryRun(request))
         }
         // l3afd's graceful restart: answered once the new build is fetched, verified and runs; the handover follows.
         router.put("/l3af/configs/v1/restart") { request, _ in
@@ -58,7 +59,12 @@ struct DaemonRoutes: Sendable {
 
     /// `operation` performed on the host, its reply as JSON; a change is sampled at once, and a failed one counts
     /// against its programs in l3afd's failure counters.
-    func perform<Operation: HostOperation>(_ operation: Operation) async throws -> Response {
+    func perform<Operation: HostOperation>(_ operation: Operation, dryRun: Bool = false) async throws -> Response {
+        if dryRun {
+            guard Operation.method == "POST" else { throw HostError(.badInput, "dry_run: \(Operation.path) changes nothing anyway", hint: "leave dry_run out") }
+            let host = host
+            return try json(try await host.plan { _ = try await operation.perform(on: host) })
+        }
         do {
             let reply = try await operation.perform(on: host)
             if Operation.method == "POST" {
@@ -72,6 +78,16 @@ struct DaemonRoutes: Sendable {
         }
     }
 
+    /// Whether the request asks for a plan only (`?dry_run=true`).
+    func dryRun(_ request: Request) throws(HostError) -> Bool {
+        guard let value = request.uri.queryParameters["dry_run"].map(String.init) else { return false }
+        switch value.lowercased() {
+        case "true", "1", "": return true
+        case "false", "0": return false
+        default: throw HostError(.badInput, "dry_run: '\(value.prefix(40))' is not true or false", hint: "write ?dry_run=true")
+        }
+    }
+
     /// `operation`'s route: its JSON body (or, for a `GET`, its query) decoded as the operation and performed.
     func register<Operation: HostOperation>(_ operation: Operation.Type, on router: Router<DaemonContext>) {
         if Operation.method == "GET" {
@@ -81,7 +97,7 @@ struct DaemonRoutes: Sendable {
                 return try await perform(try Operation(query: query))
             }
         } else {
-            router.post(RouterPath(Operation.path)) { request, _ in try await perform(try await body(Operation.self, request)) }
+            router.post(RouterPath(Operation.path)) { request, _ in try await perform(try await body(Operation.self, request), dryRun: try dryRun(request)) }
         }
     }
 

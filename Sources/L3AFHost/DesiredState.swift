@@ -277,6 +277,14 @@ public struct Revision: Sendable, Codable, Hashable {
     public var cause: String
     public var actor: String
     public var snapshot: HostSnapshot
+    /// The steps the change made (one flip each), when it was made by this process just now; not stored.
+    public var steps: [ChainStep]?
+    /// How long the change's preflight took, in milliseconds, when it was made by this process just now; not stored.
+    public var preflightMilliseconds: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case number, time, kind, cause, actor, snapshot, steps, preflightMilliseconds = "preflight_ms"
+    }
 
     public init(number: Int, time: Date, kind: RevisionKind, cause: String, actor: String, snapshot: HostSnapshot) {
         self.number = number

@@ -16,6 +16,9 @@ public struct HostError: HTTPStatusError {
         case storage
         /// A watched change broke a health rule and was rolled back.
         case unhealthy
+        /// Preflight found something a package needs that this host lacks (a newer kernel, a helper, a map type, the
+        /// verifier's approval); nothing was changed.
+        case preflight
     }
 
     public let kind: Kind
@@ -29,7 +32,7 @@ public struct HostError: HTTPStatusError {
         switch kind {
         case .badInput: 400
         case .locked, .unhealthy: 409
-        case .chain: 422
+        case .chain, .preflight: 422
         case .fetch: 502
         case .storage: 500
         }

@@ -4,6 +4,7 @@ import L3AFClient
 import L3AFModel
 import L3AFRuntime
 import L3AFSystem
+import Synchronization
 
 /// How a host is run: where packages come from and go, where its state and pins live, who is acting.
 public struct HostOptions: Sendable {
@@ -119,6 +120,10 @@ public final class HostManager: Sendable {
     /// Who asked for the change being made, when it is not ``HostOptions/actor``: the daemon sets it per request
     /// (`uid 1000` from a Unix socket's peer credentials, a certificate's name), and revisions record it.
     @TaskLocal public static var requestActor: String?
+    /// Set while a dry run plans (``plan(_:)``): changes fetch into its folder and stop at the revision they would record.
+    @TaskLocal public static var planning: PlanRecorder?
+    /// The dry run whose change holds the lock now (the lock serializes changes, so one at a time).
+    let activePlan = Mutex<PlanRecorder?>(nil)
 
     /// The host as it runs: packages through the install pipeline, chains in the kernel, the wall clock.
     public convenience init(options: HostOptions) throws(HostError) {
@@ -213,14 +218,20 @@ public final class HostManager: Sendable {
     /// needs a package it wasn't given, the lock is let go, the package fetched, and `body` runs again from the start.
     func change<T: Sendable>(prefetch: [Wanted] = [], _ body: @escaping @Sendable (Transaction) throws -> T) async throws -> T {
         let actor = Self.requestActor ?? options.actor
+        let planning = Self.planning
         var fetched: [Wanted: FetchedPackage] = [:]
         var wanted = prefetch
         var round = 1
         while true {
-            for item in wanted where fetched[item] == nil { fetched[item] = try await fetch(item) }
+            for item in wanted where fetched[item] == nil {
+                // A dry run fetches into its own folder, never the repo.
+                let package = try await fetch(item, from: planning.map { source.scratch(in: $0.folder) } ?? source)
+                if let planning { noteFetched(package, by: planning) }
+                fetched[item] = package
+            }
             let transaction = Transaction(fetched: fetched, actor: actor)
             do {
-                return try await OffPool.run { () throws in try self.locked { try body(transaction) } }
+                return try await OffPool.run { () throws in try self.locked(planning: planning) { try body(transaction) } }
             } catch let missing as Missing {
                 guard round < Self.maximumFetchRounds else {
                     throw HostError(.fetch, "the change still needed \(missing.wanted) after \(round) rounds of fetching", hint: "try again")
@@ -231,7 +242,7 @@ public final class HostManager: Sendable {
         }
     }
 
-    func fetch(_ wanted: Wanted) async throws -> FetchedPackage {
+    func fetch(_ wanted: Wanted, from source: any PackageSource) async throws -> FetchedPackage {
         switch wanted {
         case .signed(let text, let registry): return try await source.fetch(try Self.spec(text), registry: registry)
         case .unsigned(let name, let version, let artifact, let repository):
@@ -246,7 +257,7 @@ public final class HostManager: Sendable {
 
     /// Runs `body` holding the host lock (blocking this thread while another process holds it, up to the lock
     /// timeout), after finishing whatever an earlier process left in flight.
-    func locked<T>(_ body: () throws -> T) throws -> T {
+    func locked<T>(planning: PlanRecorder? = nil, _ body: () throws -> T) throws -> T {
         let timeout = options.lockTimeout, notify = options.notify
         let lock: FileLock
         do {
@@ -260,6 +271,12 @@ public final class HostManager: Sendable {
             throw HostError(.storage, "\(error)", hint: "check the state folder's permissions (--state)")
         }
         defer { withExtendedLifetime(lock) {} }
+        if let planning {
+            // A dry run reads under the lock and leaves everything as it is, an interrupted change included.
+            activePlan.withLock { $0 = planning }
+            defer { activePlan.withLock { $0 = nil } }
+            return try body()
+        }
         // User programs a change started are kept only when the revision it recorded wants them.
         do {
             try repair()
@@ -286,7 +303,7 @@ public final class HostManager: Sendable {
             try database.commit(pending.number)
             options.notify("finished revision \(pending.number) (\(pending.cause)), which an interrupted l3af had begun")
         } catch {
-            try? realize(committed, previous: pending.snapshot)
+            _ = try? realize(committed, previous: pending.snapshot)
             try database.abandon(pending.number)
             options.notify("undid the unfinished change '\(pending.cause)' of an interrupted l3af: \(error)")
         }
@@ -309,13 +326,15 @@ public final class HostManager: Sendable {
     }
 
     /// Makes the kernel's chains match `snapshot`, chain by chain (each step one flip).
-    func realize(_ snapshot: HostSnapshot, previous: HostSnapshot) throws(HostError) {
+    @discardableResult
+    func realize(_ snapshot: HostSnapshot, previous: HostSnapshot) throws(HostError) -> [ChainStep] {
+        var steps: [ChainStep] = []
         var roots: [Hook: ChainMember] = [:]
         for (hook, root) in previous.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
         for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
         for key in Set(snapshot.keys + previous.keys).sorted() {
             do {
-                try chains.apply(snapshot.chain(key).map(member), on: key, roots: roots)
+                steps += try chains.apply(snapshot.chain(key).map(member), on: key, roots: roots)
             } catch {
                 throw HostError(error.kind == .unknownInterface ? .badInput : .chain, error.description, hint: error.hint)
             }
@@ -327,27 +346,36 @@ public final class HostManager: Sendable {
                 throw HostError(.chain, error.description, hint: error.hint)
             }
         }
+        return steps
     }
 
     /// Records `new` as a revision after making it real; on failure puts `old` back and records nothing.
     @discardableResult
-    func record(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot, by actor: String) throws(HostError) -> Revision {
+    func record(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot, by actor: String) throws -> Revision {
         let time = clock.now()
         if !options.chaining, let crowded = new.keys.first(where: { new.chain($0).count > 1 }) {
             throw HostError(.badInput, "bpf-chaining-enabled is false, so \(crowded) runs one program, not \(new.chain(crowded).count) (\(new.chain(crowded).map(\.spec).joined(separator: ", ")))",
                             hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
         }
+        try stopIfPlanning(kind, cause: cause, from: old, to: new)
+        let preflightStart = Date()
+        try requirePreflight(new, from: old)
+        let preflightMilliseconds = Date().timeIntervalSince(preflightStart) * 1000
         let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new, time: time)
+        let steps: [ChainStep]
         do {
-            try realize(new, previous: old)
+            steps = try realize(new, previous: old)
         } catch {
-            try? realize(old, previous: new)
+            _ = try? realize(old, previous: new)
             try? database.abandon(number)
             throw error
         }
         try database.commit(number)
         try? database.prune(keeping: options.historyLimit)
-        return Revision(number: number, time: time, kind: kind, cause: cause, actor: actor, snapshot: new)
+        var revision = Revision(number: number, time: time, kind: kind, cause: cause, actor: actor, snapshot: new)
+        revision.steps = steps
+        revision.preflightMilliseconds = preflightMilliseconds
+        return revision
     }
 
     // MARK: Packages
@@ -604,6 +632,8 @@ public final class HostManager: Sendable {
             if !moved.isEmpty {
                 revision = try self.record(.pin, cause: "pin \(package)@\(version): " + moved.joined(separator: "; "), from: old, to: new, by: transaction.actor)
             }
+            // A dry run of a pin that moves nothing: no chain changes, and the pin isn't written.
+            if self.activePlan.withLock({ $0 }) != nil { throw Planned() }
             try self.database.setPin(.init(package: package, interface: interface, version: version))
             return revision
         }
@@ -612,6 +642,8 @@ public final class HostManager: Sendable {
     /// Lets `upgrade` move `package` again; returns how many pins were removed.
     public func unpin(package: PackageName, interface: String? = nil) async throws -> Int {
         try await change { _ in
+            // A dry run of an unpin: no chain changes, and no pin is removed.
+            if self.activePlan.withLock({ $0 }) != nil { throw Planned() }
             let removed = try self.database.removePins(package: package, interface: interface)
             guard removed > 0 else {
                 throw HostError(.badInput, "\(package) is not pinned\(interface.map { " on \($0)" } ?? "")", hint: "`l3af status` shows the pins")
@@ -709,6 +741,7 @@ public final class HostManager: Sendable {
         try await change { _ in
             let current = try self.snapshot()
             guard try self.difference(current) != nil else { return false }
+            try self.stopIfPlanning(.restore, cause: "restore the last revision", from: current, to: current)
             try self.verifyInstalled(current)
             try self.realize(current, previous: current)
             return true

@@ -31,6 +31,8 @@ extension HostOperation {
 /// Where an operation is performed: this host, or a remote `l3afd`.
 public protocol HostClient: Sendable {
     func send<Operation: HostOperation>(_ operation: Operation) async throws -> Operation.Reply
+    /// What `operation` would do, changing nothing (a dry run).
+    func plan<Operation: HostOperation>(_ operation: Operation) async throws -> ChangePlan
 }
 
 /// This host: the operation is performed here, by this process.
@@ -38,6 +40,10 @@ public struct LocalHost: HostClient {
     public let host: HostManager
     public init(host: HostManager) { self.host = host }
     public func send<Operation: HostOperation>(_ operation: Operation) async throws -> Operation.Reply { try await operation.perform(on: host) }
+    public func plan<Operation: HostOperation>(_ operation: Operation) async throws -> ChangePlan {
+        let host = host
+        return try await host.plan { _ = try await operation.perform(on: host) }
+    }
 }
 
 /// The operations, by route (`/l3af/v1/…`), and what they answer.

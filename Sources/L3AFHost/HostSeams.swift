@@ -4,6 +4,7 @@ import L3AFClient
 import L3AFModel
 import L3AFRuntime
 import L3AFSystem
+import Synchronization
 
 /// A package version fetched and verified (or found installed) in the repo: its folder, and its manifest when it has
 /// one (a legacy l3afd artifact has none; the payload then says what to load).
@@ -15,13 +16,16 @@ public struct FetchedPackage: Sendable, Hashable {
     public var manifest: Manifest?
     /// The registry or plain repository it came from.
     public var source: String?
+    /// The artifact's size, when known.
+    public var bytes: Int?
 
-    public init(name: PackageName, version: PackageVersion, path: String, manifest: Manifest?, source: String?) {
+    public init(name: PackageName, version: PackageVersion, path: String, manifest: Manifest?, source: String?, bytes: Int? = nil) {
         self.name = name
         self.version = version
         self.path = path
         self.manifest = manifest
         self.source = source
+        self.bytes = bytes
     }
 }
 
@@ -38,6 +42,14 @@ public protocol PackageSource: Sendable {
     func servesSignedIndex(_ repository: String) async throws -> Bool
     /// Re-hashes an installed version's files against its install marker (before a restore or rollback loads them).
     func verifyInstalled(_ package: PackageName, version: PackageVersion) throws
+    /// The same source fetching into `folder` (a repo and cache of its own) rather than the host's repo: for a dry run
+    /// or a check, which change nothing.
+    func scratch(in folder: String) -> any PackageSource
+}
+
+extension PackageSource {
+    /// A source without a repo of its own (the fakes) is its own scratch.
+    public func scratch(in folder: String) -> any PackageSource { self }
 }
 
 /// What runs the chains: the kernel through ``ChainEngine`` (``KernelChains``), or a fake in unit tests. Reads never
@@ -47,7 +59,10 @@ public protocol ChainBackend: Sendable {
     func interfaceExists(_ interface: String) -> Bool
     func interfaces() -> [String]
     /// Makes the chain on `key` exactly `members` behind `roots[key.hook]`, each step one flip.
-    func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError)
+    /// Returns the steps it made.
+    func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> [ChainStep]
+    /// The steps `apply` would make, changing nothing.
+    func plan(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> [ChainStep]
     /// Finishes or clears what interrupted changes left on every chain it can; returns what it couldn't, in words.
     func repair() -> [String]
     /// The chains the kernel runs: `keys` and every other one with pins.
@@ -65,6 +80,10 @@ public protocol ChainBackend: Sendable {
     /// Joins the program the user program of `member` put into its inlet in place of the one its chain runs; whether
     /// there was one.
     func adopt(_ member: ChainMember, on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> Bool
+    /// What the object at `path` needs for `entries` that this kernel lacks (``ObjectPreflight``).
+    func preflight(objectAt path: String, entries: [ObjectPreflight.Entry], subject: String) -> [PreflightProblem]
+    /// The problem when `minimum` (a `min_kernel`) is newer than this kernel.
+    func preflight(minimumKernel minimum: KernelVersion?, subject: String) -> PreflightProblem?
 }
 
 extension ChainBackend {
@@ -74,6 +93,11 @@ extension ChainBackend {
     public func counter(_ map: String, index: Int, of probe: ProbeMember) throws(ChainError) -> UInt64 {
         throw ChainError(.notInChain, "\(probe.package) is not attached")
     }
+    /// A fake kernel runs everything.
+    public func preflight(objectAt path: String, entries: [ObjectPreflight.Entry], subject: String) -> [PreflightProblem] { [] }
+    public func preflight(minimumKernel minimum: KernelVersion?, subject: String) -> PreflightProblem? { nil }
+    /// A fake foretells nothing.
+    public func plan(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> [ChainStep] { [] }
     /// No user programs: nothing to join.
     public func adopt(_ member: ChainMember, on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> Bool { false }
 }
@@ -118,15 +142,24 @@ public struct InstallerSource: PackageSource {
     }
 
     public func fetch(_ spec: PackageSpec, registry: String?) async throws -> FetchedPackage {
-        let installed = try await installer(registry).fetch([spec])[0]
+        let installer = try installer(registry)
+        let installed = try await installer.fetch([spec])[0]
+        let size = (try? FileManager.default.attributesOfItem(atPath: installer.cachePath(installed.sha256))[.size] as? Int) ?? nil
         return FetchedPackage(name: try PackageName(installed.name), version: try PackageVersion(installed.version), path: installed.path,
-                              manifest: try Self.manifest(at: installed.path), source: registry ?? configuration.registry)
+                              manifest: try Self.manifest(at: installed.path), source: registry ?? configuration.registry, bytes: size)
     }
 
     public func fetchUnsigned(name: PackageName, version: String, artifact: String, from repository: String) async throws -> FetchedPackage {
         let installed = try await installer(repository).fetchUnsigned(name: name, version: version, artifact: artifact, from: repository, allowed: true)
         return FetchedPackage(name: try PackageName(installed.name), version: try PackageVersion(installed.version), path: installed.path,
                               manifest: try Self.manifest(at: installed.path), source: repository)
+    }
+
+    public func scratch(in folder: String) -> any PackageSource {
+        var configuration = configuration
+        configuration.repo = "\(folder)/repo"
+        configuration.cache = "\(folder)/cache"
+        return InstallerSource(configuration: configuration)
     }
 
     public func servesSignedIndex(_ repository: String) async throws -> Bool {
@@ -176,8 +209,16 @@ public struct KernelChains: ChainBackend {
 
     public func interfaces() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).sorted() }
 
-    public func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) {
-        try engine(roots).apply(members, interface: key.interface, hook: key.hook)
+    public func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> [ChainStep] {
+        let steps = Mutex<[ChainStep]>([])
+        var engine = engine(roots)
+        engine.journal = { step in steps.withLock { $0.append(step) } }
+        try engine.apply(members, interface: key.interface, hook: key.hook)
+        return steps.withLock { $0 }
+    }
+
+    public func plan(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> [ChainStep] {
+        try engine(roots).plan(members, interface: key.interface, hook: key.hook)
     }
 
     public func repair() -> [String] {
@@ -209,6 +250,14 @@ public struct KernelChains: ChainBackend {
 
     public func adopt(_ member: ChainMember, on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> Bool {
         try engine(roots).adopt(member, interface: key.interface, hook: key.hook)
+    }
+
+    public func preflight(objectAt path: String, entries: [ObjectPreflight.Entry], subject: String) -> [PreflightProblem] {
+        ObjectPreflight.check(objectAt: path, entries: entries, subject: subject)
+    }
+
+    public func preflight(minimumKernel minimum: KernelVersion?, subject: String) -> PreflightProblem? {
+        ObjectPreflight.kernel(minimum, subject: subject)
     }
 
     public func runningProbes() -> [String: UInt32] { ProbeEngine(pinRoot: pinRoot).running() }

@@ -94,7 +94,7 @@ public final class FakeChains: ChainBackend {
 
     public func interfaces() -> [String] { state.withLock { $0.interfaces.sorted() } }
 
-    public func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) {
+    public func apply(_ members: [ChainMember], on key: ChainKey, roots: [Hook: ChainMember]) throws(ChainError) -> [ChainStep] {
         try state.withLock { state throws(ChainError) in
             state.applies += 1
             if let bad = members.first(where: { state.failing.contains("\($0.package)@\($0.version)") }) {
@@ -106,6 +106,7 @@ public final class FakeChains: ChainBackend {
                 throw ChainError(.tooLong, "without chaining \(key) runs one program (fake)")
             }
             state.chains[key] = members.isEmpty ? nil : members.sorted { $0.seqID < $1.seqID }
+            return []
         }
     }
 

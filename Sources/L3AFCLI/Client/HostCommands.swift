@@ -81,7 +81,27 @@ func parseSettings(_ settings: [String]) throws -> [String: String] {
     return parameters
 }
 
-func describe(_ revision: Revision) -> String { "revision \(revision.number): \(revision.cause)" }
+func describe(_ revision: Revision) -> String {
+    (["revision \(revision.number): \(revision.cause)"] + (revision.steps ?? []).map { "  \($0)" }).joined(separator: "\n")
+}
+
+/// `--dry-run`: the plan of a change instead of the change.
+struct DryRunOptions: ParsableArguments {
+    @Flag(help: "Show what would change (packages fetched, each chain before → after, each flip, pins written and removed, preflight, the revision) and change nothing.")
+    var dryRun = false
+}
+
+extension HostCommandOptions {
+    /// Sends `operation`; with `--dry-run`, prints its plan instead (exiting non-zero when preflight refuses it) and
+    /// returns `nil`.
+    func perform<Operation: HostOperation>(_ operation: Operation, _ dryRun: DryRunOptions, _ output: OutputOptions) async throws -> Operation.Reply? {
+        guard dryRun.dryRun else { return try await target().send(operation) }
+        let plan = try await target().plan(operation)
+        try output.emit(plan, text: plan.text)
+        if !plan.preflight.isEmpty { throw ExitCode(1) }
+        return nil
+    }
+}
 
 struct InstallCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,12 +120,13 @@ struct InstallCommand: AsyncParsableCommand {
     @Option(help: "Position in the chain (lower runs first; default: after the last).") var seq: Int?
     @Option(name: .customLong("set"), help: "A parameter, name=value (repeatable).") var settings: [String] = []
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         _ = try PackageSpec(parsing: spec)
-        let reply = try await options.target().send(HostRequest.Install(
-            spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)))
+        guard let reply = try await options.perform(HostRequest.Install(
+            spec: spec, iface: iface, hook: hook?.rawValue, seqID: seq, parameters: try parseSettings(settings)), dryRun, output) else { return }
         try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
     }
 }
@@ -117,10 +138,11 @@ struct RemoveCommand: AsyncParsableCommand {
     @Option(help: "The network interface; without it, the package's host-wide probes are detached.") var iface: String?
     @Option(help: "Only this hook.") var hook: Hook?
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let reply = try await options.target().send(HostRequest.Remove(package: package, iface: iface, hook: hook?.rawValue))
+        guard let reply = try await options.perform(HostRequest.Remove(package: package, iface: iface, hook: hook?.rawValue), dryRun, output) else { return }
         try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
     }
 }
@@ -190,6 +212,7 @@ struct UpgradeCommand: AsyncParsableCommand {
     @Option(help: "Watch the health rules for this many seconds after the flip (e.g. 30 or 30s).") var watch: String?
     @Option(help: "Seconds between health samples while watching.") var interval: Double = 1
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -200,7 +223,8 @@ struct UpgradeCommand: AsyncParsableCommand {
             }
             seconds = value
         }
-        let outcome = try await options.target().send(HostRequest.Upgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval))
+        guard let outcome = try await options.perform(HostRequest.Upgrade(package: package, iface: iface, watchSeconds: seconds, intervalSeconds: interval), dryRun, output)
+        else { return }
         var lines = outcome.skipped.map { "skipped: \($0)" }
         if let revision = outcome.revision { lines.append(describe(revision)) } else { lines.append("everything is up to date") }
         if let back = outcome.rolledBack { lines.append(describe(back)) }
@@ -218,13 +242,16 @@ struct PinCommand: AsyncParsableCommand {
     @Argument(help: "name@1.2.3") var spec: String
     @Option(help: "Only on this interface.") var iface: String?
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
     @OptionGroup var output: OutputOptions
 
     struct Reply: Encodable { let package: String; let version: String; let interface: String?; let revision: Revision? }
 
     func run() async throws {
         let parsed = try exactSpec(spec)
-        let revision = try await options.target().send(HostRequest.Pin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface)).revision
+        guard let reply = try await options.perform(HostRequest.Pin(package: parsed.name.rawValue, version: parsed.version.description, iface: iface), dryRun, output)
+        else { return }
+        let revision = reply.revision
         let text = "pinned \(parsed.name)@\(parsed.version)\(iface.map { " on \($0)" } ?? "")" + (revision.map { "\n" + describe($0) } ?? "")
         try output.emit(Reply(package: parsed.name.rawValue, version: parsed.version.description, interface: iface, revision: revision), text: text)
     }
@@ -290,6 +317,7 @@ struct RollbackCommand: AsyncParsableCommand {
 
     @Argument(help: "Nothing (the previous revision), a revision number, or a package name.") var target: String?
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -298,7 +326,7 @@ struct RollbackCommand: AsyncParsableCommand {
         case let text? where Int(text) != nil: .revision(Int(text)!)
         case let text?: .package(try PackageName(text))
         }
-        let reply = try await options.target().send(HostRequest.Rollback(which))
+        guard let reply = try await options.perform(HostRequest.Rollback(which), dryRun, output) else { return }
         try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing changed")
     }
 }
@@ -308,9 +336,11 @@ struct RestoreCommand: AsyncParsableCommand {
         commandName: "restore", abstract: "Make the kernel run the last revision again (at boot: bpffs starts empty); changes nothing when it already does.")
 
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
+    @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let reply = try await options.target().send(HostRequest.Restore())
+        guard let reply = try await options.perform(HostRequest.Restore(), dryRun, output) else { return }
         print(reply.changed ? "restored revision \(reply.revision ?? 0)" : "nothing to do: the kernel already runs revision \(reply.revision.map { String($0) } ?? "(none)")")
     }
 }
@@ -337,6 +367,7 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(help: "The file names programs to remove (L3afBPFProgramNames, l3afd's /delete).") var delete = false
     @Option(help: "This host's name, which payloads' host_name must match (default: the system's host name).") var hostName: String?
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var dryRun: DryRunOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -347,7 +378,50 @@ struct ApplyCommand: AsyncParsableCommand {
             HostRequest.Apply(mode: add ? "add" : "replace", payloads: try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: "payload \(file)"),
                               hostName: hostName)
         }
-        let revision = try await options.target().send(request).revision
-        try output.emit(revision, text: revision.map(describe) ?? "nothing to change: the host already runs this")
+        guard let reply = try await options.perform(request, dryRun, output) else { return }
+        try output.emit(reply.revision, text: reply.revision.map(describe) ?? "nothing to change: the host already runs this")
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check a package against this host before changing anything: kernel version, program and map types, helpers, BTF, the verifier, the interface.",
+        discussion: """
+            The package is fetched into a folder of its own (never the repo) and checked: its min_kernel against this \
+            kernel; each object's program types, map types and the helpers its programs call, probed with libbpf \
+            against this kernel; BTF where the object has CO-RE relocations; the verifier (each program loaded and \
+            closed, never attached); its parameters (--set); with --iface, that the interface exists and its chains \
+            have room. Each failure names what is missing and the kernel that has it; the exit status is 1 when \
+            anything is. Every change (install, upgrade, apply, pin, rollback) runs the same checks first.
+            """)
+
+    @Argument(help: "name, name@1.2.3, name@^1.2, name@latest.") var spec: String
+    @Option(help: "The interface it would go on.") var iface: String?
+    @Option(help: "Only this hook: xdp_ingress, tc_ingress or tc_egress.") var hook: Hook?
+    @Option(name: .customLong("set"), help: "A parameter, name=value (repeatable).") var settings: [String] = []
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let report = try await options.host().check(try PackageSpec(parsing: spec), interface: iface, hook: hook, parameters: try parseSettings(settings))
+        try output.emit(report, text: report.text)
+        if !report.problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct DiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Compare two revisions chain by chain; with one, that revision against the kernel; with none, the last revision against the kernel.")
+
+    @Argument(help: "A revision number (default: the last).") var from: Int?
+    @Argument(help: "Another revision number (default: what the kernel runs now).") var to: Int?
+    @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let diff = try options.host().diff(from, to)
+        try output.emit(diff, text: diff.text)
     }
 }

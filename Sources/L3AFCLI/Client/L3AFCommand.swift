@@ -17,7 +17,7 @@ public struct L3AFCommand: AsyncParsableCommand {
             DeprecateCommand.self, OwnerCommand.self, SearchCommand.self, InfoCommand.self, AuditCommand.self,
             FetchCommand.self, ListCommand.self, VerifyCommand.self, PackCommand.self,
             InstallCommand.self, StatusCommand.self, UpgradeCommand.self, PinCommand.self, UnpinCommand.self, HistoryCommand.self,
-            RollbackCommand.self, RemoveCommand.self, RestoreCommand.self, ApplyCommand.self,
+            RollbackCommand.self, RemoveCommand.self, RestoreCommand.self, ApplyCommand.self, CheckCommand.self, DiffCommand.self,
         ]
     )
 

@@ -50,6 +50,10 @@ struct RemoteHost: HostClient {
         return try await call(Operation.method, path, operation, as: Operation.Reply.self)
     }
 
+    func plan<Operation: HostOperation>(_ operation: Operation) async throws -> ChangePlan {
+        try await call(Operation.method, Operation.path + "?dry_run=true", operation, as: ChangePlan.self)
+    }
+
     func call<Reply: Decodable>(_ method: String, _ path: String, _ body: some Encodable = [String: String](), as: Reply.Type) async throws -> Reply {
         let payload = method == "GET" ? nil : Array(try DocumentDecoder.encode(body))
         var headers: [(String, String)] = payload == nil ? [] : [("Content-Type", "application/json")]

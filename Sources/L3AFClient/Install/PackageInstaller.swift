@@ -305,7 +305,7 @@ public struct PackageInstaller: Sendable {
                        cacheFolder: configuration.cache, http: http)
     }
 
-    private func cachePath(_ sha256: SHA256Digest) -> String { "\(configuration.cache)/artifacts/\(sha256.hex).tar.gz" }
+    public func cachePath(_ sha256: SHA256Digest) -> String { "\(configuration.cache)/artifacts/\(sha256.hex).tar.gz" }
 
     /// When every spec names an exact version (`name@=1.2.3`) that is installed from `source`, those versions:
     /// nothing is asked of the registry, since a published version never changes and each install marker holds the

@@ -36,9 +36,12 @@ public struct ChainEngine: Sendable {
     /// `false` (l3afd's `bpf-chaining-enabled: false`): `apply` runs at most one program per hook, attached directly
     /// (XDP through a pinned link swapped with `bpf_link_update`, TC through l3af's filter, replaced), with no root.
     public let chaining: Bool
+    /// Told each step a change makes (``ChainStep``), as it is made.
+    public var journal: (@Sendable (ChainStep) -> Void)?
 
     public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil, chaining: Bool = true,
-                l3afdMapPins: Bool = false) {
+                l3afdMapPins: Bool = false, journal: (@Sendable (ChainStep) -> Void)? = nil) {
+        self.journal = journal
         BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
@@ -129,6 +132,8 @@ public struct ChainEngine: Sendable {
         }
         try flip(predecessor: state.predecessor(of: position)!, to: staged.loaded.program, abandoning: staged)
         try finish(staged)
+        note(.insert, interface, hook, ["\(member.package)@\(member.version)"], flips: state.predecessorName(of: position),
+             written: [memberFolder(interface, hook, member.package, member.version)])
     }
 
     /// Takes `package` out of the chain; the root goes when the last program does.
@@ -146,6 +151,9 @@ public struct ChainEngine: Sendable {
         }
         removePins(state.members[position].folder, pruneParent: true)
         removeInlet(interface, hook, package)
+        let gone = state.members[position].entry
+        note(.remove, interface, hook, ["\(gone.package)@\(gone.version)"], flips: state.predecessorName(of: position),
+             removed: [memberFolder(interface, hook, gone.package, gone.version)])
         if state.members.count == 1 { try removeRoot(interface, hook) }
     }
 
@@ -187,6 +195,10 @@ public struct ChainEngine: Sendable {
         removePins(old.folder, pruneParent: old.entry.package != member.package)
         if old.entry.version != member.version || old.entry.package != member.package { unlink(inletPath(interface, hook, old.entry.package, old.entry.version)) }
         try finish(staged)
+        let sameFolder = old.entry.package == member.package && old.entry.version == member.version
+        note(adopting ? .adopt : .replace, interface, hook, ["\(old.entry.package)@\(old.entry.version)", "\(member.package)@\(member.version)"],
+             flips: state.predecessorName(of: position), written: [memberFolder(interface, hook, member.package, member.version)],
+             removed: sameFolder ? [] : [memberFolder(interface, hook, old.entry.package, old.entry.version)])
     }
 
     /// Makes the chain exactly `desired` (ordered by seq_id): members not wanted are removed, new ones inserted,
@@ -198,9 +210,11 @@ public struct ChainEngine: Sendable {
         // A hook run the other way (the setting changed) is taken down first: for a moment nothing runs there.
         guard chaining else { return try applyAlone(desired, interface: interface, hook: hook) }
         // A program left alone when chaining was off is taken down first: for a moment nothing runs there.
-        if try settledRead(interface, hook).alone {
+        let start = try settledRead(interface, hook)
+        if start.alone {
             for member in desired { try check(member, hook) }
             try takeDown(interface, hook)
+            note(.detach, interface, hook, start.members.map { "\($0.entry.package)@\($0.entry.version)" }, removed: [hookFolder(interface, hook)])
         }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
@@ -282,6 +296,9 @@ public struct ChainEngine: Sendable {
         }
         for old in state.members[start...] { removePins(old.folder, pruneParent: true) }
         for item in staged { try finish(item) }
+        let written = wanted[start...].map { memberFolder(interface, hook, $0.package, $0.version) }
+        note(.reorder, interface, hook, wanted[start...].map { "\($0.package)@\($0.version)" }, flips: state.predecessorName(of: start), written: written,
+             removed: state.members[start...].map { memberFolder(interface, hook, $0.entry.package, $0.entry.version) }.filter { !written.contains($0) })
         if wanted.isEmpty { try removeRoot(interface, hook) }
     }
 
@@ -295,8 +312,12 @@ public struct ChainEngine: Sendable {
         let state = try readForChange(interface, hook)
         // A chain left from when chaining was on goes once the new program is staged: for a moment nothing runs there.
         let current = state.alone ? state.members.first : nil
+        let specs = state.members.map { "\($0.entry.package)@\($0.entry.version)" }
         guard let member = desired.first else {
-            if !state.members.isEmpty { try takeDown(interface, hook) }
+            if !state.members.isEmpty {
+                try takeDown(interface, hook)
+                note(.detach, interface, hook, specs, removed: [hookFolder(interface, hook)])
+            }
             return
         }
         try check(member, hook)
@@ -316,7 +337,10 @@ public struct ChainEngine: Sendable {
         }
         let staged = try stage(member, interface, hook, reuse: reuse, successor: nil)
         let base = hookFolder(interface, hook)
-        if state.rootNext != nil { try takeDown(interface, hook, keeping: staged.folder) }
+        if state.rootNext != nil {
+            try takeDown(interface, hook, keeping: staged.folder)
+            note(.detachRoot, interface, hook, specs, removed: [hookFolder(interface, hook)])
+        }
         do throws(ChainError) {
             try kernel { () throws(BPFError) in
                 if hook == .xdpIngress {
@@ -335,6 +359,14 @@ public struct ChainEngine: Sendable {
         }
         if let current { removePins(current.folder, pruneParent: current.entry.package != member.package) }
         try finish(staged)
+        let spec = "\(member.package)@\(member.version)", written = [memberFolder(interface, hook, member.package, member.version)]
+        if let current {
+            let same = current.entry.package == member.package && current.entry.version == member.version
+            note(.attach, interface, hook, ["\(current.entry.package)@\(current.entry.version)", spec], written: written,
+                 removed: same ? [] : [memberFolder(interface, hook, current.entry.package, current.entry.version)])
+        } else {
+            note(.attach, interface, hook, [spec], written: written)
+        }
     }
 
     /// Refuses a chain step on a hook whose program runs alone (chaining off): only `apply` changes such a hook.
@@ -393,6 +425,9 @@ public struct ChainEngine: Sendable {
 
         /// The prog array whose slot 0 leads to position `position`: the root's, or the previous member's.
         func predecessor(of position: Int) -> BPFMapAccess? { position == 0 ? rootNext : members[position - 1].next }
+
+        /// Whose slot 0 leads to `position`: `root`, or the package before.
+        func predecessorName(of position: Int) -> String { position == 0 ? "root" : members[position - 1].entry.package }
 
         /// The program at `position`, or `nil` past the end.
         func program(at position: Int) -> BPFDescriptor? { position < members.count ? members[position].program : nil }
@@ -755,10 +790,14 @@ public struct ChainEngine: Sendable {
             }
         }
         state.rootNext = next
+        note(.attachRoot, interface, hook, ["\(root.package)@\(root.version)"], written: [folder])
     }
 
     /// Called once the last member is gone: the hook holds only its root, which ``takeDown`` detaches and unpins.
-    private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) { try takeDown(interface, hook) }
+    private func removeRoot(_ interface: String, _ hook: Hook) throws(ChainError) {
+        try takeDown(interface, hook)
+        note(.detachRoot, interface, hook, [], removed: [hookFolder(interface, hook)])
+    }
 
     /// How often a read that caught a writer mid-change (a program id no listed pin holds yet) is taken again.
     static let readAttempts = 8

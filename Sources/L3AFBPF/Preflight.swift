@@ -1,0 +1,167 @@
+import Foundation
+internal import CBPF
+import Glibc
+import L3AFModel
+import Synchronization
+
+/// One thing a package needs that this host lacks, found before anything changes.
+public struct PreflightProblem: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// What was checked: `kernel`, `object`, `program-type`, `map-type`, `helper`, `btf`, `verifier`, and above this
+    /// layer `interface`, `chain`, `parameters`.
+    public let check: String
+    /// What it was checked for: `ratelimiting@1.0.0: ratelimiting.bpf.o: _xdp_ratelimiting`.
+    public let subject: String
+    /// What is missing, and the kernel that has it.
+    public let message: String
+
+    public init(check: String, subject: String, message: String) {
+        self.check = check
+        self.subject = subject
+        self.message = message
+    }
+
+    public var description: String { "\(subject): \(message)" }
+}
+
+/// What this kernel runs, asked once per process: its release, its BTF, and (through libbpf's feature probes, which
+/// load tiny programs and maps) its program types, map types and helpers.
+public enum KernelFeatures {
+    /// `uname -r`.
+    public static let release: String = {
+        var name = utsname()
+        uname(&name)
+        return withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }()
+
+    /// The release's version, `nil` when it doesn't start with one.
+    public static let version: KernelVersion? = try? KernelVersion(parsing: release, release: true)
+
+    /// Whether the kernel describes its own types (`/sys/kernel/btf/vmlinux`), as CO-RE relocations need.
+    public static var hasBTF: Bool { FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux") }
+
+    private static let answers = Mutex<[String: Bool?]>([:])
+
+    /// A probe's answer, cached: `true` supported, `false` not, `nil` libbpf can't tell (an error, or a type it can't probe).
+    private static func cached(_ key: String, _ probe: () -> Int32) -> Bool? {
+        if let known = answers.withLock({ $0[key] }) { return known }
+        let result = probe()
+        let answer: Bool? = result == 1 ? true : result == 0 ? false : nil
+        answers.withLock { $0[key] = answer }
+        return answer
+    }
+
+    static func supports(programType type: UInt32) -> Bool? {
+        cached("prog \(type)") { libbpf_probe_bpf_prog_type(bpf_prog_type(type), nil) }
+    }
+
+    static func supports(mapType type: UInt32) -> Bool? {
+        cached("map \(type)") { libbpf_probe_bpf_map_type(bpf_map_type(type), nil) }
+    }
+
+    static func supports(helper id: Int32, in type: UInt32) -> Bool? {
+        cached("helper \(id) \(type)") { libbpf_probe_bpf_helper(bpf_prog_type(type), bpf_func_id(UInt32(bitPattern: id)), nil) }
+    }
+
+    static func programTypeName(_ type: UInt32) -> String { libbpf_bpf_prog_type_str(bpf_prog_type(type)).map { String(cString: $0) } ?? "#\(type)" }
+    static func mapTypeName(_ type: UInt32) -> String { libbpf_bpf_map_type_str(bpf_map_type(type)).map { String(cString: $0) } ?? "#\(type)" }
+    static func helperName(_ id: Int32) -> String? { l3af_bpf_helper_name(id).map { String(cString: $0) } }
+
+    /// "this kernel (6.1.0-13-amd64)": how a problem names the host's kernel.
+    static var this: String { "this kernel (\(release))" }
+
+    /// ", which Linux 5.8 and later have", when the table knows.
+    static func since(_ version: String?) -> String { version.map { "; Linux \($0) and later have it" } ?? "" }
+}
+
+/// Checks an object against this kernel without attaching anything: the type of each program asked for, every map
+/// type, every helper those programs call (read from their instructions), BTF for CO-RE relocations, and then the
+/// verifier itself (each program loaded and closed at once).
+public enum ObjectPreflight {
+    /// A program of the object to check: its function, and the hook that gives its type when its section names none.
+    public struct Entry: Sendable {
+        public let function: String
+        public let hook: Hook?
+
+        public init(function: String, hook: Hook?) {
+            self.function = function
+            self.hook = hook
+        }
+    }
+
+    /// The problems of the object at `path` for `entries`, each under `subject` (`package@version: object`); none when
+    /// it would load. The verifier runs only when nothing else is missing (its complaint would be about that).
+    public static func check(objectAt path: String, entries: [Entry], subject: String, verifier: Bool = true) -> [PreflightProblem] {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+            return [PreflightProblem(check: "object", subject: subject, message: "\(path) can't be read")]
+        }
+        let all = Array(bytes)
+        if let problem = BTFCheck.problem(in: all) {
+            return [PreflightProblem(check: "object", subject: subject, message: "\(problem); it is not a BPF ELF object libbpf can read safely")]
+        }
+        guard let object = bpf_object__open_file(path, nil) else {
+            return [PreflightProblem(check: "object", subject: subject, message: "libbpf can't open it: \(String(cString: strerror(errno)))")]
+        }
+        defer { bpf_object__close(object) }
+        var problems: [PreflightProblem] = []
+        for entry in entries {
+            guard let program = bpf_object__find_program_by_name(object, entry.function) else {
+                problems.append(PreflightProblem(check: "object", subject: subject, message: "it has no function '\(entry.function)'"))
+                continue
+            }
+            var type = bpf_program__type(program).rawValue
+            if type == BPF_PROG_TYPE_UNSPEC.rawValue, let hook = entry.hook {
+                type = hook == .xdpIngress ? BPF_PROG_TYPE_XDP.rawValue : BPF_PROG_TYPE_SCHED_CLS.rawValue
+            }
+            let typeName = KernelFeatures.programTypeName(type)
+            if KernelFeatures.supports(programType: type) == false {
+                problems.append(PreflightProblem(check: "program-type", subject: "\(subject): \(entry.function)",
+                                                 message: "its program type \(typeName) is not supported by \(KernelFeatures.this)\(KernelFeatures.since(KernelHistory.programTypes[typeName]))"))
+                continue
+            }
+            var seen = Set<Int32>()
+            if let instructions = bpf_program__insns(program) {
+                for index in 0..<bpf_program__insn_cnt(program) {
+                    let instruction = instructions[index]
+                    // BPF_JMP | BPF_CALL with source 0 calls a helper, its id in imm (1: a subprogram, 2: a kfunc).
+                    guard instruction.code == 0x85, instruction.src_reg == 0, seen.insert(instruction.imm).inserted else { continue }
+                    let id = instruction.imm
+                    guard KernelFeatures.supports(helper: id, in: type) == false else { continue }
+                    let message: String
+                    if let name = KernelFeatures.helperName(id) {
+                        message = "it calls bpf_\(name) (helper \(id)), which \(KernelFeatures.this) doesn't offer \(typeName) programs\(KernelFeatures.since(KernelHistory.helpers[name]))"
+                    } else {
+                        message = "it calls helper \(id), which \(KernelFeatures.this) doesn't know (its headers end at helper \(l3af_bpf_helper_count() - 1)): a newer kernel's helper"
+                    }
+                    problems.append(PreflightProblem(check: "helper", subject: "\(subject): \(entry.function)", message: message))
+                }
+            }
+        }
+        var map = bpf_object__next_map(object, nil)
+        while let current = map {
+            let type = bpf_map__type(current).rawValue, name = String(cString: bpf_map__name(current))
+            if KernelFeatures.supports(mapType: type) == false || libbpf_bpf_map_type_str(bpf_map_type(type)) == nil {
+                let typeName = KernelFeatures.mapTypeName(type)
+                problems.append(PreflightProblem(check: "map-type", subject: "\(subject): map \(name)",
+                                                 message: "its map type \(typeName) is not supported by \(KernelFeatures.this)\(KernelFeatures.since(KernelHistory.mapTypes[typeName]))"))
+            }
+            map = bpf_object__next_map(object, current)
+        }
+        if BTFCheck.hasCORERelocations(all), !KernelFeatures.hasBTF {
+            problems.append(PreflightProblem(check: "btf", subject: subject,
+                                             message: "it has CO-RE relocations, and \(KernelFeatures.this) has no BTF (/sys/kernel/btf/vmlinux); a kernel built with CONFIG_DEBUG_INFO_BTF (Linux 5.4 and later) has it"))
+        }
+        guard verifier, problems.isEmpty else { return problems }
+        for entry in entries {
+            do { _ = try BPFLoader.load(objectAt: path, entry: entry.function, hook: entry.hook) } catch {
+                problems.append(PreflightProblem(check: "verifier", subject: "\(subject): \(entry.function)", message: "\(KernelFeatures.this) refuses it: \(error.description)"))
+            }
+        }
+        return problems
+    }
+
+    /// The problem when `minimum` (a manifest's `min_kernel`) is newer than this kernel.
+    public static func kernel(_ minimum: KernelVersion?, subject: String) -> PreflightProblem? {
+        guard let minimum, let version = KernelFeatures.version, version < minimum else { return nil }
+        return PreflightProblem(check: "kernel", subject: subject, message: "it needs Linux \(minimum) or later (min_kernel), and \(KernelFeatures.this) is \(version)")
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import L3AFBPF
+import L3AFModel
+import L3AFRuntime
+
+extension HostManager {
+    /// What `new` would load that `old` doesn't run, checked against this host before anything changes: each package's
+    /// `min_kernel`, each object's program types, map types, helpers and BTF, the verifier's approval (loaded and
+    /// closed, never attached), each interface, and room in each chain. Programs a user program loads are its own.
+    public func preflight(_ new: HostSnapshot, from old: HostSnapshot) -> [PreflightProblem] {
+        var problems: [PreflightProblem] = []
+        func runs(_ placed: PlacedProgram, in snapshot: HostSnapshot) -> Bool {
+            snapshot.programs.contains { $0.key == placed.key && $0.package == placed.package && $0.version == placed.version && $0.enabled }
+        }
+        // By object: each object once, with every function wanted from it.
+        var objects: [String: (subject: String, folder: String, entries: [ObjectPreflight.Entry])] = [:]
+        func want(_ path: String, _ subject: String, folder: String, _ entry: ObjectPreflight.Entry) {
+            objects[path, default: (subject, folder, [])].entries.append(entry)
+        }
+        for placed in new.programs where placed.enabled && !runs(placed, in: old) {
+            if !chains.interfaceExists(placed.interface) {
+                problems.append(PreflightProblem(check: "interface", subject: placed.spec,
+                                                 message: "there is no network interface '\(placed.interface)' (here: \(chains.interfaces().joined(separator: ", ")))"))
+                continue
+            }
+            do { _ = try placed.member.parameterWrites() } catch {
+                problems.append(PreflightProblem(check: "parameters", subject: placed.spec, message: error.description))
+            }
+            if placed.userProgram?.loadsItself == true { continue }
+            let folder = placed.objectPath.hasSuffix("/" + placed.program.objectFile)
+                ? String(placed.objectPath.dropLast(placed.program.objectFile.count + 1)) : (placed.objectPath as NSString).deletingLastPathComponent
+            want(placed.objectPath, "\(placed.spec): \(placed.program.objectFile)", folder: folder,
+                 ObjectPreflight.Entry(function: placed.program.entryFunction, hook: placed.hook))
+        }
+        for (hook, root) in new.roots where old.roots[hook] != root {
+            want(root.objectPath, "\(root.package)@\(root.version): \(root.program.objectFile)", folder: (root.objectPath as NSString).deletingLastPathComponent,
+                 ObjectPreflight.Entry(function: root.program.entryFunction, hook: Hook(rawValue: hook)))
+        }
+        let running = Set((old.probes ?? []).filter(\.enabled).map(\.member.folderName))
+        for probe in new.probes ?? [] where probe.enabled && !running.contains(probe.member.folderName) {
+            want(probe.objectPath, "\(probe.package)@\(probe.version): \((probe.objectPath as NSString).lastPathComponent)",
+                 folder: (probe.objectPath as NSString).deletingLastPathComponent, ObjectPreflight.Entry(function: probe.entryFunction, hook: nil))
+        }
+        for key in new.keys where new.chain(key).count > ChainEngine.maximumLength {
+            problems.append(PreflightProblem(check: "chain", subject: "\(key)",
+                                             message: "\(new.chain(key).count) programs are more than the \(ChainEngine.maximumLength) a packet can pass through (the kernel allows 33 tail calls)"))
+        }
+        var kernelChecked = Set<String>()
+        for (path, object) in objects.sorted(by: { $0.key < $1.key }) {
+            // min_kernel, once per package folder that has a manifest.
+            if kernelChecked.insert(object.folder).inserted, let manifest = try? InstallerSource.manifest(at: object.folder),
+               let problem = chains.preflight(minimumKernel: manifest.minKernel, subject: "\(manifest.name)@\(manifest.version)") {
+                problems.append(problem)
+                continue
+            }
+            var seen = Set<String>()
+            let entries = object.entries.filter { seen.insert($0.function).inserted }
+            problems += chains.preflight(objectAt: path, entries: entries, subject: object.subject)
+        }
+        return problems
+    }
+
+    /// ``preflight(_:from:)``, as the error a change fails with.
+    func requirePreflight(_ new: HostSnapshot, from old: HostSnapshot) throws(HostError) {
+        let problems = preflight(new, from: old)
+        guard !problems.isEmpty else { return }
+        throw HostError(.preflight, "preflight: this host can't run it, so nothing was changed:\n" + problems.map { "  - [\($0.check)] \($0)" }.joined(separator: "\n"),
+                        hint: "`l3af check NAME@VERSION` checks a package against this host without changing anything")
+    }
+}
+
+/// What `l3af check` found: the package checked, against which kernel, what was checked, and what is missing.
+public struct CheckReport: Codable, Sendable {
+    public var package: String
+    public var version: String
+    public var kernel: String
+    public var checked: [String]
+    public var problems: [PreflightProblem]
+
+    public var text: String {
+        var lines = ["\(package)@\(version) on \(kernel): checked \(checked.joined(separator: ", "))"]
+        lines += problems.isEmpty ? ["it would load here"] : problems.map { "  - [\($0.check)] \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension HostManager {
+    /// Checks `spec` against this host without changing anything (fetched into a folder of its own, never the repo):
+    /// its `min_kernel`, each object's program types, map types, helpers and BTF, the verifier; with `interface`, that
+    /// it exists and its chains have room; its parameters against its manifest.
+    public func check(_ spec: PackageSpec, interface: String?, hook: Hook?, parameters: [String: String]) async throws -> CheckReport {
+        let folder = FileManager.default.temporaryDirectory.appending(path: "l3af-check-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let package = try await fetch(.signed(spec.description, registry: nil), from: source.scratch(in: folder))
+        let manifest = try Self.manifest(of: package)
+        let subject = "\(package.name)@\(package.version)"
+        var report = CheckReport(package: package.name.rawValue, version: package.version.rawValue, kernel: KernelFeatures.release,
+                                 checked: ["kernel version", "program types", "map types", "helpers", "BTF", "verifier", "parameters"], problems: [])
+        if let problem = chains.preflight(minimumKernel: manifest.minKernel, subject: subject) { report.problems.append(problem) }
+        let programs = manifest.programs.filter { hook == nil || $0.hook == hook }
+        if programs.isEmpty, hook != nil {
+            throw HostError(.badInput, "\(subject) has no program for \(hook!)", hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
+        }
+        var objects: [String: [ObjectPreflight.Entry]] = [:]
+        for program in programs { objects[program.objectFile, default: []].append(ObjectPreflight.Entry(function: program.entryFunction, hook: program.hook)) }
+        for probe in hook == nil ? manifest.probes ?? [] : [] { objects[probe.objectFile, default: []].append(ObjectPreflight.Entry(function: probe.entryFunction, hook: nil)) }
+        if report.problems.isEmpty {
+            for (file, entries) in objects.sorted(by: { $0.key < $1.key }) {
+                report.problems += chains.preflight(objectAt: "\(package.path)/\(file)", entries: entries, subject: "\(subject): \(file)")
+            }
+        }
+        for program in programs {
+            let member = ChainMember(package: package.name.rawValue, version: package.version.rawValue, program: program, objectPath: "", parameters: parameters)
+            do { _ = try member.parameterWrites() } catch { report.problems.append(PreflightProblem(check: "parameters", subject: subject, message: error.description)) }
+        }
+        if let interface {
+            report.checked += ["interface", "chain room"]
+            if !chains.interfaceExists(interface) {
+                report.problems.append(PreflightProblem(check: "interface", subject: subject,
+                                                        message: "there is no network interface '\(interface)' (here: \(chains.interfaces().joined(separator: ", ")))"))
+            } else {
+                let current = try snapshot()
+                for program in programs {
+                    let key = ChainKey(interface: interface, hook: program.hook)
+                    let chain = current.chain(key).filter { $0.package != package.name }
+                    if chain.count >= ChainEngine.maximumLength {
+                        report.problems.append(PreflightProblem(check: "chain", subject: "\(key)",
+                                                                message: "it already runs \(chain.count) programs, the most a packet can pass through"))
+                    }
+                }
+            }
+        }
+        return report
+    }
+}
