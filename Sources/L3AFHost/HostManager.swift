@@ -737,14 +737,16 @@ public final class HostManager: Sendable {
 
     /// Makes the kernel match the last revision (after a reboot bpffs is empty), after finishing or undoing a change an
     /// interrupted l3af left. Returns whether anything changed.
-    public func restore() async throws -> Bool {
+    public func restore() async throws -> Bool { try await restoreSteps() != nil }
+
+    /// ``restore()``, returning the steps it made; `nil` when the kernel ran the last revision already.
+    public func restoreSteps() async throws -> [ChainStep]? {
         try await change { _ in
             let current = try self.snapshot()
-            guard try self.difference(current) != nil else { return false }
+            guard try self.difference(current) != nil else { return nil }
             try self.stopIfPlanning(.restore, cause: "restore the last revision", from: current, to: current)
             try self.verifyInstalled(current)
-            try self.realize(current, previous: current)
-            return true
+            return try self.realize(current, previous: current)
         }
     }
 

@@ -78,7 +78,8 @@ public struct ChangePlan: Codable, Sendable {
             lines.append("preflight: this host can't run it, so the change would be refused:")
             lines += preflight.map { "  - [\($0.check)] \($0)" }
         }
-        lines.append("would record revision \(revision.number) (\(revision.kind)): \(revision.cause)")
+        lines.append(revision.kind == RevisionKind.restore.rawValue ? "would make the kernel run revision \(revision.number) again (nothing is recorded)"
+                                                                  : "would record revision \(revision.number) (\(revision.kind)): \(revision.cause)")
         return lines.joined(separator: "\n")
     }
 }
@@ -126,7 +127,8 @@ extension HostManager {
         plan.probesAttached = after.subtracting(before).sorted()
         plan.probesDetached = before.subtracting(after).sorted()
         plan.preflight = preflight(new, from: old)
-        let number = ((try? database.current())??.number ?? 0) + 1
+        // A restore records nothing: it makes the kernel run the last revision again.
+        let number = ((try? database.current())??.number ?? 0) + (kind == .restore ? 0 : 1)
         plan.revision = ChangePlan.PlannedRevision(number: number, kind: kind.rawValue, cause: cause)
         return plan
     }

@@ -1,5 +1,6 @@
 import Foundation
 import L3AFModel
+import L3AFRuntime
 
 /// One operation on a host, as one type used on both paths: `l3af` performs it on this host (``LocalHost``) or sends it
 /// to `l3afd` (`l3af --host`), whose route decodes the same type and performs it on its host. A `POST` route takes the
@@ -183,6 +184,8 @@ public enum HostRequest {
         public var changed: Bool
         /// The revision the kernel runs now.
         public var revision: Int?
+        /// The steps the restore made (one flip each).
+        public var steps: [ChainStep]?
     }
 
     /// Makes the kernel run the last revision again (after finishing or undoing an interrupted change).
@@ -191,8 +194,8 @@ public enum HostRequest {
         public init() {}
 
         public func perform(on host: HostManager) async throws -> Restored {
-            let changed = try await host.restore()
-            return Restored(changed: changed, revision: try await host.observe { try $0.database.current()?.number })
+            let steps = try await host.restoreSteps()
+            return Restored(changed: steps != nil, revision: try await host.observe { try $0.database.current()?.number }, steps: steps)
         }
     }
 

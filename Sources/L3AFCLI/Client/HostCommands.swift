@@ -341,7 +341,9 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let reply = try await options.perform(HostRequest.Restore(), dryRun, output) else { return }
-        print(reply.changed ? "restored revision \(reply.revision ?? 0)" : "nothing to do: the kernel already runs revision \(reply.revision.map { String($0) } ?? "(none)")")
+        let text = reply.changed ? (["restored revision \(reply.revision ?? 0)"] + (reply.steps ?? []).map { "  \($0)" }).joined(separator: "\n")
+            : "nothing to do: the kernel already runs revision \(reply.revision.map { String($0) } ?? "(none)")"
+        try output.emit(reply, text: text)
     }
 }
 
