@@ -36,17 +36,28 @@ public enum KernelFeatures {
     /// The release's version, `nil` when it doesn't start with one.
     public static let version: KernelVersion? = try? KernelVersion(parsing: release, release: true)
 
-    /// Whether the kernel describes its own types (`/sys/kernel/btf/vmlinux`), as CO-RE relocations need.
-    public static var hasBTF: Bool { FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux") }
+    /// Whether libbpf finds the kernel's own BTF (`/sys/kernel/btf/vmlinux`, or a vmlinux under /boot, /lib/modules or
+    /// /usr/lib/debug), as CO-RE relocations need.
+    public static var hasBTF: Bool {
+        guard let btf = btf__load_vmlinux_btf(), libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return false }
+        btf__free(btf)
+        return true
+    }
 
     private static let answers = Mutex<[String: Bool?]>([:])
 
-    /// A probe's answer, cached: `true` supported, `false` not, `nil` libbpf can't tell (an error, or a type it can't probe).
+    /// Whether the feature probes can be believed: libbpf answers "unsupported" for any failure to load its probe, a
+    /// missing privilege included, so without root (CAP_BPF and friends) nothing is concluded.
+    public static var canProbe: Bool { geteuid() == 0 }
+
+    /// A probe's answer: `true` supported, `false` not, `nil` can't tell (an error, a type libbpf can't probe, no
+    /// privilege). Only `true` is kept: a failure may be passing (memory), and a long-running l3afd asks again.
     private static func cached(_ key: String, _ probe: () -> Int32) -> Bool? {
-        if let known = answers.withLock({ $0[key] }) { return known }
+        guard canProbe else { return nil }
+        if answers.withLock({ $0[key] }) == true { return true }
         let result = probe()
         let answer: Bool? = result == 1 ? true : result == 0 ? false : nil
-        answers.withLock { $0[key] = answer }
+        if answer == true { answers.withLock { $0[key] = true } }
         return answer
     }
 
@@ -69,8 +80,12 @@ public enum KernelFeatures {
     /// "this kernel (6.1.0-13-amd64)": how a problem names the host's kernel.
     static var this: String { "this kernel (\(release))" }
 
-    /// ", which Linux 5.8 and later have", when the table knows.
-    static func since(_ version: String?) -> String { version.map { "; Linux \($0) and later have it" } ?? "" }
+    /// "; Linux 5.8 and later have it" when the table knows, and this kernel is older.
+    static func since(_ version: String?) -> String {
+        guard let version, let needed = try? KernelVersion(parsing: version) else { return "" }
+        if let running = KernelFeatures.version, running >= needed { return " (it came in Linux \(version); this kernel doesn't offer it here)" }
+        return "; Linux \(version) and later have it"
+    }
 }
 
 /// Checks an object against this kernel without attaching anything: the type of each program asked for, every map
@@ -119,18 +134,22 @@ public enum ObjectPreflight {
                 continue
             }
             var seen = Set<Int32>()
-            if let instructions = bpf_program__insns(program) {
+            // A sleepable program (`.s` sections) may call helpers the probe, which isn't sleepable, is refused.
+            let sleepable = bpf_program__flags(program) & UInt32(BPF_F_SLEEPABLE) != 0
+            if !sleepable, let instructions = bpf_program__insns(program) {
                 for index in 0..<bpf_program__insn_cnt(program) {
                     let instruction = instructions[index]
                     // BPF_JMP | BPF_CALL with source 0 calls a helper, its id in imm (1: a subprogram, 2: a kfunc).
                     guard instruction.code == 0x85, instruction.src_reg == 0, seen.insert(instruction.imm).inserted else { continue }
                     let id = instruction.imm
                     guard KernelFeatures.supports(helper: id, in: type) == false else { continue }
+                    // libbpf rewrites bpf_probe_read_{kernel,user}[_str] to bpf_probe_read[_str] where the kernel lacks them.
+                    if let fallback = Self.fallbacks[id], KernelFeatures.supports(helper: fallback, in: type) != false { continue }
                     let message: String
                     if let name = KernelFeatures.helperName(id) {
                         message = "it calls bpf_\(name) (helper \(id)), which \(KernelFeatures.this) doesn't offer \(typeName) programs\(KernelFeatures.since(KernelHistory.helpers[name]))"
                     } else {
-                        message = "it calls helper \(id), which \(KernelFeatures.this) doesn't know (its headers end at helper \(l3af_bpf_helper_count() - 1)): a newer kernel's helper"
+                        message = "it calls helper \(id), which \(KernelFeatures.this) doesn't offer \(typeName) programs; l3af knows helpers up to \(l3af_bpf_helper_count() - 1), so it is a newer kernel's"
                     }
                     problems.append(PreflightProblem(check: "helper", subject: "\(subject): \(entry.function)", message: message))
                 }
@@ -139,7 +158,9 @@ public enum ObjectPreflight {
         var map = bpf_object__next_map(object, nil)
         while let current = map {
             let type = bpf_map__type(current).rawValue, name = String(cString: bpf_map__name(current))
-            if KernelFeatures.supports(mapType: type) == false || libbpf_bpf_map_type_str(bpf_map_type(type)) == nil {
+            let supported = KernelFeatures.supports(mapType: type)
+            // Unknown to libbpf and not shown to work: refused (a type libbpf can't name but the kernel creates passes).
+            if supported == false || (supported == nil && KernelFeatures.canProbe && libbpf_bpf_map_type_str(bpf_map_type(type)) == nil) {
                 let typeName = KernelFeatures.mapTypeName(type)
                 problems.append(PreflightProblem(check: "map-type", subject: "\(subject): map \(name)",
                                                  message: "its map type \(typeName) is not supported by \(KernelFeatures.this)\(KernelFeatures.since(KernelHistory.mapTypes[typeName]))"))
@@ -158,6 +179,10 @@ public enum ObjectPreflight {
         }
         return problems
     }
+
+    /// Helpers libbpf turns into older ones when the kernel lacks them: probe_read_kernel/user → probe_read, their
+    /// `_str` forms → probe_read_str.
+    static let fallbacks: [Int32: Int32] = [112: 4, 113: 4, 114: 45, 115: 45]
 
     /// The problem when `minimum` (a manifest's `min_kernel`) is newer than this kernel.
     public static func kernel(_ minimum: KernelVersion?, subject: String) -> PreflightProblem? {

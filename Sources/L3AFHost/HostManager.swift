@@ -359,7 +359,8 @@ public final class HostManager: Sendable {
         }
         try stopIfPlanning(kind, cause: cause, from: old, to: new)
         let preflightStart = Date()
-        try requirePreflight(new, from: old)
+        // Flipping back a release that broke its health rules goes to what ran a moment ago: nothing may hold it up.
+        if kind != .autoRollback { try requirePreflight(new, from: old) }
         let preflightMilliseconds = Date().timeIntervalSince(preflightStart) * 1000
         let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new, time: time)
         let steps: [ChainStep]
@@ -628,12 +629,18 @@ public final class HostManager: Sendable {
                 try Self.checkParameters(new.programs[i])
                 moved.append("\(placed.version) → \(version) on \(placed.key)")
             }
+            let cause = "pin \(package)@\(version): " + moved.joined(separator: "; ")
+            // A dry run: the plan of the move (if any), and the pin it would set.
+            if let recorder = self.activePlan.withLock({ $0 }) {
+                var plan = moved.isEmpty ? ChangePlan() : try self.planChange(.pin, cause: cause, from: old, to: new)
+                plan.notes.append("would pin \(package)@\(version)\(interface.map { " on \($0)" } ?? "")")
+                recorder.plan.withLock { $0 = plan }
+                throw Planned()
+            }
             var revision: Revision?
             if !moved.isEmpty {
-                revision = try self.record(.pin, cause: "pin \(package)@\(version): " + moved.joined(separator: "; "), from: old, to: new, by: transaction.actor)
+                revision = try self.record(.pin, cause: cause, from: old, to: new, by: transaction.actor)
             }
-            // A dry run of a pin that moves nothing: no chain changes, and the pin isn't written.
-            if self.activePlan.withLock({ $0 }) != nil { throw Planned() }
             try self.database.setPin(.init(package: package, interface: interface, version: version))
             return revision
         }
@@ -643,7 +650,16 @@ public final class HostManager: Sendable {
     public func unpin(package: PackageName, interface: String? = nil) async throws -> Int {
         try await change { _ in
             // A dry run of an unpin: no chain changes, and no pin is removed.
-            if self.activePlan.withLock({ $0 }) != nil { throw Planned() }
+            if let recorder = self.activePlan.withLock({ $0 }) {
+                let held = try self.database.pins().filter { $0.package == package && (interface == nil || $0.interface == interface) }
+                guard !held.isEmpty else {
+                    throw HostError(.badInput, "\(package) is not pinned\(interface.map { " on \($0)" } ?? "")", hint: "`l3af status` shows the pins")
+                }
+                var plan = ChangePlan()
+                plan.notes = held.map { "would unpin \($0.package)@\($0.version)\($0.interface.map { " on \($0)" } ?? "")" }
+                recorder.plan.withLock { $0 = plan }
+                throw Planned()
+            }
             let removed = try self.database.removePins(package: package, interface: interface)
             guard removed > 0 else {
                 throw HostError(.badInput, "\(package) is not pinned\(interface.map { " on \($0)" } ?? "")", hint: "`l3af status` shows the pins")

@@ -42,9 +42,11 @@ public struct ChangePlan: Codable, Sendable {
     public var preflight: [PreflightProblem] = []
     /// `nil`: nothing would change.
     public var revision: PlannedRevision?
+    /// What else it would do: pins set or removed.
+    public var notes: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case fetched, chains, steps, preflight, revision
+        case fetched, chains, steps, preflight, revision, notes
         case probesAttached = "probes_attached", probesDetached = "probes_detached"
     }
 
@@ -59,7 +61,7 @@ public struct ChangePlan: Codable, Sendable {
                                          : "fetch \(fetch.package)@\(fetch.version)\(size) from \(fetch.from ?? "the registry")")
         }
         guard let revision else {
-            lines.append("nothing would change")
+            lines += notes.isEmpty ? ["nothing would change"] : notes + ["no chain would change"]
             return lines.joined(separator: "\n")
         }
         for chain in chains where chain.before != chain.after {
@@ -72,11 +74,13 @@ public struct ChangePlan: Codable, Sendable {
         }
         for probe in probesAttached { lines.append("attach probe \(probe)") }
         for probe in probesDetached { lines.append("detach probe \(probe)") }
+        lines += notes
         if preflight.isEmpty {
             lines.append("preflight: passed")
         } else {
             lines.append("preflight: this host can't run it, so the change would be refused:")
             lines += preflight.map { "  - [\($0.check)] \($0)" }
+            return lines.joined(separator: "\n")
         }
         lines.append(revision.kind == RevisionKind.restore.rawValue ? "would make the kernel run revision \(revision.number) again (nothing is recorded)"
                                                                   : "would record revision \(revision.number) (\(revision.kind)): \(revision.cause)")

@@ -64,7 +64,7 @@ extension HostManager {
     func requirePreflight(_ new: HostSnapshot, from old: HostSnapshot) throws(HostError) {
         let problems = preflight(new, from: old)
         guard !problems.isEmpty else { return }
-        throw HostError(.preflight, "preflight: this host can't run it, so nothing was changed:\n" + problems.map { "  - [\($0.check)] \($0)" }.joined(separator: "\n"),
+        throw HostError(.preflight, "preflight: this host can't run it, so nothing was loaded or recorded:\n" + problems.map { "  - [\($0.check)] \($0)" }.joined(separator: "\n"),
                         hint: "`l3af check NAME@VERSION` checks a package against this host without changing anything")
     }
 }

@@ -159,6 +159,16 @@ public struct InstallerSource: PackageSource {
         var configuration = configuration
         configuration.repo = "\(folder)/repo"
         configuration.cache = "\(folder)/cache"
+        configuration.state = "\(folder)/state"
+        // The same trust as the real change (index versions accepted, plain artifacts' first digests, registries seen
+        // signed), from copies: what the dry run learns is dropped with its folder.
+        let fm = FileManager.default
+        try? fm.createDirectory(atPath: configuration.state, withIntermediateDirectories: true)
+        try? fm.createDirectory(atPath: configuration.cache, withIntermediateDirectories: true)
+        for file in ["registries.json", "plain-artifacts.json"] {
+            try? fm.copyItem(atPath: "\(self.configuration.state)/\(file)", toPath: "\(configuration.state)/\(file)")
+        }
+        try? fm.copyItem(atPath: "\(self.configuration.cache)/metadata", toPath: "\(configuration.cache)/metadata")
         return InstallerSource(configuration: configuration)
     }
 

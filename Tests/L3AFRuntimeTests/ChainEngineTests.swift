@@ -57,6 +57,21 @@ struct ChainEngineTests {
         try engine.remove(package: "ip-denylist", interface: port, hook: .xdpIngress)
         #expect(try network.ping(5) == 5)
 
+        // A reorder that also moves an earlier member to another version does both (the plan foretold it step by step).
+        let rl = try Packages.member("ratelimiting", parameters: ["rate": "5", "ports": "8080"], seq: 30)
+        try engine.apply([try Packages.member("packet-counter", seq: 10), rl, try Packages.member("ip-denylist", parameters: ["ipv4": "198.51.100.0/24"], seq: 40)],
+                         interface: port, hook: .xdpIngress)
+        let swapped = [try Packages.member("packet-counter", version: "1.0.1", seq: 10), try Packages.member("ip-denylist", parameters: ["ipv4": "198.51.100.0/24"], seq: 20), rl]
+        let planned = try engine.plan(swapped, interface: port, hook: .xdpIngress)
+        let made = Mutex<[ChainStep]>([])
+        var journaled = engine
+        journaled.journal = { step in made.withLock { $0.append(step) } }
+        try journaled.apply(swapped, interface: port, hook: .xdpIngress)
+        #expect(try engine.chain(interface: port, hook: .xdpIngress).map { "\($0.package)@\($0.version)" } == ["packet-counter@1.0.1", "ip-denylist@1.0.0", "ratelimiting@1.0.0"])
+        #expect(made.withLock { $0 } == planned && planned.map(\.action) == [.reorder, .replace], "\(planned)")
+        try engine.apply([try Packages.member("packet-counter", seq: 10), rl], interface: port, hook: .xdpIngress)
+        #expect(try network.ping(5) == 5)
+
         // A new engine (a new process) adopts the chain from the pins.
         let again = ChainEngine(pinRoot: network.pinRoot, roots: try Packages.roots)
         #expect(try again.chain(interface: port, hook: .xdpIngress).map(\.package) == ["packet-counter", "ratelimiting"])

@@ -2,6 +2,7 @@
 #pragma once
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
 
 /// Receives each line libbpf logs, formatted: level is a `enum libbpf_print_level`.
 typedef void (*l3af_bpf_log_sink)(int level, const char *message);

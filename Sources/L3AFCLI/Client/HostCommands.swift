@@ -406,6 +406,10 @@ struct CheckCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        if try options.remote != nil {
+            throw CLIError("local-only", "l3af check checks this host's kernel, not the one --host names",
+                           hint: "run it on that host, or ask that l3afd for a plan: l3af install … --dry-run --host URL")
+        }
         let report = try await options.host().check(try PackageSpec(parsing: spec), interface: iface, hook: hook, parameters: try parseSettings(settings))
         try output.emit(report, text: report.text)
         if !report.problems.isEmpty { throw ExitCode(1) }
@@ -423,6 +427,9 @@ struct DiffCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        if try options.remote != nil {
+            throw CLIError("local-only", "l3af diff reads this host's revisions and kernel, not the ones --host names", hint: "run it on that host")
+        }
         let diff = try options.host().diff(from, to)
         try output.emit(diff, text: diff.text)
     }

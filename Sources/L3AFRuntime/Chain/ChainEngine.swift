@@ -136,8 +136,9 @@ public struct ChainEngine: Sendable {
              written: [memberFolder(interface, hook, member.package, member.version)])
     }
 
-    /// Takes `package` out of the chain; the root goes when the last program does.
-    public func remove(package: String, interface: String, hook: Hook) throws(ChainError) {
+    /// Takes `package` out of the chain; the root goes when the last program does, unless `keepingRoot` (others are
+    /// about to join).
+    public func remove(package: String, interface: String, hook: Hook, keepingRoot: Bool = false) throws(ChainError) {
         let before = l3afdMapPins ? mapPinsBefore(interface, hook) : []
         defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         let state = try readForChange(interface, hook)
@@ -154,7 +155,7 @@ public struct ChainEngine: Sendable {
         let gone = state.members[position].entry
         note(.remove, interface, hook, ["\(gone.package)@\(gone.version)"], flips: state.predecessorName(of: position),
              removed: [memberFolder(interface, hook, gone.package, gone.version)])
-        if state.members.count == 1 { try removeRoot(interface, hook) }
+        if state.members.count == 1, !keepingRoot { try removeRoot(interface, hook) }
     }
 
     /// Swaps the member `package` for `member` (another version, or the same with new parameters), in one flip.
@@ -218,13 +219,14 @@ public struct ChainEngine: Sendable {
         }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
+        // The root stays while programs are wanted: a hook emptied and filled in one apply never loses it.
         for entry in try entries(interface, hook) where !names.contains(entry.package) {
-            try remove(package: entry.package, interface: interface, hook: hook)
+            try remove(package: entry.package, interface: interface, hook: hook, keepingRoot: !wanted.isEmpty)
         }
         let order = try entries(interface, hook).map(\.package)
+        // Members out of order are staged again from the first that is; those before it may still change version.
         if order != wanted.map(\.package).filter({ order.contains($0) }) {
             try reorder(wanted, interface: interface, hook: hook)
-            return
         }
         for member in wanted {
             let current = try entries(interface, hook)

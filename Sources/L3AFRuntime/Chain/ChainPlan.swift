@@ -53,7 +53,25 @@ extension ChainEngine {
     public func plan(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) -> [ChainStep] {
         let state = try planningState(interface, hook)
         var planner = Planner(engine: self, interface: interface, hook: hook, members: state.members, hasRoot: state.hasRoot)
-        guard chaining else { return planner.alone(desired, current: state.alone ? state.members.first : nil) }
+        // What apply would refuse, refused alike.
+        for member in desired where member.program.hook != hook {
+            throw ChainError(.wrongHook, "\(member.package)@\(member.version) runs on \(member.program.hook), not \(hook)")
+        }
+        if !desired.isEmpty, chaining, roots[hook] == nil, !state.hasRoot { throw ChainError(.kernel, "no root program is configured for \(hook)") }
+        guard chaining else {
+            guard desired.count <= 1 else {
+                throw ChainError(.tooLong, "bpf-chaining-enabled is false, so \(hook) of \(interface) runs one program, not \(desired.count) (\(desired.map(\.package).joined(separator: ", ")))",
+                                 hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
+            }
+            if let member = desired.first, member.selfLoad != nil {
+                throw ChainError(.load, "\(member.package)@\(member.version) is loaded by its user program, which needs a chain to put itself into (--map-name)",
+                                 hint: "set bpf-chaining-enabled: true, or give the payload its object_file so l3afd loads it")
+            }
+            return planner.alone(desired, current: state.alone ? state.members.first : nil)
+        }
+        guard desired.count <= Self.maximumLength else {
+            throw ChainError(.tooLong, "\(desired.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
+        }
         if state.alone {
             planner.note(.detach, state.members.map(\.spec), removed: [planner.hookFolder])
             planner.members = []
@@ -61,12 +79,9 @@ extension ChainEngine {
         }
         let wanted = desired.sorted { $0.seqID < $1.seqID }
         let names = Set(wanted.map(\.package))
-        for member in planner.members where !names.contains(member.package) { planner.remove(member.package) }
+        for member in planner.members where !names.contains(member.package) { planner.remove(member.package, keepingRoot: !wanted.isEmpty) }
         let order = planner.members.map(\.package)
-        if order != wanted.map(\.package).filter({ order.contains($0) }) {
-            planner.reorder(wanted)
-            return planner.steps
-        }
+        if order != wanted.map(\.package).filter({ order.contains($0) }) { planner.reorder(wanted) }
         for member in wanted {
             if let index = planner.members.firstIndex(where: { $0.package == member.package }) {
                 let entry = planner.members[index], current = planner.members.map(\.package)
@@ -147,12 +162,12 @@ extension ChainEngine {
             members.insert(Member(package: member.package, version: member.version, seqID: member.seqID, digest: member.parametersDigest), at: position)
         }
 
-        mutating func remove(_ package: String) {
+        mutating func remove(_ package: String, keepingRoot: Bool = false) {
             guard let position = members.firstIndex(where: { $0.package == package }) else { return }
             let member = members[position]
             note(.remove, [member.spec], flips: predecessor(position), removed: [folder(member.package, member.version)])
             members.remove(at: position)
-            if members.isEmpty {
+            if members.isEmpty, !keepingRoot {
                 note(.detachRoot, [], removed: [hookFolder])
                 hasRoot = false
             }
