@@ -22,7 +22,9 @@ public final class HostDatabase: Sendable {
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             queue = try DatabaseQueue(path: path, configuration: configuration)
-            try Self.migrator.migrate(queue)
+            // A current schema (every open after the first) costs one read, not a write transaction.
+            let migrator = Self.migrator
+            if try !queue.read({ try migrator.hasCompletedMigrations($0) }) { try migrator.migrate(queue) }
         } catch {
             throw HostError(.storage, "can't open the host database \(path): \(error)",
                             hint: "check the path (--state) and its permissions; a corrupt file can be moved away, `l3af restore` then starts empty")
@@ -76,6 +78,17 @@ public final class HostDatabase: Sendable {
         }
     }
 
+    /// `run` for reads: a read transaction, which never waits for a writer's.
+    private func read<T>(_ body: (Database) throws -> T) throws(HostError) -> T {
+        do {
+            return try queue.read(body)
+        } catch let error as HostError {
+            throw error
+        } catch {
+            throw HostError(.storage, "the host database \(path): \(error)")
+        }
+    }
+
     private static func revision(_ row: Row) throws -> Revision {
         let number: Int = row["number"]
         return Revision(number: number, time: Date(timeIntervalSince1970: row["time"]), kind: RevisionKind(rawValue: row["kind"]),
@@ -104,21 +117,21 @@ public final class HostDatabase: Sendable {
 
     /// The last committed revision.
     public func current() throws(HostError) -> Revision? {
-        try run { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT 1").map(Self.revision) }
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }
 
     public func revision(_ number: Int) throws(HostError) -> Revision? {
-        try run { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number = ?", arguments: [number]).map(Self.revision) }
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number = ?", arguments: [number]).map(Self.revision) }
     }
 
     /// Committed revisions, newest first.
     public func history(limit: Int = 1000) throws(HostError) -> [Revision] {
-        try run { db in try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT ?", arguments: [limit]).map(Self.revision) }
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT ?", arguments: [limit]).map(Self.revision) }
     }
 
     /// Committed revisions after `number`, oldest first (what an observer missed since it last looked).
     public func revisions(after number: Int, limit: Int = 1000) throws(HostError) -> [Revision] {
-        try run { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number > ? ORDER BY number LIMIT ?", arguments: [number, limit])
                 .map(Self.revision)
         }
@@ -126,7 +139,7 @@ public final class HostDatabase: Sendable {
 
     /// The change in flight, if a process was stopped in the middle of one.
     public func pending() throws(HostError) -> Revision? {
-        try run { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }
 
     /// Records `snapshot` as the pending revision (replacing any other pending one) and returns its number.
@@ -178,7 +191,7 @@ public final class HostDatabase: Sendable {
     }
 
     public func pins() throws(HostError) -> [Pin] {
-        try run { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM pin ORDER BY package, interface").map { row in
                 let interface: String = row["interface"]
                 return Pin(package: try PackageName(row["package"] as String), interface: interface.isEmpty ? nil : interface,
