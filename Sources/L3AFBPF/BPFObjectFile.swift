@@ -59,7 +59,8 @@ public struct BPFMapInfo: Hashable, Sendable {
 /// An ELF object opened with libbpf but not loaded into the kernel: what the registry and `l3af pack`
 /// inspect. Owns the `struct bpf_object *` and the bytes libelf reads from.
 public struct BPFObjectFile: ~Copyable {
-    private let handle: OpaquePointer
+    /// The libbpf object (open, not loaded): for readers in this module, such as ``ObjectPreflight``.
+    let handle: OpaquePointer
     private let buffer: UnsafeMutableRawBufferPointer
     /// The name used in errors.
     public let name: String

@@ -38,11 +38,12 @@ public enum KernelFeatures {
 
     /// Whether libbpf finds the kernel's own BTF (`/sys/kernel/btf/vmlinux`, or a vmlinux under /boot, /lib/modules or
     /// /usr/lib/debug), as CO-RE relocations need.
-    public static var hasBTF: Bool {
+    /// Asked once per process: finding and parsing the kernel's BTF takes milliseconds.
+    public static let hasBTF: Bool = {
         guard let btf = btf__load_vmlinux_btf(), libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return false }
         btf__free(btf)
         return true
-    }
+    }()
 
     private static let answers = Mutex<[String: Bool?]>([:])
 
@@ -110,13 +111,12 @@ public enum ObjectPreflight {
             return [PreflightProblem(check: "object", subject: subject, message: "\(path) can't be read")]
         }
         let all = Array(bytes)
-        if let problem = BTFCheck.problem(in: all) {
-            return [PreflightProblem(check: "object", subject: subject, message: "\(problem); it is not a BPF ELF object libbpf can read safely")]
+        // Checked and opened as the registry and `l3af pack` open objects (BTF bounds first, then libbpf, never loaded).
+        let file: BPFObjectFile
+        do { file = try BPFObjectFile(bytes: all, name: path) } catch {
+            return [PreflightProblem(check: "object", subject: subject, message: error.description)]
         }
-        guard let object = bpf_object__open_file(path, nil) else {
-            return [PreflightProblem(check: "object", subject: subject, message: "libbpf can't open it: \(String(cString: strerror(errno)))")]
-        }
-        defer { bpf_object__close(object) }
+        let object = file.handle
         var problems: [PreflightProblem] = []
         for entry in entries {
             guard let program = bpf_object__find_program_by_name(object, entry.function) else {

@@ -114,11 +114,7 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
     }
 
     func settle(committed: Bool) {
-        let inFlight = started.withLock { state in
-            let items = state.inFlight
-            state.inFlight = [:]
-            return items
-        }
+        let inFlight = started.withLock { Self.take(&$0.inFlight) }
         guard !inFlight.isEmpty else { return }
         let wanted = committed ? ((try? host.database.current())?.snapshot.programs ?? []) : []
         for (key, item) in inFlight {
@@ -129,6 +125,12 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
                 logger.notice("stopped the user program of \(key): the change that started it \(committed ? "no longer wants it" : "failed")")
             }
         }
+    }
+
+    /// Empties `items`, returning what it held.
+    private static func take(_ items: inout [String: Started]) -> [String: Started] {
+        defer { items = [:] }
+        return items
     }
 
     /// SIGTERM now, SIGKILL after ``killGraceSeconds`` if it still runs; doesn't wait.
@@ -155,9 +157,17 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
                 }
                 continue
             }
-            let refused = joining.withLock { $0.refused[key] == id }
-            if refused { watches.withLock { _ = $0.removeValue(forKey: key) }; continue }
-            guard now >= item.nextTry, joining.withLock({ state in state.running ? false : { state.running = true; return true }() }) else { continue }
+            if joining.withLock({ $0.refused[key] == id }) {
+                watches.withLock { _ = $0.removeValue(forKey: key) }
+                continue
+            }
+            guard now >= item.nextTry else { continue }
+            // One join at a time: this one starts unless another runs.
+            let starts = joining.withLock { state in
+                defer { state.running = true }
+                return !state.running
+            }
+            guard starts else { continue }
             let host = host, logger = logger
             Task.detached {
                 var retry = false
@@ -213,11 +223,7 @@ final class UserProgramSupervisor: Service, Sendable, UserProgramRunner {
         children.withLock { children in
             // Programs a settled change started take over from the instance they replace (SIGTERM only: its cmd_stop
             // could stop the new instance too).
-            let settled = started.withLock { state in
-                let items = state.settled
-                state.settled = [:]
-                return items
-            }
+            let settled = started.withLock { Self.take(&$0.settled) }
             for (key, item) in settled {
                 if let old = children[key], old.process !== item.process { Self.terminate(old.process) }
                 children[key] = Child(process: item.process, starts: 1, program: item.program)

@@ -68,20 +68,10 @@ public final class HostDatabase: Sendable {
         return migrator
     }
 
-    private func run<T>(_ body: (Database) throws -> T) throws(HostError) -> T {
+    /// `body` in a write transaction; with `reading`, in a read transaction, which never waits for a writer's.
+    private func run<T>(reading: Bool = false, _ body: (Database) throws -> T) throws(HostError) -> T {
         do {
-            return try queue.write(body)
-        } catch let error as HostError {
-            throw error
-        } catch {
-            throw HostError(.storage, "the host database \(path): \(error)")
-        }
-    }
-
-    /// `run` for reads: a read transaction, which never waits for a writer's.
-    private func read<T>(_ body: (Database) throws -> T) throws(HostError) -> T {
-        do {
-            return try queue.read(body)
+            return reading ? try queue.read(body) : try queue.write(body)
         } catch let error as HostError {
             throw error
         } catch {
@@ -117,21 +107,21 @@ public final class HostDatabase: Sendable {
 
     /// The last committed revision.
     public func current() throws(HostError) -> Revision? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT 1").map(Self.revision) }
+        try run(reading: true) { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }
 
     public func revision(_ number: Int) throws(HostError) -> Revision? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number = ?", arguments: [number]).map(Self.revision) }
+        try run(reading: true) { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number = ?", arguments: [number]).map(Self.revision) }
     }
 
     /// Committed revisions, newest first.
     public func history(limit: Int = 1000) throws(HostError) -> [Revision] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT ?", arguments: [limit]).map(Self.revision) }
+        try run(reading: true) { db in try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' ORDER BY number DESC LIMIT ?", arguments: [limit]).map(Self.revision) }
     }
 
     /// Committed revisions after `number`, oldest first (what an observer missed since it last looked).
     public func revisions(after number: Int, limit: Int = 1000) throws(HostError) -> [Revision] {
-        try read { db in
+        try run(reading: true) { db in
             try Row.fetchAll(db, sql: "SELECT * FROM revision WHERE status = 'committed' AND number > ? ORDER BY number LIMIT ?", arguments: [number, limit])
                 .map(Self.revision)
         }
@@ -139,7 +129,7 @@ public final class HostDatabase: Sendable {
 
     /// The change in flight, if a process was stopped in the middle of one.
     public func pending() throws(HostError) -> Revision? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
+        try run(reading: true) { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }
 
     /// Records `snapshot` as the pending revision (replacing any other pending one) and returns its number.
@@ -191,7 +181,7 @@ public final class HostDatabase: Sendable {
     }
 
     public func pins() throws(HostError) -> [Pin] {
-        try read { db in
+        try run(reading: true) { db in
             try Row.fetchAll(db, sql: "SELECT * FROM pin ORDER BY package, interface").map { row in
                 let interface: String = row["interface"]
                 return Pin(package: try PackageName(row["package"] as String), interface: interface.isEmpty ? nil : interface,

@@ -325,13 +325,20 @@ public final class HostManager: Sendable {
         return member
     }
 
+    /// The root of each hook the snapshots name, a later snapshot's winning (a change goes from the first to the last).
+    static func roots(_ snapshots: HostSnapshot...) -> [Hook: ChainMember] {
+        var roots: [Hook: ChainMember] = [:]
+        for snapshot in snapshots {
+            for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
+        }
+        return roots
+    }
+
     /// Makes the kernel's chains match `snapshot`, chain by chain (each step one flip).
     @discardableResult
     func realize(_ snapshot: HostSnapshot, previous: HostSnapshot) throws(HostError) -> [ChainStep] {
         var steps: [ChainStep] = []
-        var roots: [Hook: ChainMember] = [:]
-        for (hook, root) in previous.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
-        for (hook, root) in snapshot.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
+        let roots = Self.roots(previous, snapshot)
         for key in Set(snapshot.keys + previous.keys).sorted() {
             do {
                 steps += try chains.apply(snapshot.chain(key).map(member), on: key, roots: roots)
@@ -743,9 +750,7 @@ public final class HostManager: Sendable {
             guard let now = current.programs.first(where: { $0.enabled && $0.key == placed.key && $0.package == placed.package && $0.version == placed.version }),
                   now.userProgram?.loadsItself == true
             else { return false }
-            var roots: [Hook: ChainMember] = [:]
-            for (hook, root) in current.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
-            do throws(ChainError) { return try self.chains.adopt(self.member(now), on: now.key, roots: roots) } catch {
+            do throws(ChainError) { return try self.chains.adopt(self.member(now), on: now.key, roots: Self.roots(current)) } catch {
                 throw HostError(.chain, error.description, hint: error.hint)
             }
         }

@@ -117,9 +117,7 @@ extension HostManager {
     /// The plan of going from `old` to `new` as revision `kind`/`cause`.
     func planChange(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot) throws(HostError) -> ChangePlan {
         var plan = ChangePlan()
-        var roots: [Hook: ChainMember] = [:]
-        for (hook, root) in old.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
-        for (hook, root) in new.roots { if let hook = Hook(rawValue: hook) { roots[hook] = root.member } }
+        let roots = Self.roots(old, new)
         for key in Set(new.keys + old.keys).sorted() {
             plan.chains.append(ChangePlan.Chain(interface: key.interface, hook: key.hook, before: old.chain(key).map(\.spec), after: new.chain(key).map(\.spec)))
             do { plan.steps += try chains.plan(new.chain(key).map(member), on: key, roots: roots) } catch {

@@ -3,6 +3,34 @@ import L3AFBPF
 import L3AFModel
 import L3AFRuntime
 
+/// The objects a preflight loads, each once with every function wanted from it, by the package folder whose manifest
+/// gives their `min_kernel`.
+struct ObjectsToCheck {
+    private var objects: [String: (subject: String, folder: String, entries: [ObjectPreflight.Entry])] = [:]
+
+    mutating func want(_ path: String, _ subject: String, folder: String, _ entry: ObjectPreflight.Entry) {
+        objects[path, default: (subject, folder, [])].entries.append(entry)
+    }
+
+    /// Each package's `min_kernel` first (a package this kernel is too old for has nothing else checked), then each
+    /// object of the others.
+    func problems(_ chains: any ChainBackend) -> [PreflightProblem] {
+        var problems: [PreflightProblem] = []
+        var tooOld = Set<String>(), kernelChecked = Set<String>()
+        for (path, object) in objects.sorted(by: { $0.key < $1.key }) {
+            if kernelChecked.insert(object.folder).inserted, let manifest = try? InstallerSource.manifest(at: object.folder),
+               let problem = chains.preflight(minimumKernel: manifest.minKernel, subject: "\(manifest.name)@\(manifest.version)") {
+                problems.append(problem)
+                tooOld.insert(object.folder)
+            }
+            guard !tooOld.contains(object.folder) else { continue }
+            var seen = Set<String>()
+            problems += chains.preflight(objectAt: path, entries: object.entries.filter { seen.insert($0.function).inserted }, subject: object.subject)
+        }
+        return problems
+    }
+}
+
 extension HostManager {
     /// What `new` would load that `old` doesn't run, checked against this host before anything changes: each package's
     /// `min_kernel`, each object's program types, map types, helpers and BTF, the verifier's approval (loaded and
@@ -12,15 +40,10 @@ extension HostManager {
         func runs(_ placed: PlacedProgram, in snapshot: HostSnapshot) -> Bool {
             snapshot.programs.contains { $0.key == placed.key && $0.package == placed.package && $0.version == placed.version && $0.enabled }
         }
-        // By object: each object once, with every function wanted from it.
-        var objects: [String: (subject: String, folder: String, entries: [ObjectPreflight.Entry])] = [:]
-        func want(_ path: String, _ subject: String, folder: String, _ entry: ObjectPreflight.Entry) {
-            objects[path, default: (subject, folder, [])].entries.append(entry)
-        }
+        var objects = ObjectsToCheck()
         for placed in new.programs where placed.enabled && !runs(placed, in: old) {
-            if !chains.interfaceExists(placed.interface) {
-                problems.append(PreflightProblem(check: "interface", subject: placed.spec,
-                                                 message: "there is no network interface '\(placed.interface)' (here: \(chains.interfaces().joined(separator: ", ")))"))
+            if let problem = missingInterface(placed.interface, subject: placed.spec) {
+                problems.append(problem)
                 continue
             }
             do { _ = try placed.member.parameterWrites() } catch {
@@ -29,35 +52,30 @@ extension HostManager {
             if placed.userProgram?.loadsItself == true { continue }
             let folder = placed.objectPath.hasSuffix("/" + placed.program.objectFile)
                 ? String(placed.objectPath.dropLast(placed.program.objectFile.count + 1)) : (placed.objectPath as NSString).deletingLastPathComponent
-            want(placed.objectPath, "\(placed.spec): \(placed.program.objectFile)", folder: folder,
+            objects.want(placed.objectPath, "\(placed.spec): \(placed.program.objectFile)", folder: folder,
                  ObjectPreflight.Entry(function: placed.program.entryFunction, hook: placed.hook))
         }
         for (hook, root) in new.roots where old.roots[hook] != root {
-            want(root.objectPath, "\(root.package)@\(root.version): \(root.program.objectFile)", folder: (root.objectPath as NSString).deletingLastPathComponent,
+            objects.want(root.objectPath, "\(root.package)@\(root.version): \(root.program.objectFile)", folder: (root.objectPath as NSString).deletingLastPathComponent,
                  ObjectPreflight.Entry(function: root.program.entryFunction, hook: Hook(rawValue: hook)))
         }
         let running = Set((old.probes ?? []).filter(\.enabled).map(\.member.folderName))
         for probe in new.probes ?? [] where probe.enabled && !running.contains(probe.member.folderName) {
-            want(probe.objectPath, "\(probe.package)@\(probe.version): \((probe.objectPath as NSString).lastPathComponent)",
+            objects.want(probe.objectPath, "\(probe.package)@\(probe.version): \((probe.objectPath as NSString).lastPathComponent)",
                  folder: (probe.objectPath as NSString).deletingLastPathComponent, ObjectPreflight.Entry(function: probe.entryFunction, hook: nil))
         }
         for key in new.keys where new.chain(key).count > ChainEngine.maximumLength {
             problems.append(PreflightProblem(check: "chain", subject: "\(key)",
                                              message: "\(new.chain(key).count) programs are more than the \(ChainEngine.maximumLength) a packet can pass through (the kernel allows 33 tail calls)"))
         }
-        var kernelChecked = Set<String>()
-        for (path, object) in objects.sorted(by: { $0.key < $1.key }) {
-            // min_kernel, once per package folder that has a manifest.
-            if kernelChecked.insert(object.folder).inserted, let manifest = try? InstallerSource.manifest(at: object.folder),
-               let problem = chains.preflight(minimumKernel: manifest.minKernel, subject: "\(manifest.name)@\(manifest.version)") {
-                problems.append(problem)
-                continue
-            }
-            var seen = Set<String>()
-            let entries = object.entries.filter { seen.insert($0.function).inserted }
-            problems += chains.preflight(objectAt: path, entries: entries, subject: object.subject)
-        }
-        return problems
+        return problems + objects.problems(chains)
+    }
+
+    /// The problem when `interface` doesn't exist on this host.
+    func missingInterface(_ interface: String, subject: String) -> PreflightProblem? {
+        guard !chains.interfaceExists(interface) else { return nil }
+        return PreflightProblem(check: "interface", subject: subject,
+                                message: "there is no network interface '\(interface)' (here: \(chains.interfaces().joined(separator: ", ")))")
     }
 
     /// ``preflight(_:from:)``, as the error a change fails with.
@@ -96,28 +114,28 @@ extension HostManager {
         let subject = "\(package.name)@\(package.version)"
         var report = CheckReport(package: package.name.rawValue, version: package.version.rawValue, kernel: KernelFeatures.release,
                                  checked: ["kernel version", "program types", "map types", "helpers", "BTF", "verifier", "parameters"], problems: [])
-        if let problem = chains.preflight(minimumKernel: manifest.minKernel, subject: subject) { report.problems.append(problem) }
         let programs = manifest.programs.filter { hook == nil || $0.hook == hook }
         if programs.isEmpty, hook != nil {
             throw HostError(.badInput, "\(subject) has no program for \(hook!)", hint: "it has: \(manifest.programs.map(\.hook.rawValue).joined(separator: ", "))")
         }
-        var objects: [String: [ObjectPreflight.Entry]] = [:]
-        for program in programs { objects[program.objectFile, default: []].append(ObjectPreflight.Entry(function: program.entryFunction, hook: program.hook)) }
-        for probe in hook == nil ? manifest.probes ?? [] : [] { objects[probe.objectFile, default: []].append(ObjectPreflight.Entry(function: probe.entryFunction, hook: nil)) }
-        if report.problems.isEmpty {
-            for (file, entries) in objects.sorted(by: { $0.key < $1.key }) {
-                report.problems += chains.preflight(objectAt: "\(package.path)/\(file)", entries: entries, subject: "\(subject): \(file)")
-            }
+        var objects = ObjectsToCheck()
+        for program in programs {
+            objects.want("\(package.path)/\(program.objectFile)", "\(subject): \(program.objectFile)", folder: package.path,
+                         ObjectPreflight.Entry(function: program.entryFunction, hook: program.hook))
         }
+        for probe in hook == nil ? manifest.probes ?? [] : [] {
+            objects.want("\(package.path)/\(probe.objectFile)", "\(subject): \(probe.objectFile)", folder: package.path,
+                         ObjectPreflight.Entry(function: probe.entryFunction, hook: nil))
+        }
+        report.problems += objects.problems(chains)
         for program in programs {
             let member = ChainMember(package: package.name.rawValue, version: package.version.rawValue, program: program, objectPath: "", parameters: parameters)
             do { _ = try member.parameterWrites() } catch { report.problems.append(PreflightProblem(check: "parameters", subject: subject, message: error.description)) }
         }
         if let interface {
             report.checked += ["interface", "chain room"]
-            if !chains.interfaceExists(interface) {
-                report.problems.append(PreflightProblem(check: "interface", subject: subject,
-                                                        message: "there is no network interface '\(interface)' (here: \(chains.interfaces().joined(separator: ", ")))"))
+            if let problem = missingInterface(interface, subject: subject) {
+                report.problems.append(problem)
             } else {
                 let current = try snapshot()
                 for program in programs {

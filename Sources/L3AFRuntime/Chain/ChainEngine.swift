@@ -258,7 +258,7 @@ public struct ChainEngine: Sendable {
         defer { if l3afdMapPins { syncMapPins(interface, hook, before: before) } }
         for member in wanted { try check(member, hook) }
         guard wanted.count <= Self.maximumLength else {
-            throw ChainError(.tooLong, "\(wanted.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
+            throw Self.tooMany(wanted.count, interface, hook)
         }
         var state = try readForChange(interface, hook)
         try requireChained(state, interface, hook)
@@ -308,8 +308,7 @@ public struct ChainEngine: Sendable {
     /// version replaces the old one in one step.
     private func applyAlone(_ desired: [ChainMember], interface: String, hook: Hook) throws(ChainError) {
         guard desired.count <= 1 else {
-            throw ChainError(.tooLong, "bpf-chaining-enabled is false, so \(hook) of \(interface) runs one program, not \(desired.count) (\(desired.map(\.package).joined(separator: ", ")))",
-                             hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
+            throw Self.oneAlone(desired, interface, hook)
         }
         let state = try readForChange(interface, hook)
         // A chain left from when chaining was on goes once the new program is staged: for a moment nothing runs there.
@@ -324,8 +323,7 @@ public struct ChainEngine: Sendable {
         }
         try check(member, hook)
         if member.selfLoad != nil {
-            throw ChainError(.load, "\(member.package)@\(member.version) is loaded by its user program, which needs a chain to put itself into (--map-name)",
-                             hint: "set bpf-chaining-enabled: true, or give the payload its object_file so l3afd loads it")
+            throw Self.needsChain(member)
         }
         if let current, current.entry.package == member.package, current.entry.version == member.version,
            current.entry.parametersDigest == member.parametersDigest, current.entry.seqID == member.seqID {
@@ -452,11 +450,29 @@ public struct ChainEngine: Sendable {
 
     private func hookFolder(_ interface: String, _ hook: Hook) -> String { "\(pinRoot)/\(interface)/\(hook.rawValue)" }
 
-    private func check(_ member: ChainMember, _ hook: Hook) throws(ChainError) {
+    func check(_ member: ChainMember, _ hook: Hook) throws(ChainError) {
         guard member.program.hook == hook else {
             throw ChainError(.wrongHook, "\(member.package)@\(member.version) runs on \(member.program.hook), not \(hook)")
         }
     }
+
+    // The refusals `apply` and `plan` share, worded once.
+
+    static func tooMany(_ count: Int, _ interface: String, _ hook: Hook) -> ChainError {
+        ChainError(.tooLong, "\(count) programs on the \(hook) chain of \(interface) are more than the \(maximumLength) a packet can pass through")
+    }
+
+    static func oneAlone(_ desired: [ChainMember], _ interface: String, _ hook: Hook) -> ChainError {
+        ChainError(.tooLong, "bpf-chaining-enabled is false, so \(hook) of \(interface) runs one program, not \(desired.count) (\(desired.map(\.package).joined(separator: ", ")))",
+                   hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
+    }
+
+    static func needsChain(_ member: ChainMember) -> ChainError {
+        ChainError(.load, "\(member.package)@\(member.version) is loaded by its user program, which needs a chain to put itself into (--map-name)",
+                   hint: "set bpf-chaining-enabled: true, or give the payload its object_file so l3afd loads it")
+    }
+
+    static func noRoot(_ hook: Hook) -> ChainError { ChainError(.kernel, "no root program is configured for \(hook)") }
 
     private func kernel<T>(_ body: () throws(BPFError) -> T) throws(ChainError) -> T {
         do { return try body() } catch {
@@ -772,7 +788,7 @@ public struct ChainEngine: Sendable {
     /// Loads, pins and attaches the root when the hook has no chain yet, recording its next map in `state`.
     private func ensureRoot(_ state: inout State, _ interface: String, _ hook: Hook) throws(ChainError) {
         if state.rootNext != nil { return }
-        guard let root = roots[hook] else { throw ChainError(.kernel, "no root program is configured for \(hook)") }
+        guard let root = roots[hook] else { throw Self.noRoot(hook) }
         let folder = "\(hookFolder(interface, hook))/root"
         removePins(folder, pruneParent: false)
         let loaded: LoadedProgram

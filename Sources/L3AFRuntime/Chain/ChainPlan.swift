@@ -54,24 +54,14 @@ extension ChainEngine {
         let state = try planningState(interface, hook)
         var planner = Planner(engine: self, interface: interface, hook: hook, members: state.members, hasRoot: state.hasRoot)
         // What apply would refuse, refused alike.
-        for member in desired where member.program.hook != hook {
-            throw ChainError(.wrongHook, "\(member.package)@\(member.version) runs on \(member.program.hook), not \(hook)")
-        }
-        if !desired.isEmpty, chaining, roots[hook] == nil, !state.hasRoot { throw ChainError(.kernel, "no root program is configured for \(hook)") }
+        for member in desired { try check(member, hook) }
+        if !desired.isEmpty, chaining, roots[hook] == nil, !state.hasRoot { throw Self.noRoot(hook) }
         guard chaining else {
-            guard desired.count <= 1 else {
-                throw ChainError(.tooLong, "bpf-chaining-enabled is false, so \(hook) of \(interface) runs one program, not \(desired.count) (\(desired.map(\.package).joined(separator: ", ")))",
-                                 hint: "keep one program per hook, or set bpf-chaining-enabled: true to chain them behind a root")
-            }
-            if let member = desired.first, member.selfLoad != nil {
-                throw ChainError(.load, "\(member.package)@\(member.version) is loaded by its user program, which needs a chain to put itself into (--map-name)",
-                                 hint: "set bpf-chaining-enabled: true, or give the payload its object_file so l3afd loads it")
-            }
+            guard desired.count <= 1 else { throw Self.oneAlone(desired, interface, hook) }
+            if let member = desired.first, member.selfLoad != nil { throw Self.needsChain(member) }
             return planner.alone(desired, current: state.alone ? state.members.first : nil)
         }
-        guard desired.count <= Self.maximumLength else {
-            throw ChainError(.tooLong, "\(desired.count) programs on the \(hook) chain of \(interface) are more than the \(Self.maximumLength) a packet can pass through")
-        }
+        guard desired.count <= Self.maximumLength else { throw Self.tooMany(desired.count, interface, hook) }
         if state.alone {
             planner.note(.detach, state.members.map(\.spec), removed: [planner.hookFolder])
             planner.members = []
