@@ -80,6 +80,13 @@ final class RegistryHarness: Sendable {
         return try IndexVerifier(trustedKeys: [TrustedKey(base64: publicKey)]).verify(bytes, now: Timestamp(Date()))
     }
 
+    /// What the signed index (through its shard) says of `name`'s document.
+    func listed(_ name: String, in index: RegistryIndex) async throws -> RegistryIndex.Entry? {
+        let id = RegistryIndex.shard(of: name)
+        guard let entry = index.shards[id] else { return nil }
+        return try IndexShard.decode(try await http("/" + RegistryIndex.shardPath(id, entry)).body, id: id).packages[name]
+    }
+
     /// Restarts the server (after `kill -9`, say), keeping the tree.
     func restarted() throws -> (RunningProcess, String) {
         try Self.start(root: root, keyFile: keyFile, arguments: extraArguments)

@@ -16,7 +16,7 @@ import Testing
         let index = try await registry.verifiedIndex()
         let document = try await registry.http("/packages/xdp-root.json")
         #expect(document.status == 200)
-        #expect(index.packages["xdp-root"]?.sha256 == SHA256Digest(of: document.body))
+        #expect(try await registry.listed("xdp-root", in: index)?.sha256 == SHA256Digest(of: document.body))
         let doc = try DocumentDecoder.decode(PackageDocument.self, from: document.body, document: "doc")
         #expect(doc.distTags[.latest] == SemanticVersion(1, 0, 0))
         #expect(doc.versions["1.0.0"]?.sha256 == SHA256Digest(of: tarball))
@@ -232,8 +232,11 @@ import Testing
         let url = "file://" + registry.tree.path
         func audit() throws -> Executable.Result { try Executable.run("l3af", ["audit", "--registry", url, "--trusted-key", registry.publicKey]) }
         #expect(try audit().status == 0)
+        let index = try await registry.verifiedIndex(), id = RegistryIndex.shard(of: "xdp-root")
+        let shard = RegistryIndex.shardPath(id, try #require(index.shards[id])).dropFirst("index/".count)
         for (file, expected) in [
-            ("packages/xdp-root.json", "error: packages/xdp-root.json does not match the signed index: expected sha256"),
+            ("packages/xdp-root.json", "error: packages/xdp-root.json does not match index/\(shard): expected sha256"),
+            ("index/\(shard)", "error: index/\(shard) does not match the signed index: expected sha256"),
             ("xdp-root/1.0.0/any/l3af_xdp-root.tar.gz", "error: xdp-root/1.0.0/any/l3af_xdp-root.tar.gz does not match packages/xdp-root.json"),
             ("index.json", "error: the registry index signature by key"),
         ] {

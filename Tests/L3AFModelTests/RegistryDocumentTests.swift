@@ -51,7 +51,7 @@ import Testing
     func index(version: UInt64 = 7, expiresIn: Int64 = 86_400) -> RegistryIndex {
         RegistryIndex(
             version: version, issued: now, expires: now.adding(seconds: expiresIn),
-            packages: ["ratelimiting": .init(sha256: SHA256Digest(of: Array("doc".utf8)), size: 3)])
+            shards: [RegistryIndex.shard(of: "ratelimiting"): .init(sha256: SHA256Digest(of: Array("doc".utf8)), size: 3)])
     }
 
     func verify(_ bytes: [UInt8], keys: [TrustedKey]? = nil, last: UInt64? = nil, at time: Timestamp? = nil)

@@ -12,7 +12,7 @@ import Testing
         var testDescription: String { "\(schema)/\(valid ? "valid" : "invalid")/\(file.lastPathComponent)" }
     }
 
-    static let schemaNames = ["manifest", "package", "index", "l3af-bpf-programs", "l3af-bpf-program-names"]
+    static let schemaNames = ["manifest", "package", "index", "index-shard", "l3af-bpf-programs", "l3af-bpf-program-names"]
 
     static let examples: [Example] = schemaNames.flatMap { schema in
         [true, false].flatMap { valid in
@@ -30,6 +30,7 @@ import Testing
             case "manifest": _ = try DocumentDecoder.decode(Manifest.self, from: data, document: schema)
             case "package": _ = try DocumentDecoder.decode(PackageDocument.self, from: data, document: schema)
             case "index": _ = try DocumentDecoder.decode(SignedIndexEnvelope.self, from: data, document: schema)
+            case "index-shard": _ = try DocumentDecoder.decode(IndexShard.self, from: data, document: schema)
             case "l3af-bpf-programs":
                 let payload = try DocumentDecoder.decode([L3afBPFPrograms].self, from: data, document: schema)
                 if let problem = payload.flatMap({ $0.problems() }).first { return problem.description }

@@ -33,6 +33,14 @@ struct StoreFixture {
     func verify() throws -> RegistryIndex {
         try IndexVerifier(trustedKeys: [key.publicKey]).verify(RegistryFiles.read(layout.indexFile) ?? [], now: clock.now)
     }
+
+    /// What `index` (through the shard file it names) says of `name`'s document.
+    func listed(_ name: String, in index: RegistryIndex) throws -> RegistryIndex.Entry? {
+        let id = RegistryIndex.shard(of: name)
+        guard let entry = index.shards[id], let bytes = RegistryFiles.read("\(layout.tree)/\(RegistryIndex.shardPath(id, entry))") else { return nil }
+        #expect(RegistryIndex.Entry(of: bytes) == entry, "the shard file is what the index signs")
+        return try IndexShard.decode(bytes, id: id).packages[name]
+    }
 }
 
 @Suite struct RegistryStoreTests {
@@ -48,6 +56,35 @@ struct StoreFixture {
         #expect(second.expires == fixture.clock.now.adding(seconds: 3_600))
         fixture.clock.advance(3_601)
         #expect(throws: IndexVerificationError.self, "an index left alone past its lifetime is refused") { try fixture.verify() }
+    }
+
+    /// A write rewrites one shard (a new file named by its digest) and re-signs only its digest; the file the
+    /// previous index named stays for clients that read it a moment ago, older ones go, and a restart keeps
+    /// only what the index names.
+    @Test func aWriteReplacesOneShardAndKeepsThePreviousOne() async throws {
+        let fixture = try StoreFixture()
+        var store = try fixture.open()
+        let names = try ["xdp-root", "ratelimiting"].map { try PackageName($0) }
+        #expect(RegistryIndex.shard(of: names[0].rawValue) != RegistryIndex.shard(of: names[1].rawValue))
+        func shardFiles() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: fixture.layout.shardsFolder)) ?? []) }
+        var seen: [RegistryIndex] = []
+        for (name, version) in [(names[1], "1.0.0"), (names[0], "1.0.0"), (names[0], "1.1.0"), (names[0], "1.2.0")] {
+            _ = try await store.publish(name: name, version: try SemanticVersion(parsing: version),
+                                        tarball: try Fixtures.xdpRootPackage(version: version, name: name.rawValue), tag: nil, token: fixture.token)
+            seen.append(try fixture.verify())
+        }
+        let other = RegistryIndex.shard(of: names[1].rawValue), mine = RegistryIndex.shard(of: names[0].rawValue)
+        #expect(Set(seen.map { $0.shards[other] }).count == 1, "the other package's shard was never rewritten")
+        let current = seen[3], previous = seen[2]
+        #expect(try fixture.listed("xdp-root", in: current) != nil && fixture.listed("ratelimiting", in: current) != nil)
+        #expect(try fixture.listed("xdp-root", in: previous) != nil, "the previous index's shard is still served")
+        let expected = Set([RegistryIndex.shardPath(other, current.shards[other]!), RegistryIndex.shardPath(mine, current.shards[mine]!),
+                            RegistryIndex.shardPath(mine, previous.shards[mine]!)].map { String($0.dropFirst("index/".count)) })
+        #expect(shardFiles() == expected, "older shard files are removed")
+        store = try fixture.open()
+        #expect(try fixture.verify().version == current.version, "a clean restart signs nothing")
+        #expect(shardFiles().count == 2, "a restart keeps only the shards the index names")
+        _ = store
     }
 
     @Test func publishingMovesLatestOnlyForward() async throws {
@@ -85,7 +122,7 @@ struct StoreFixture {
         let store = try fixture.open()
         let indexAfter = try fixture.verify()
         #expect(indexAfter.version == indexBefore.version + 1)
-        #expect(indexAfter.packages["xdp-root"]?.sha256 == SHA256Digest(of: RegistryFiles.read(fixture.layout.documentFile(name))!))
+        #expect(try fixture.listed("xdp-root", in: indexAfter)?.sha256 == SHA256Digest(of: RegistryFiles.read(fixture.layout.documentFile(name))!))
         #expect(store.files.document(name)?.description == "changed just before the crash")
         #expect(!FileManager.default.fileExists(atPath: fixture.layout.packagesFolder + "/.tmp-xdp-root.json-123"))
         #expect(!FileManager.default.fileExists(atPath: fixture.layout.versionFolder(name, SemanticVersion(9, 9, 9))))

@@ -22,7 +22,7 @@ struct AuditCommand: AsyncParsableCommand {
         let url = try registryURL(registry)
         let keys = try trustedKey.map { try TrustedKey(base64: $0) }
         let report = try await RegistryAudit(baseURL: url, trustedKeys: keys).run()
-        try output.emit(report, text: "ok: index version \(report.indexVersion) verified; \(report.packages) package document(s) and \(report.artifacts) artifact(s) (\(report.bytes) bytes) match it")
+        try output.emit(report, text: "ok: index version \(report.indexVersion) verified; \(report.shards) shard(s), \(report.packages) package document(s) and \(report.artifacts) artifact(s) (\(report.bytes) bytes) match it")
     }
 }
 

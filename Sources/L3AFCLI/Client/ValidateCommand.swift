@@ -39,7 +39,7 @@ struct ValidateCommand: AsyncParsableCommand {
             normalized = try DocumentDecoder.encode(manifest)
         case .index:
             let index = try DocumentDecoder.decode(SignedIndexEnvelope.self, from: data, document: "index \(file)").signed
-            summary = "index version \(index.version), \(index.packages.count) package(s), expires \(index.expires)"
+            summary = "index version \(index.version), \(index.shards.count) shard(s), expires \(index.expires)"
             normalized = try DocumentDecoder.encode(index)
         case .package:
             let document = try DocumentDecoder.decode(PackageDocument.self, from: data, document: "package document \(file)")

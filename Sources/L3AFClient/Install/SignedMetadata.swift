@@ -3,9 +3,9 @@ import L3AFModel
 import L3AFSystem
 
 /// Fetches and verifies a registry's signed metadata: the index (conditional GET with its ETag; verified
-/// against the trusted keys, the last version this host accepted, and its expiry), and package documents
-/// (checked against their digest in the index, and cached by that digest so an unchanged document is
-/// never fetched again).
+/// against the trusted keys, the last version this host accepted, and its expiry), the one shard of it that
+/// lists a package (checked against its digest in the index), and package documents (checked against their
+/// digest in the shard). Shards and documents are cached by digest, so an unchanged one is never fetched again.
 public struct SignedMetadata: Sendable {
     public let registry: String
     public let verifier: IndexVerifier
@@ -57,28 +57,34 @@ public struct SignedMetadata: Sendable {
         return index
     }
 
-    /// The document of `name`, verified against `index`.
+    /// The document of `name`, verified against `index`: its shard against the index, the document against the shard.
     public func document(_ name: PackageName, in index: RegistryIndex) async throws -> PackageDocument {
-        guard let entry = index.packages[name.rawValue] else {
-            throw PackageNotFoundError(package: name.rawValue, registry: registry)
-        }
+        let id = RegistryIndex.shard(of: name.rawValue)
+        guard let shardEntry = index.shards[id] else { throw PackageNotFoundError(package: name.rawValue, registry: registry) }
+        let shardPath = RegistryIndex.shardPath(id, shardEntry)
+        let shard = try IndexShard.decode(try await verified(shardPath, shardEntry, against: "the signed index"), id: id)
+        guard let entry = shard.packages[name.rawValue] else { throw PackageNotFoundError(package: name.rawValue, registry: registry) }
+        let path = "packages/\(name).json"
+        return try DocumentDecoder.decode(PackageDocument.self, from: try await verified(path, entry, against: shardPath), document: path)
+    }
+
+    /// The bytes of `path` in the registry, checked against `entry`. Kept in a cache named by the digest, and checked
+    /// against it on every use: an unchanged file is never fetched again, and a torn or altered copy is fetched again.
+    func verified(_ path: String, _ entry: RegistryIndex.Entry, against source: String) async throws -> [UInt8] {
         let cached = "\(cacheFolder)/documents/\(entry.sha256.hex).json"
-        // The cache is named by the digest, and checked against it: a torn or altered copy is fetched again.
-        var bytes = AtomicFile.read(cached).flatMap { SHA256Digest(of: $0) == entry.sha256 ? $0 : nil }
-        if bytes == nil {
-            let response = try await get("\(registry)/packages/\(name).json", headers: [])
-            guard response.status == 200 || (response.status == 0 && registry.hasPrefix("file:")) else {
-                throw FetchError(url: "\(registry)/packages/\(name).json", reason: .status(response.status, attempts: 1))
-            }
-            let actual = SHA256Digest(of: response.body)
-            guard actual == entry.sha256, UInt64(response.body.count) == entry.size else {
-                throw DigestMismatchError(file: "packages/\(name).json", source: "the signed index", expected: entry.sha256, actual: actual,
-                                          expectedSize: entry.size, actualSize: UInt64(response.body.count))
-            }
-            try? AtomicFile.write(response.body, to: cached, durable: false)
-            bytes = response.body
+        if let bytes = AtomicFile.read(cached), SHA256Digest(of: bytes) == entry.sha256 { return bytes }
+        let url = "\(registry)/\(path)"
+        let response = try await get(url, headers: [])
+        guard response.status == 200 || (response.status == 0 && registry.hasPrefix("file:")) else {
+            throw FetchError(url: url, reason: .status(response.status, attempts: 1))
         }
-        return try DocumentDecoder.decode(PackageDocument.self, from: bytes!, document: "packages/\(name).json")
+        let actual = SHA256Digest(of: response.body)
+        guard actual == entry.sha256, UInt64(response.body.count) == entry.size else {
+            throw DigestMismatchError(file: path, source: source, expected: entry.sha256, actual: actual,
+                                      expectedSize: entry.size, actualSize: UInt64(response.body.count))
+        }
+        try? AtomicFile.write(response.body, to: cached, durable: false)
+        return response.body
     }
 
     /// A GET with retries on transient failures (timeouts, resets, 408/429/5xx), honouring `Retry-After`.

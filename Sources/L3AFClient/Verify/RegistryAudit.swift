@@ -1,8 +1,8 @@
 import Foundation
 import L3AFModel
 
-/// Checks a whole registry as a client sees it: the index's signature, expiry and version; every
-/// package document against its digest in the index; every artifact against its digest and size in
+/// Checks a whole registry as a client sees it: the index's signature, expiry and version; every shard
+/// against its digest in the index; every package document against its digest in its shard; every artifact against its digest and size in
 /// its document. Works against l3af-registry, a static server or CDN, or `file://` on the tree.
 public struct RegistryAudit: Sendable {
     public let baseURL: String
@@ -18,25 +18,32 @@ public struct RegistryAudit: Sendable {
     /// What was checked.
     public struct Report: Sendable, Codable {
         public var indexVersion: UInt64
+        public var shards: Int
         public var packages: Int
         public var artifacts: Int
         public var bytes: UInt64
 
         enum CodingKeys: String, CodingKey {
             case indexVersion = "index_version"
-            case packages, artifacts, bytes
+            case shards, packages, artifacts, bytes
         }
     }
 
     /// Verifies everything; the first failure is thrown, naming the file and what failed.
     public func run(now: Timestamp = Timestamp(Date())) async throws -> Report {
         let index = try verifier.verify(try await fetch("index.json"), now: now)
-        var report = Report(indexVersion: index.version, packages: 0, artifacts: 0, bytes: 0)
-        for name in index.packages.keys.sorted() {
-            let entry = index.packages[name]!
+        var report = Report(indexVersion: index.version, shards: index.shards.count, packages: 0, artifacts: 0, bytes: 0)
+        var listed: [(name: String, entry: RegistryIndex.Entry, shard: String)] = []
+        for (id, shardEntry) in index.shards.sorted(by: { $0.key < $1.key }) {
+            let shardPath = RegistryIndex.shardPath(id, shardEntry)
+            let bytes = try await fetch(shardPath)
+            try Self.check(shardPath, bytes: bytes, sha256: shardEntry.sha256, size: shardEntry.size, against: "the signed index")
+            listed += try IndexShard.decode(bytes, id: id).packages.map { ($0.key, $0.value, shardPath) }
+        }
+        for (name, entry, shardPath) in listed.sorted(by: { $0.name < $1.name }) {
             let path = "packages/\(name).json"
             let bytes = try await fetch(path)
-            try Self.check(path, bytes: bytes, sha256: entry.sha256, size: entry.size, against: "the signed index")
+            try Self.check(path, bytes: bytes, sha256: entry.sha256, size: entry.size, against: shardPath)
             let document = try DocumentDecoder.decode(PackageDocument.self, from: bytes, document: path)
             report.packages += 1
             for version in document.versions.values.sorted(by: { $0.version < $1.version }) {

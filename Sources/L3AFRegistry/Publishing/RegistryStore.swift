@@ -19,6 +19,11 @@ public actor RegistryStore {
 
     private(set) var documents: [PackageName: PackageDocument] = [:]
     private(set) var index: RegistryIndex
+    /// The shards the signed index names, by id.
+    private(set) var shards: [String: IndexShard] = [:]
+    /// Per shard id, the file the index named before the current one: kept for clients that read the
+    /// previous index a moment ago, removed when the shard changes again.
+    private var retiredShards: [String: String] = [:]
 
     /// Opens (creating if needed) the registry at `layout`, repairing what a crash left behind.
     public init(
@@ -27,6 +32,7 @@ public actor RegistryStore {
     ) throws(RegistryError) {
         try RegistryFiles.makeFolders(layout.packagesFolder)
         try RegistryFiles.makeFolders(layout.privateFolder)
+        try RegistryFiles.makeFolders(layout.shardsFolder)
         self.layout = layout
         self.key = key
         self.indexLifetime = indexLifetimeSeconds
@@ -37,14 +43,20 @@ public actor RegistryStore {
         let stamp = now()
         let recovered = try lock.withLock { () throws(RegistryError) in try Recovery.run(layout: layout, logger: logger) }
         var index = recovered.index ?? RegistryIndex(version: 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
-        if recovered.needsSigning {
+        // The shards as the documents on disk make them; an index that names other shards missed the end of a write.
+        var shards: [String: IndexShard] = [:]
+        for (name, entry) in recovered.entries { shards[RegistryIndex.shard(of: name.rawValue), default: IndexShard()].packages[name.rawValue] = entry }
+        let shardEntries = try lock.withLock { () throws(RegistryError) in try Self.writeShards(shards, layout: layout) }
+        if recovered.index == nil || index.shards != shardEntries {
+            if recovered.index != nil { logger.warning("completing an interrupted write: re-signing the index over the documents on disk") }
             let cache = self.cache
             try lock.withLock { () throws(RegistryError) in
-                try Self.signAndWrite(&index, packages: Self.indexEntries(of: recovered.documents), key: key, lifetime: indexLifetimeSeconds,
-                                      now: stamp, layout: layout, cache: cache)
+                try Self.signAndWrite(&index, shards: shardEntries, key: key, lifetime: indexLifetimeSeconds, now: stamp, layout: layout, cache: cache)
             }
         }
+        Recovery.removeShards(in: layout, except: Set(index.shards.map { RegistryIndex.shardPath($0.key, $0.value) }), logger: logger)
         self.documents = recovered.documents
+        self.shards = shards
         self.index = index
         cache.publish(recovered.documents)
     }
@@ -229,7 +241,7 @@ public actor RegistryStore {
         let stamp = now()
         guard index.expires.secondsSince1970 - stamp.secondsSince1970 < indexLifetime / 2 else { return false }
         try lock.withLock { () throws(RegistryError) in
-            try Self.signAndWrite(&index, packages: index.packages, key: key, lifetime: indexLifetime, now: stamp, layout: layout, cache: cache)
+            try Self.signAndWrite(&index, shards: index.shards, key: key, lifetime: indexLifetime, now: stamp, layout: layout, cache: cache)
         }
         logger.info("re-signed the index before it expires", metadata: ["index.version": "\(index.version)"])
         return true
@@ -256,10 +268,21 @@ public actor RegistryStore {
                 let bytes = try Self.encoded(doc)
                 try RegistryFiles.write(bytes, to: layout.documentFile(name))
                 try Self.writeTagLinks(doc, layout: layout)
-                // Only the changed document's entry changes: the others keep the digests they were signed with.
-                var packages = index.packages
-                packages[name.rawValue] = Self.indexEntry(of: bytes)
-                try Self.signAndWrite(&index, packages: packages, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+                // Only the changed document's shard changes: one small file, and one digest in the signed index.
+                let id = RegistryIndex.shard(of: name.rawValue)
+                var shard = shards[id] ?? IndexShard()
+                shard.packages[name.rawValue] = RegistryIndex.Entry(of: bytes)
+                let shardBytes = try Self.encoded(shard)
+                let shardEntry = RegistryIndex.Entry(of: shardBytes)
+                try RegistryFiles.write(shardBytes, to: "\(layout.tree)/\(RegistryIndex.shardPath(id, shardEntry))")
+                var shardEntries = index.shards
+                let replaced = shardEntries.updateValue(shardEntry, forKey: id)
+                try Self.signAndWrite(&index, shards: shardEntries, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
+                if let replaced, replaced != shardEntry {
+                    if let retired = retiredShards[id] { unlink("\(layout.tree)/\(retired)") }
+                    retiredShards[id] = RegistryIndex.shardPath(id, replaced)
+                }
+                shards[id] = shard
             } catch {
                 // A failure at any step (disk full, a signing error) puts the tree back as the signed index has it,
                 // so no later write signs over a document this one left behind.
@@ -272,6 +295,7 @@ public actor RegistryStore {
                 try? credentials.saveOwners(layout)
             }
             cache.publish(documents)
+            cache.invalidate(["packages/\(name).json"])
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
             return result
         }
@@ -294,7 +318,7 @@ public actor RegistryStore {
             unlink(layout.documentFile(name))
             try? fm.removeItem(atPath: folder)
         }
-        cache.invalidateFiles()
+        cache.invalidateAll()
         logger.warning("a registry write failed; its files were put back", metadata: ["package": "\(name)"])
     }
 
@@ -310,23 +334,32 @@ public actor RegistryStore {
         }
     }
 
-    /// What the index says of a document with these bytes.
-    static func indexEntry(of bytes: [UInt8]) -> RegistryIndex.Entry {
-        RegistryIndex.Entry(sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count))
+    /// A shard's bytes as written to the tree.
+    static func encoded(_ shard: IndexShard) throws(RegistryError) -> [UInt8] {
+        do { return Array(try DocumentDecoder.encode(shard)) } catch {
+            throw RegistryError(.internalFailure, "encoding-failed", "encoding an index shard failed: \(error)")
+        }
     }
 
-    /// The index entries of every document, as written to disk (used once, when the registry opens).
-    static func indexEntries(of documents: [PackageName: PackageDocument]) -> [String: RegistryIndex.Entry] {
-        Dictionary(uniqueKeysWithValues: documents.map { ($0.key.rawValue, indexEntry(of: Array(try! DocumentDecoder.encode($0.value)))) })
+    /// Writes every shard that is not on disk yet (used once, when the registry opens) and returns their entries.
+    static func writeShards(_ shards: [String: IndexShard], layout: RegistryLayout) throws(RegistryError) -> [String: RegistryIndex.Entry] {
+        var entries: [String: RegistryIndex.Entry] = [:]
+        for (id, shard) in shards {
+            let bytes = try encoded(shard)
+            let entry = RegistryIndex.Entry(of: bytes)
+            let path = "\(layout.tree)/\(RegistryIndex.shardPath(id, entry))"
+            if RegistryFiles.read(path) != bytes { try RegistryFiles.write(bytes, to: path) }
+            entries[id] = entry
+        }
+        return entries
     }
 
-    /// Signs an index one version higher over `packages` and writes it.
+    /// Signs an index one version higher over `shards` and writes it.
     static func signAndWrite(
-        _ index: inout RegistryIndex, packages: [String: RegistryIndex.Entry], key: IndexSigningKey, lifetime: Int64,
+        _ index: inout RegistryIndex, shards: [String: RegistryIndex.Entry], key: IndexSigningKey, lifetime: Int64,
         now: Timestamp, layout: RegistryLayout, cache: TreeCache
     ) throws(RegistryError) {
-        var next = RegistryIndex(version: index.version + 1, issued: now, expires: now.adding(seconds: lifetime), packages: packages)
-        next.specVersion = RegistryIndex.formatVersion
+        let next = RegistryIndex(version: index.version + 1, issued: now, expires: now.adding(seconds: lifetime), shards: shards)
         let signed: [UInt8]
         do {
             signed = try key.sign(next)
@@ -335,7 +368,7 @@ public actor RegistryStore {
         }
         try RegistryFiles.write(signed, to: layout.indexFile)
         index = next
-        cache.invalidateFiles()
+        cache.invalidate(["index.json"])
     }
 
     /// Makes `<name>/<tag>` links match the document's dist-tags.

@@ -14,6 +14,15 @@ struct RegistryRoutes: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/index.json") { request, _ in try serve("index.json", request: request, cacheControl: "no-cache") }
+        router.get("/index/:file") { request, context in
+            // `<id>-<sha256>.json`: named by its digest, so it never changes and any cache may keep it.
+            let file = try context.parameters.require("file")
+            let parts = file.split(separator: "-", maxSplits: 1)
+            guard file.hasSuffix(".json"), parts.count == 2, RegistryIndex.isShardID(parts[0]),
+                  (try? SHA256Digest(hex: String(parts[1].dropLast(5)))) != nil
+            else { throw RegistryError(.notFound, "not-found", "no index shard '\(file.prefix(80))'") }
+            return try serve("index/\(file)", request: request, cacheControl: "public, max-age=31536000, immutable")
+        }
         router.get("/packages/:file") { request, context in
             let file = try context.parameters.require("file")
             guard file.hasSuffix(".json"), let name = try? PackageName(String(file.dropLast(5))) else {

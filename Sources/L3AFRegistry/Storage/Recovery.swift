@@ -4,26 +4,30 @@ import Logging
 
 /// Brings a tree a crash interrupted back to a consistent state, under the writer lock:
 /// - leftover `.tmp-*` files are removed;
-/// - a package document the index doesn't match (written just before a crash) is kept, and the index
-///   re-signed over it (the interrupted write completes);
+/// - package documents are read with the digests of their bytes; the store re-signs the index over them
+///   when it names other shards (a document written just before a crash: the interrupted write completes);
 /// - version folders no document lists (an artifact written just before a crash) are removed;
 /// - dist-tag links are made to match the documents.
 enum Recovery {
     struct Outcome {
         var documents: [PackageName: PackageDocument]
+        /// What a shard says of each document: the digest and size of its bytes on disk.
+        var entries: [PackageName: RegistryIndex.Entry]
         var index: RegistryIndex?
-        var needsSigning: Bool
     }
 
     static func run(layout: RegistryLayout, logger: Logger) throws(RegistryError) -> Outcome {
         let fm = FileManager.default
         removeTemporaries(in: layout.tree, logger: logger)
         var documents: [PackageName: PackageDocument] = [:]
+        var entries: [PackageName: RegistryIndex.Entry] = [:]
         for file in (try? fm.contentsOfDirectory(atPath: layout.packagesFolder)) ?? [] where file.hasSuffix(".json") {
             let path = "\(layout.packagesFolder)/\(file)"
             do {
-                let doc = try DocumentDecoder.decode(PackageDocument.self, from: RegistryFiles.read(path) ?? [], document: path)
+                let bytes = RegistryFiles.read(path) ?? []
+                let doc = try DocumentDecoder.decode(PackageDocument.self, from: bytes, document: path)
                 documents[doc.name] = doc
+                entries[doc.name] = RegistryIndex.Entry(of: bytes)
             } catch {
                 throw RegistryError(.internalFailure, "tree-corrupt", "\(error.description)", hint: "restore \(path) from a backup")
             }
@@ -31,16 +35,6 @@ enum Recovery {
         var index: RegistryIndex?
         if let bytes = RegistryFiles.read(layout.indexFile) {
             index = try? DocumentDecoder.decode(SignedIndexEnvelope.self, from: bytes, document: "index.json").signed
-        }
-        var needsSigning = index == nil
-        if let index {
-            for (name, doc) in documents {
-                if index.packages[name.rawValue] != RegistryStore.indexEntry(of: Array(try! DocumentDecoder.encode(doc))) {
-                    logger.warning("completing an interrupted write", metadata: ["package": "\(name)"])
-                    needsSigning = true
-                }
-            }
-            if Set(index.packages.keys) != Set(documents.keys.map(\.rawValue)) { needsSigning = true }
         }
         for (name, doc) in documents {
             let folder = layout.packageFolder(name)
@@ -56,11 +50,18 @@ enum Recovery {
         }
         // A first publish that crashed before its document: a package folder with no document.
         for item in (try? fm.contentsOfDirectory(atPath: layout.tree)) ?? [] {
-            guard let name = try? PackageName(item), documents[name] == nil, item != "packages" else { continue }
+            guard let name = try? PackageName(item), documents[name] == nil, !RegistryLayout.reservedNames.contains(item) else { continue }
             logger.warning("removing a package folder no document lists", metadata: ["path": "\(layout.tree)/\(item)"])
             try? fm.removeItem(atPath: "\(layout.tree)/\(item)")
         }
-        return Outcome(documents: documents, index: index, needsSigning: needsSigning)
+        return Outcome(documents: documents, entries: entries, index: index)
+    }
+
+    /// Removes the shard files of `index/` that the signed index does not name (`keep`, paths in the tree).
+    static func removeShards(in layout: RegistryLayout, except keep: Set<String>, logger: Logger) {
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: layout.shardsFolder)) ?? [] where !keep.contains("index/\(file)") {
+            try? FileManager.default.removeItem(atPath: "\(layout.shardsFolder)/\(file)")
+        }
     }
 
     private static func removeTemporaries(in folder: String, logger: Logger) {

@@ -4,7 +4,8 @@ import L3AFModel
 ///
 /// ```
 /// <root>/tree/                      the static tree, served as is by l3af-registry, nginx or a CDN
-///   index.json                      signed snapshot
+///   index.json                      signed snapshot: the digest of every shard
+///   index/<id>-<sha256>.json        shards: package → document digest, named by their own digest
 ///   packages/<name>.json            package documents
 ///   <name>/<version>/<platform>/l3af_<name>.tar.gz   artifacts at l3afd's URL layout ("any" for portable)
 ///   <name>/<tag> -> <version>       dist-tags as symbolic links, so a static server resolves `latest`
@@ -26,6 +27,7 @@ public struct RegistryLayout: Sendable {
     public var privateFolder: String { "\(root)/private" }
     public var indexFile: String { "\(tree)/index.json" }
     public var packagesFolder: String { "\(tree)/packages" }
+    public var shardsFolder: String { "\(tree)/index" }
     var tokensFile: String { "\(privateFolder)/tokens.json" }
     var ownersFile: String { "\(privateFolder)/owners.json" }
     var lockFile: String { "\(privateFolder)/write.lock" }

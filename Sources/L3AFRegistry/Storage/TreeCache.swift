@@ -46,11 +46,18 @@ public final class TreeCache: Sendable {
     /// Replaces what reads see; called after every write, once the files are in place.
     func publish(_ snapshot: [PackageName: PackageDocument]) {
         documents.withLock { $0 = snapshot }
-        invalidateFiles()
     }
 
-    /// Forgets the cached file bytes; called whenever a file of the tree changes.
-    func invalidateFiles() {
+    /// Forgets the cached bytes of the files at these paths (relative to the tree); called when they change.
+    /// Artifacts and shards never change once written, so a write forgets only what it rewrote.
+    func invalidate(_ paths: [String]) {
+        state.withLock { state in
+            for path in paths { if let gone = state.files.removeValue(forKey: path) { state.bytes -= gone.bytes.readableBytes } }
+        }
+    }
+
+    /// Forgets every cached file (after a failed write put files back).
+    func invalidateAll() {
         state.withLock { $0 = ([:], 0) }
     }
 }
