@@ -87,6 +87,19 @@ struct StoreFixture {
         _ = store
     }
 
+    /// Owners are kept per package; a registry written with the single owners.json is split when it opens.
+    @Test func theOldOwnersFileIsSplitPerPackage() async throws {
+        let fixture = try StoreFixture()
+        try RegistryFiles.write(Array(#"{"xdp-root": ["storage"], "Bad Name": ["x"]}"#.utf8), to: fixture.layout.legacyOwnersFile)
+        let store = try fixture.open()
+        #expect(!FileManager.default.fileExists(atPath: fixture.layout.legacyOwnersFile))
+        #expect(try Credentials.load(fixture.layout, for: PackageName("xdp-root")).owners == ["xdp-root": ["storage"]])
+        await #expect(throws: RegistryError.self, "netops is not an owner of xdp-root") {
+            _ = try await store.publish(name: PackageName("xdp-root"), version: SemanticVersion(1, 0, 0),
+                                        tarball: try Fixtures.xdpRootPackage(version: "1.0.0"), tag: nil, token: fixture.token)
+        }
+    }
+
     @Test func publishingMovesLatestOnlyForward() async throws {
         let fixture = try StoreFixture()
         let store = try fixture.open()

@@ -61,6 +61,15 @@ public struct RegistryIndex: Hashable, Sendable, Codable {
         case version, issued, expires, shards
     }
 
+    /// The index as a JSON value, as its Codable form would decode to (what is signed, canonically written).
+    public var jsonValue: JSONValue {
+        .object([
+            "spec_version": .integer(Int64(specVersion)), "version": .integer(Int64(version)),
+            "issued": .string(issued.description), "expires": .string(expires.description),
+            "shards": .object(shards.mapValues { .object(["sha256": .string($0.sha256.hex), "size": .integer(Int64($0.size))]) }),
+        ])
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         specVersion = try c.decode(Int.self, forKey: .specVersion)

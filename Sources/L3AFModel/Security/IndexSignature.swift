@@ -58,16 +58,12 @@ public struct IndexSigningKey: Sendable {
     /// Signs `index` and returns the bytes of `index.json`:
     /// `{"signatures":[{"keyid":…,"sig":…}],"signed":{…}}` in canonical form.
     public func sign(_ index: RegistryIndex) throws -> [UInt8] {
-        let signed = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(index))
-        let message = try signed.canonicalBytes()
+        // The signed part is built as a JSON value directly (no encode and decode round trip) and written once: the
+        // envelope's keys in canonical order are "signatures" then "signed", so its bytes are the message spliced in.
+        let message = try index.jsonValue.canonicalBytes()
         let signature = try key.signature(for: message)
-        let document = JSONValue.object([
-            "signed": signed,
-            "signatures": .array([
-                .object(["keyid": .string(publicKey.keyID), "sig": .string(signature.base64EncodedString())])
-            ]),
-        ])
-        return try document.canonicalBytes()
+        let signatures = JSONValue.array([.object(["keyid": .string(publicKey.keyID), "sig": .string(signature.base64EncodedString())])])
+        return Array(#"{"signatures":"#.utf8) + (try signatures.canonicalBytes()) + Array(#","signed":"#.utf8) + message + [UInt8(ascii: "}")]
     }
 }
 

@@ -14,22 +14,24 @@ struct TokenRecord: Codable, Sendable, Equatable {
 }
 
 /// Tokens and package owners, kept in the registry's private folder and re-read when another process
-/// (`l3af-registry token add`) changes them.
+/// (`l3af-registry token add`) changes them. Owners are kept per package (`owners/<name>.json`), so a write reads
+/// and writes the owners of its one package, however many packages there are.
 struct Credentials: Sendable {
     var tokens: [TokenRecord] = []
-    /// Package name → owners.
+    /// Package name → owners, for the package it was loaded for.
     var owners: [String: [String]] = [:]
 
     struct TokensFile: Codable { var tokens: [TokenRecord] }
 
-    static func load(_ layout: RegistryLayout) throws(RegistryError) -> Credentials {
+    /// The tokens, and the owners of `name` when one is given.
+    static func load(_ layout: RegistryLayout, for name: PackageName? = nil) throws(RegistryError) -> Credentials {
         var credentials = Credentials()
         do {
             if let bytes = RegistryFiles.read(layout.tokensFile) {
                 credentials.tokens = try JSONDecoder().decode(TokensFile.self, from: Data(bytes)).tokens
             }
-            if let bytes = RegistryFiles.read(layout.ownersFile) {
-                credentials.owners = try JSONDecoder().decode([String: [String]].self, from: Data(bytes))
+            if let name, let bytes = RegistryFiles.read(layout.ownersFile(name)) {
+                credentials.owners[name.rawValue] = try JSONDecoder().decode([String].self, from: Data(bytes))
             }
         } catch {
             throw RegistryError(.internalFailure, "credentials-unreadable", "the registry's private files can't be read: \(error)")
@@ -41,8 +43,24 @@ struct Credentials: Sendable {
         try RegistryFiles.write(Array(try! DocumentDecoder.encode(TokensFile(tokens: tokens))), to: layout.tokensFile, mode: 0o600)
     }
 
+    /// Writes the owners of every package this holds.
     func saveOwners(_ layout: RegistryLayout) throws(RegistryError) {
-        try RegistryFiles.write(Array(try! DocumentDecoder.encode(owners)), to: layout.ownersFile, mode: 0o600)
+        for (name, list) in owners {
+            try RegistryFiles.write(Array(try! DocumentDecoder.encode(list)), to: "\(layout.ownersFolder)/\(name).json", mode: 0o600)
+        }
+    }
+
+    /// Splits the single `owners.json` of registries written before owners were kept per package; under the writer lock.
+    static func splitOwnersFile(_ layout: RegistryLayout) throws(RegistryError) {
+        guard let bytes = RegistryFiles.read(layout.legacyOwnersFile) else { return }
+        let all: [String: [String]]
+        do { all = try JSONDecoder().decode([String: [String]].self, from: Data(bytes)) } catch {
+            throw RegistryError(.internalFailure, "credentials-unreadable", "\(layout.legacyOwnersFile) can't be read: \(error)")
+        }
+        var credentials = Credentials()
+        credentials.owners = all.filter { (try? PackageName($0.key)) != nil }
+        try credentials.saveOwners(layout)
+        unlink(layout.legacyOwnersFile)
     }
 
     /// The record of a presented token, or 401.

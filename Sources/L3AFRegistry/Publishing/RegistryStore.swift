@@ -18,6 +18,8 @@ public actor RegistryStore {
     let cache: TreeCache
 
     private(set) var documents: [PackageName: PackageDocument] = [:]
+    /// Every package by its ``PackageName/collisionKey``, so a new name is checked against all of them at once.
+    private var collisionKeys: [String: PackageName] = [:]
     private(set) var index: RegistryIndex
     /// The shards the signed index names, by id.
     private(set) var shards: [String: IndexShard] = [:]
@@ -41,7 +43,10 @@ public actor RegistryStore {
         self.lock = RegistryLock(path: layout.lockFile)
         self.cache = TreeCache(tree: layout.tree)
         let stamp = now()
-        let recovered = try lock.withLock { () throws(RegistryError) in try Recovery.run(layout: layout, logger: logger) }
+        let recovered = try lock.withLock { () throws(RegistryError) in
+            try Credentials.splitOwnersFile(layout)
+            return try Recovery.run(layout: layout, logger: logger)
+        }
         var index = recovered.index ?? RegistryIndex(version: 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
         // The shards as the documents on disk make them; an index that names other shards missed the end of a write.
         var shards: [String: IndexShard] = [:]
@@ -56,6 +61,7 @@ public actor RegistryStore {
         }
         Recovery.removeShards(in: layout, except: Set(index.shards.map { RegistryIndex.shardPath($0.key, $0.value) }), logger: logger)
         self.documents = recovered.documents
+        self.collisionKeys = Dictionary(recovered.documents.keys.map { ($0.collisionKey, $0) }, uniquingKeysWith: { a, _ in a })
         self.shards = shards
         self.index = index
         cache.publish(recovered.documents)
@@ -65,7 +71,7 @@ public actor RegistryStore {
     /// and its owner owns the package once it exists. Called before an upload's body is read, so a stranger costs
     /// no memory, no libarchive and no libbpf.
     public nonisolated func authorize(_ token: String?, for name: PackageName) throws(RegistryError) {
-        let credentials = try Credentials.load(layout)
+        let credentials = try Credentials.load(layout, for: name)
         let record = try credentials.authenticate(token)
         try credentials.authorize(record, for: name)
     }
@@ -119,7 +125,7 @@ public actor RegistryStore {
                                            size: existing.size, tags: tags, created: false,
                                            artifactPath: RegistryLayout.artifactPath(name, existing.version, platform: RegistryLayout.platformFolders(of: existing.manifest)[0])))
             }
-            if let collision = documents.keys.first(where: { $0 != name && $0.collides(with: name) }) {
+            if let collision = collisionKeys[name.collisionKey], collision != name {
                 throw RegistryError(.conflict, "name-collision", "'\(name)' collides with the existing package '\(collision)' ('-' and '_' count as the same)",
                                     hint: "publish under '\(collision)' or choose another name")
             }
@@ -223,7 +229,7 @@ public actor RegistryStore {
     /// Adds `owner` to the owners of `name`; only an existing owner may.
     public func addOwner(_ owner: String, name: PackageName, token: String?) throws(RegistryError) -> [String] {
         try lock.withLock { () throws(RegistryError) -> [String] in
-            var credentials = try Credentials.load(layout)
+            var credentials = try Credentials.load(layout, for: name)
             let record = try credentials.authenticate(token)
             guard documents[name] != nil else { throw Self.noSuchPackage(name) }
             try credentials.authorize(record, for: name)
@@ -256,7 +262,7 @@ public actor RegistryStore {
         _ change: () throws(RegistryError) -> (PackageDocument, T)
     ) throws(RegistryError) -> T {
         try lock.withLock { () throws(RegistryError) -> T in
-            var credentials = try Credentials.load(layout)
+            var credentials = try Credentials.load(layout, for: name)
             let record = try credentials.authenticate(token)
             if documents[name] == nil, !allowNew { throw Self.noSuchPackage(name) }
             try credentials.authorize(record, for: name)
@@ -290,11 +296,12 @@ public actor RegistryStore {
                 throw error
             }
             documents[name] = doc
+            collisionKeys[name.collisionKey] = name
             if credentials.owners[name.rawValue] == nil {
                 credentials.owners[name.rawValue] = [record.owner]
                 try? credentials.saveOwners(layout)
             }
-            cache.publish(documents)
+            cache.publish(doc)
             cache.invalidate(["packages/\(name).json"])
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
             return result

@@ -43,9 +43,14 @@ public final class TreeCache: Sendable {
     /// Every published document, as of the last completed write.
     public func allDocuments() -> [PackageDocument] { documents.withLock { Array($0.values) }.sorted { $0.name < $1.name } }
 
-    /// Replaces what reads see; called after every write, once the files are in place.
+    /// Replaces what reads see; called when the registry opens.
     func publish(_ snapshot: [PackageName: PackageDocument]) {
         documents.withLock { $0 = snapshot }
+    }
+
+    /// Replaces one document; called after a write, once its files are in place.
+    func publish(_ document: PackageDocument) {
+        documents.withLock { $0[document.name] = document }
     }
 
     /// Forgets the cached bytes of the files at these paths (relative to the tree); called when they change.
