@@ -1,5 +1,15 @@
 // swift-tools-version: 6.1
 import PackageDescription
+import Foundation
+
+// scripts/build-release sets L3AF_STATIC_LIBS to the archives of libbpf, libelf, zlib and SQLite: the shipped binaries
+// carry them inside (nothing for the dynamic loader to find, map and relocate at every start); other builds link the
+// shared libraries as usual.
+let staticArchives = (ProcessInfo.processInfo.environment["L3AF_STATIC_LIBS"] ?? "").split(separator: " ").map(String.init)
+func linked(_ library: String) -> [LinkerSetting] {
+    let archives = staticArchives.filter { $0.hasSuffix("/lib\(library).a") || (library == "bpf" && !$0.hasSuffix("/libsqlite3.a")) }
+    return archives.isEmpty ? [.linkedLibrary(library)] : [.unsafeFlags(archives)]
+}
 
 let package = Package(
     name: "l3af",
@@ -22,7 +32,7 @@ let package = Package(
     targets: [
         // C libraries. libbpf is linked as usual (CBPF adds a typed log sink); libcurl and libarchive are bound on first use (CLazyLink.h
         // says why): their targets declare the API from the system headers and define forwarding stubs.
-        .target(name: "CBPF", linkerSettings: [.linkedLibrary("bpf")]),
+        .target(name: "CBPF", linkerSettings: linked("bpf")),
         .target(name: "CLazyLink"),
         // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift can't call: typed wrappers too.
         .target(name: "CCurl", dependencies: ["CLazyLink"]),
@@ -49,7 +59,9 @@ let package = Package(
             dependencies: [
                 "L3AFModel", "L3AFSystem", "L3AFBPF", "L3AFRuntime", "L3AFClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]),
+            ],
+            // GRDB links SQLite by name; in the shipped build this archive answers first and --as-needed drops the library.
+            linkerSettings: staticArchives.isEmpty ? [] : linked("sqlite3")),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",

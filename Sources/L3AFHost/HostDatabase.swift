@@ -128,6 +128,18 @@ public final class HostDatabase: Sendable {
     }
 
     /// The change in flight, if a process was stopped in the middle of one.
+    /// The numbers of the current and the pending revision, without reading the revisions.
+    public func revisionNumbers() throws(HostError) -> (current: Int?, pending: Int?) {
+        try run(reading: true) { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT status, MAX(number) AS number FROM revision WHERE status IN ('committed', 'pending') GROUP BY status")
+            var numbers: (current: Int?, pending: Int?) = (nil, nil)
+            for row in rows {
+                if row["status"] as String == "committed" { numbers.current = row["number"] } else { numbers.pending = row["number"] }
+            }
+            return numbers
+        }
+    }
+
     public func pending() throws(HostError) -> Revision? {
         try run(reading: true) { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }

@@ -69,6 +69,8 @@ public protocol ChainBackend: Sendable {
     func chains(including keys: [ChainKey]) throws(ChainError) -> [ChainKey: [ChainEntry]]
     /// Entry `index` of `map` of `package` on `key`, summed over CPUs.
     func counter(_ map: String, index: Int, of package: PackageName, on key: ChainKey) throws(ChainError) -> UInt64
+    /// The monitor maps' entries of `package` on `key` (`name[index]` → value; one that can't be read is left out).
+    func counters(_ monitors: [MonitorMap], of package: PackageName, on key: ChainKey) -> [String: UInt64]
     /// The root program's id on `key`, `nil` when there is no chain.
     func rootProgramID(on key: ChainKey) -> UInt32?
     /// Makes the probes attached exactly `probes`.
@@ -87,6 +89,14 @@ public protocol ChainBackend: Sendable {
 }
 
 extension ChainBackend {
+    public func counters(_ monitors: [MonitorMap], of package: PackageName, on key: ChainKey) -> [String: UInt64] {
+        var values: [String: UInt64] = [:]
+        for monitor in monitors {
+            if let value = try? counter(monitor.name, index: monitor.key, of: package, on: key) { values["\(monitor.name)[\(monitor.key)]"] = value }
+        }
+        return values
+    }
+
     /// A backend without probes (the fakes): nothing to attach, nothing attached.
     public func applyProbes(_ probes: [ProbeMember]) throws(ChainError) {}
     public func runningProbes() -> [String: UInt32] { [:] }
@@ -252,6 +262,20 @@ public struct KernelChains: ChainBackend {
     public func counter(_ map: String, index: Int, of package: PackageName, on key: ChainKey) throws(ChainError) -> UInt64 {
         let access = try engine().map(map, of: package.rawValue, interface: key.interface, hook: key.hook)
         do { return try access.counter(key: index) } catch { throw ChainError(.kernel, error.description) }
+    }
+
+    /// One walk of the chain for all the monitor maps of `package`.
+    public func counters(_ monitors: [MonitorMap], of package: PackageName, on key: ChainKey) -> [String: UInt64] {
+        guard !monitors.isEmpty,
+              let maps = try? engine().maps(Array(Set(monitors.map(\.name))), of: package.rawValue, interface: key.interface, hook: key.hook)
+        else { return [:] }
+        var values: [String: UInt64] = [:]
+        for monitor in monitors {
+            if case .success(let access)? = maps[monitor.name], let value = try? access.counter(key: monitor.key) {
+                values["\(monitor.name)[\(monitor.key)]"] = value
+            }
+        }
+        return values
     }
 
     public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }

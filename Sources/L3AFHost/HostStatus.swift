@@ -83,9 +83,10 @@ extension HostManager {
         var current = try database.current(), pending = try database.pending()
         var kernel = try kernelChains(current?.snapshot ?? HostSnapshot())
         for _ in 0..<Self.statusAttempts {
-            let after = (try database.current(), try database.pending())
-            if after.0?.number == current?.number, after.1?.number == pending?.number { break }
-            (current, pending) = after
+            // Only the numbers are read to see whether a writer moved on; the revisions only when one did.
+            let after = try database.revisionNumbers()
+            if after.current == current?.number, after.pending == pending?.number { break }
+            (current, pending) = (try database.current(), try database.pending())
             kernel = try kernelChains(current?.snapshot ?? HostSnapshot())
         }
         let snapshot = current?.snapshot ?? HostSnapshot()
@@ -98,14 +99,7 @@ extension HostManager {
             let placedPrograms = snapshot.programs.filter { $0.key == key }.sorted { ($0.seqID, $0.package) < ($1.seqID, $1.package) }
             for placed in placedPrograms {
                 let entry = running.first(where: placed.runs(as:))
-                var counters: [String: UInt64] = [:]
-                if entry != nil {
-                    for monitor in placed.program.monitorMaps {
-                        if let value = try? chains.counter(monitor.name, index: monitor.key, of: placed.package, on: key) {
-                            counters["\(monitor.name)[\(monitor.key)]"] = value
-                        }
-                    }
-                }
+                let counters = entry == nil ? [:] : chains.counters(placed.program.monitorMaps, of: placed.package, on: key)
                 let pin = HostDatabase.pin(in: pins, for: placed.package, interface: placed.interface)
                 programs.append(HostStatus.Program(
                     seqID: placed.seqID, package: placed.package.rawValue, version: placed.version.rawValue, requirement: placed.requirement,

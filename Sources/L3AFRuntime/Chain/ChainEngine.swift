@@ -80,18 +80,30 @@ public struct ChainEngine: Sendable {
     /// Access to `map` of the member `package` (its pinned copy), for parameters and metrics.
     /// Changes nothing; a member renamed by a writer between the walk and the open is read again.
     public func map(_ map: String, of package: String, interface: String, hook: Hook) throws(ChainError) -> BPFMapAccess {
+        guard let access = try maps([map], of: package, interface: interface, hook: hook)[map] else {
+            throw ChainError(.kernel, "\(package) has no pinned map \(map)")
+        }
+        return try access.get()
+    }
+
+    /// Access to each of `names` among the maps of the member `package`, with one walk of the chain (a map that can't be
+    /// opened is its error; a member a writer renamed between the walk and the opens is walked again).
+    public func maps(_ names: [String], of package: String, interface: String, hook: Hook) throws(ChainError) -> [String: Result<BPFMapAccess, ChainError>] {
         var attempt = 0
         while true {
             let state = try settledRead(interface, hook)
             guard let member = state.members.first(where: { $0.entry.package == package }) else {
                 throw ChainError(.notInChain, "\(package) is not in the \(hook) chain of \(interface)")
             }
-            do {
-                return try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(member.folder)/maps/\(map)"), name: map) }
-            } catch {
-                attempt += 1
-                if attempt >= Self.readAttempts || FileManager.default.fileExists(atPath: member.folder) { throw error }
+            var found: [String: Result<BPFMapAccess, ChainError>] = [:]
+            for name in names {
+                found[name] = Result { () throws(ChainError) in
+                    try kernel { () throws(BPFError) in BPFMapAccess(try BPFDescriptor.pinned(at: "\(member.folder)/maps/\(name)"), name: name) }
+                }
             }
+            attempt += 1
+            let failed = found.values.contains { if case .failure = $0 { true } else { false } }
+            if !failed || attempt >= Self.readAttempts || FileManager.default.fileExists(atPath: member.folder) { return found }
         }
     }
 
