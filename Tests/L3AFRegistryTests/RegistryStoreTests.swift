@@ -87,6 +87,20 @@ struct StoreFixture {
         _ = store
     }
 
+    /// A tree whose index is in the unsharded format 1 (written by an earlier release) gets a sharded index one
+    /// version above it, so clients that accepted the old one take the new one.
+    @Test func anOldFormatIndexIsReplacedWithAHigherVersion() async throws {
+        let fixture = try StoreFixture()
+        _ = try await fixture.open().publish(name: PackageName("xdp-root"), version: SemanticVersion(1, 0, 0),
+                                             tarball: try Fixtures.xdpRootPackage(version: "1.0.0"), tag: nil, token: fixture.token)
+        let old = #"{"signatures":[],"signed":{"expires":"2030-01-01T00:00:00Z","issued":"2026-01-01T00:00:00Z","packages":{},"spec_version":1,"version":41}}"#
+        try RegistryFiles.write(Array(old.utf8), to: fixture.layout.indexFile)
+        _ = try fixture.open()
+        let index = try fixture.verify()
+        #expect(index.version == 42 && index.specVersion == 2)
+        #expect(try fixture.listed("xdp-root", in: index) != nil)
+    }
+
     /// Owners are kept per package; a registry written with the single owners.json is split when it opens.
     @Test func theOldOwnersFileIsSplitPerPackage() async throws {
         let fixture = try StoreFixture()

@@ -99,6 +99,12 @@ public struct IndexShard: Hashable, Sendable, Codable {
 
     public init(packages: [String: RegistryIndex.Entry] = [:]) { self.packages = packages }
 
+    /// The shard as written to the tree: canonical JSON, compact.
+    public func canonicalBytes() -> [UInt8] {
+        let value = JSONValue.object(["packages": .object(packages.mapValues { .object(["sha256": .string($0.sha256.hex), "size": .integer(Int64($0.size))]) })])
+        return (try? value.canonicalBytes()) ?? []
+    }
+
     enum CodingKeys: String, CodingKey { case packages }
 
     public init(from decoder: any Decoder) throws {

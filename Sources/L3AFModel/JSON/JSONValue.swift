@@ -70,23 +70,32 @@ extension JSONValue {
     /// integers only (a fractional number has no single spelling, so it is refused).
     public func canonicalBytes() throws(CanonicalJSONError) -> [UInt8] {
         var out: [UInt8] = []
-        try write(into: &out, path: "")
+        out.reserveCapacity(4096)
+        do {
+            try write(into: &out)
+        } catch {
+            throw CanonicalJSONError(path: error.path.isEmpty ? "(top level)" : error.path)
+        }
         return out
     }
 
-    private func write(into out: inout [UInt8], path: String) throws(CanonicalJSONError) {
+    /// Writes the value; the path of a value that can't be written is built only when there is one, as the error
+    /// travels out (signed indexes are written on every publish and verified by every client).
+    private func write(into out: inout [UInt8]) throws(CanonicalJSONError) {
         switch self {
-        case .null: out += Array("null".utf8)
-        case .bool(let v): out += Array((v ? "true" : "false").utf8)
-        case .integer(let v): out += Array(String(v).utf8)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let v): out.append(contentsOf: (v ? "true" : "false").utf8)
+        case .integer(let v): out.append(contentsOf: String(v).utf8)
         case .number:
-            throw CanonicalJSONError(path: path.isEmpty ? "(top level)" : path)
+            throw CanonicalJSONError(path: "")
         case .string(let v): Self.writeString(v, into: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                try item.write(into: &out, path: "\(path)[\(i)]")
+                do { try item.write(into: &out) } catch {
+                    throw CanonicalJSONError(path: error.path.isEmpty || error.path.hasPrefix("[") ? "[\(i)]" + error.path : "[\(i)].\(error.path)")
+                }
             }
             out.append(UInt8(ascii: "]"))
         case .object(let members):
@@ -96,21 +105,26 @@ extension JSONValue {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 Self.writeString(key, into: &out)
                 out.append(UInt8(ascii: ":"))
-                try members[key]!.write(into: &out, path: path.isEmpty ? key : "\(path).\(key)")
+                do { try members[key]!.write(into: &out) } catch {
+                    throw CanonicalJSONError(path: error.path.isEmpty || error.path.hasPrefix("[") ? key + error.path : "\(key).\(error.path)")
+                }
             }
             out.append(UInt8(ascii: "}"))
         }
     }
 
+    private static let hex = Array("0123456789abcdef".utf8)
+
     private static func writeString(_ s: String, into out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
         for byte in s.utf8 {
             switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
             case 0..<0x20:
-                out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]]
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xf)])
             default: out.append(byte)
             }
         }

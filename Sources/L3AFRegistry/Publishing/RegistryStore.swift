@@ -47,7 +47,8 @@ public actor RegistryStore {
             try Credentials.splitOwnersFile(layout)
             return try Recovery.run(layout: layout, logger: logger)
         }
-        var index = recovered.index ?? RegistryIndex(version: 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
+        var index = recovered.index
+            ?? RegistryIndex(version: recovered.formerVersion ?? 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
         // The shards as the documents on disk make them; an index that names other shards missed the end of a write.
         var shards: [String: IndexShard] = [:]
         for (name, entry) in recovered.entries { shards[RegistryIndex.shard(of: name.rawValue), default: IndexShard()].packages[name.rawValue] = entry }
@@ -342,11 +343,7 @@ public actor RegistryStore {
     }
 
     /// A shard's bytes as written to the tree.
-    static func encoded(_ shard: IndexShard) throws(RegistryError) -> [UInt8] {
-        do { return Array(try DocumentDecoder.encode(shard)) } catch {
-            throw RegistryError(.internalFailure, "encoding-failed", "encoding an index shard failed: \(error)")
-        }
-    }
+    static func encoded(_ shard: IndexShard) throws(RegistryError) -> [UInt8] { shard.canonicalBytes() }
 
     /// Writes every shard that is not on disk yet (used once, when the registry opens) and returns their entries.
     static func writeShards(_ shards: [String: IndexShard], layout: RegistryLayout) throws(RegistryError) -> [String: RegistryIndex.Entry] {

@@ -14,6 +14,9 @@ enum Recovery {
         /// What a shard says of each document: the digest and size of its bytes on disk.
         var entries: [PackageName: RegistryIndex.Entry]
         var index: RegistryIndex?
+        /// The version of an index this release can't read (format 1, unsharded): the next one signed goes above it, so
+        /// clients that accepted it take the new one.
+        var formerVersion: UInt64?
     }
 
     static func run(layout: RegistryLayout, logger: Logger) throws(RegistryError) -> Outcome {
@@ -32,9 +35,13 @@ enum Recovery {
                 throw RegistryError(.internalFailure, "tree-corrupt", "\(error.description)", hint: "restore \(path) from a backup")
             }
         }
-        var index: RegistryIndex?
+        var index: RegistryIndex?, formerVersion: UInt64?
         if let bytes = RegistryFiles.read(layout.indexFile) {
             index = try? DocumentDecoder.decode(SignedIndexEnvelope.self, from: bytes, document: "index.json").signed
+            if index == nil, case .integer(let version)? = (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)))?["signed"]?["version"] {
+                formerVersion = UInt64(clamping: version)
+                logger.warning("re-signing an index this release can't read (an older format) over the documents", metadata: ["index.version": "\(version)"])
+            }
         }
         for (name, doc) in documents {
             let folder = layout.packageFolder(name)
@@ -54,7 +61,7 @@ enum Recovery {
             logger.warning("removing a package folder no document lists", metadata: ["path": "\(layout.tree)/\(item)"])
             try? fm.removeItem(atPath: "\(layout.tree)/\(item)")
         }
-        return Outcome(documents: documents, entries: entries, index: index)
+        return Outcome(documents: documents, entries: entries, index: index, formerVersion: formerVersion)
     }
 
     /// Removes the shard files of `index/` that the signed index does not name (`keep`, paths in the tree).
