@@ -2,13 +2,14 @@
 import PackageDescription
 import Foundation
 
-// scripts/build-release sets L3AF_STATIC_LIBS to the archives of libbpf, libelf, zlib and SQLite: the shipped binaries
-// carry them inside (nothing for the dynamic loader to find, map and relocate at every start); other builds link the
-// shared libraries as usual.
-let staticArchives = (ProcessInfo.processInfo.environment["L3AF_STATIC_LIBS"] ?? "").split(separator: " ").map(String.init)
-func linked(_ library: String) -> [LinkerSetting] {
-    let archives = staticArchives.filter { $0.hasSuffix("/lib\(library).a") || (library == "bpf" && !$0.hasSuffix("/libsqlite3.a")) }
-    return archives.isEmpty ? [.linkedLibrary(library)] : [.unsafeFlags(archives)]
+// scripts/build-release sets L3AF_STATIC_LIBS to the archives of libbpf, libelf, zlib and SQLite (paths separated by
+// ':'): the shipped binaries carry them inside, nothing for the dynamic loader to find, map and relocate at every
+// start. Other builds link the shared libraries as usual.
+let staticArchives = (ProcessInfo.processInfo.environment["L3AF_STATIC_LIBS"] ?? "").split(separator: ":").map(String.init)
+/// How a target links `libraries`: their archives when the build asks for them, else the shared libraries by name.
+func linked(_ libraries: [String]) -> [LinkerSetting] {
+    let archives = libraries.compactMap { library in staticArchives.first { $0.hasSuffix("/lib\(library).a") } }
+    return archives.count == libraries.count ? [.unsafeFlags(archives)] : libraries.map { .linkedLibrary($0) }
 }
 
 let package = Package(
@@ -32,7 +33,7 @@ let package = Package(
     targets: [
         // C libraries. libbpf is linked as usual (CBPF adds a typed log sink); libcurl and libarchive are bound on first use (CLazyLink.h
         // says why): their targets declare the API from the system headers and define forwarding stubs.
-        .target(name: "CBPF", linkerSettings: linked("bpf")),
+        .target(name: "CBPF", linkerSettings: staticArchives.isEmpty ? linked(["bpf"]) : linked(["bpf", "elf", "z"])),
         .target(name: "CLazyLink"),
         // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift can't call: typed wrappers too.
         .target(name: "CCurl", dependencies: ["CLazyLink"]),
@@ -60,8 +61,9 @@ let package = Package(
                 "L3AFModel", "L3AFSystem", "L3AFBPF", "L3AFRuntime", "L3AFClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            // GRDB links SQLite by name; in the shipped build this archive answers first and --as-needed drops the library.
-            linkerSettings: staticArchives.isEmpty ? [] : linked("sqlite3")),
+            // GRDB links SQLite by name; in the shipped build this archive comes first on the link line and answers every
+            // call (libsqlite3.so stays named, mapped and unused).
+            linkerSettings: staticArchives.isEmpty ? [] : linked(["sqlite3"])),
         // The client side: HTTP over libcurl, and (later) fetch, verify, unpack, store.
         .target(
             name: "L3AFClient",

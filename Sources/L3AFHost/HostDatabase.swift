@@ -127,7 +127,6 @@ public final class HostDatabase: Sendable {
         }
     }
 
-    /// The change in flight, if a process was stopped in the middle of one.
     /// The numbers of the current and the pending revision, without reading the revisions.
     public func revisionNumbers() throws(HostError) -> (current: Int?, pending: Int?) {
         try run(reading: true) { db in
@@ -140,6 +139,7 @@ public final class HostDatabase: Sendable {
         }
     }
 
+    /// The change in flight, if a process was stopped in the middle of one.
     public func pending() throws(HostError) -> Revision? {
         try run(reading: true) { db in try Row.fetchOne(db, sql: "SELECT * FROM revision WHERE status = 'pending' ORDER BY number DESC LIMIT 1").map(Self.revision) }
     }

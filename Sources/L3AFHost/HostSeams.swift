@@ -90,11 +90,9 @@ public protocol ChainBackend: Sendable {
 
 extension ChainBackend {
     public func counters(_ monitors: [MonitorMap], of package: PackageName, on key: ChainKey) -> [String: UInt64] {
-        var values: [String: UInt64] = [:]
-        for monitor in monitors {
-            if let value = try? counter(monitor.name, index: monitor.key, of: package, on: key) { values["\(monitor.name)[\(monitor.key)]"] = value }
-        }
-        return values
+        Dictionary(monitors.compactMap { monitor in
+            (try? counter(monitor.name, index: monitor.key, of: package, on: key)).map { (monitor.label, $0) }
+        }, uniquingKeysWith: { a, _ in a })
     }
 
     /// A backend without probes (the fakes): nothing to attach, nothing attached.
@@ -269,13 +267,10 @@ public struct KernelChains: ChainBackend {
         guard !monitors.isEmpty,
               let maps = try? engine().maps(Array(Set(monitors.map(\.name))), of: package.rawValue, interface: key.interface, hook: key.hook)
         else { return [:] }
-        var values: [String: UInt64] = [:]
-        for monitor in monitors {
-            if case .success(let access)? = maps[monitor.name], let value = try? access.counter(key: monitor.key) {
-                values["\(monitor.name)[\(monitor.key)]"] = value
-            }
-        }
-        return values
+        return Dictionary(monitors.compactMap { monitor in
+            guard case .success(let access)? = maps[monitor.name], let value = try? access.counter(key: monitor.key) else { return nil }
+            return (monitor.label, value)
+        }, uniquingKeysWith: { a, _ in a })
     }
 
     public func rootProgramID(on key: ChainKey) -> UInt32? { (try? engine().rootProgramID(interface: key.interface, hook: key.hook)) ?? nil }
@@ -349,4 +344,9 @@ extension HostOptions {
         plainRepository = settings.plainRepository
         plainRoots = Dictionary(uniqueKeysWithValues: settings.plainRoots.compactMap { key, root in Hook(rawValue: key).map { ($0, root) } })
     }
+}
+
+extension MonitorMap {
+    /// How status and metrics name one entry of the map: `name[key]`.
+    var label: String { "\(name)[\(key)]" }
 }

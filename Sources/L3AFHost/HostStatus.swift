@@ -124,7 +124,7 @@ extension HostManager {
                 var counters: [String: UInt64] = [:]
                 if id != nil {
                     for monitor in probe.payload.monitorMaps {
-                        if let value = try? chains.counter(monitor.name, index: monitor.key, of: probe.member) { counters["\(monitor.name)[\(monitor.key)]"] = value }
+                        if let value = try? chains.counter(monitor.name, index: monitor.key, of: probe.member) { counters[monitor.label] = value }
                     }
                 }
                 return HostStatus.Probe(interface: probe.hostWide ? nil : probe.interface, package: probe.package.rawValue, version: probe.version.rawValue,

@@ -41,7 +41,7 @@ let repositoryRoot = Fixtures.repositoryRoot
         let cases = [
             ("manifest", "manifest/valid/ratelimiting-full.json", "ok: manifest ratelimiting@1.2.0: 1 program(s) on xdp_ingress"),
             ("package", "package/valid/with-yanked-version.json", "ok: package ratelimiting: 4 version(s), tags beta=1.3.0-beta.1 latest=1.2.0 stable=1.1.0"),
-            ("index", "index/valid/two-packages.json", "ok: index version 42, 2 package(s), expires 2026-11-28T00:00:00Z"),
+            ("index", "index/valid/two-packages.json", "ok: index version 42, 2 shard(s), expires 2026-11-28T00:00:00Z"),
             ("payload", "l3af-bpf-programs/valid/l3afd-ratelimiting-example.json", "ok: payload for 1 interface(s), 1 program(s)"),
             ("names", "l3af-bpf-program-names/valid/l3afd-delete-example.json", "ok: delete payload for l3af/Ethernet4"),
         ]

@@ -151,3 +151,24 @@ import Testing
         #expect(throws: TimestampError.self) { try Timestamp(parsing: "yesterday") }
     }
 }
+
+@Suite struct IndexShardTests {
+    /// What is signed and written is built by hand for speed; it must be exactly what the Codable form decodes to, so no
+    /// field can be left out of the signature.
+    @Test func handBuiltJSONMatchesTheCodableForm() throws {
+        let entry = RegistryIndex.Entry(of: Array("doc".utf8))
+        let index = RegistryIndex(version: 7, issued: Timestamp(secondsSince1970: 1_800_000_000), expires: Timestamp(secondsSince1970: 1_800_086_400),
+                                  shards: ["3e": entry, "00": RegistryIndex.Entry(of: [])])
+        let shard = IndexShard(packages: ["ratelimiting": entry, "xdp-root": entry])
+        #expect(index.jsonValue == (try decode(JSONValue.self, String(decoding: JSONEncoder().encode(index), as: UTF8.self))))
+        #expect(shard.jsonValue == (try decode(JSONValue.self, String(decoding: JSONEncoder().encode(shard), as: UTF8.self))))
+    }
+
+    @Test func aShardListsOnlyItsOwnPackages() throws {
+        let id = RegistryIndex.shard(of: "ratelimiting")
+        let other = id == "00" ? "01" : "00"
+        let bytes = try IndexShard(packages: ["ratelimiting": RegistryIndex.Entry(of: [])]).canonicalBytes()
+        #expect(try IndexShard.decode(bytes, id: id).packages.count == 1)
+        #expect(throws: DocumentError.self, "a package listed in another shard is refused") { try IndexShard.decode(bytes, id: other) }
+    }
+}

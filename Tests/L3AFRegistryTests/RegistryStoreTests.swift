@@ -87,6 +87,20 @@ struct StoreFixture {
         _ = store
     }
 
+    /// A shard whose contents come back (yank, unyank, yank within one second: the same document bytes again) is the
+    /// file the index names, and stays.
+    @Test func aShardThatComesBackIsKept() async throws {
+        let fixture = try StoreFixture()
+        let store = try fixture.open()
+        let name = try PackageName("xdp-root"), version = SemanticVersion(1, 0, 0)
+        _ = try await store.publish(name: name, version: version, tarball: try Fixtures.xdpRootPackage(version: "1.0.0"), tag: nil, token: fixture.token)
+        for yanked in [true, false, true, false, true] {
+            _ = try await store.setYanked(yanked, name: name, version: version, token: fixture.token)
+            let index = try fixture.verify()
+            #expect(try fixture.listed("xdp-root", in: index) != nil, "the shard the index names is on disk")
+        }
+    }
+
     /// A tree whose index is in the unsharded format 1 (written by an earlier release) gets a sharded index one
     /// version above it, so clients that accepted the old one take the new one.
     @Test func anOldFormatIndexIsReplacedWithAHigherVersion() async throws {

@@ -28,6 +28,9 @@ public struct RegistryIndex: Hashable, Sendable, Codable {
             self.size = size
         }
 
+        /// The entry as a JSON value, as its Codable form decodes to.
+        public var jsonValue: JSONValue { .object(["sha256": .string(sha256.hex), "size": .integer(Int64(clamping: size))]) }
+
         /// What an index or shard says of a file with these bytes.
         public init(of bytes: [UInt8]) {
             self.init(sha256: SHA256Digest(of: bytes), size: UInt64(bytes.count))
@@ -64,9 +67,9 @@ public struct RegistryIndex: Hashable, Sendable, Codable {
     /// The index as a JSON value, as its Codable form would decode to (what is signed, canonically written).
     public var jsonValue: JSONValue {
         .object([
-            "spec_version": .integer(Int64(specVersion)), "version": .integer(Int64(version)),
+            "spec_version": .integer(Int64(specVersion)), "version": .integer(Int64(clamping: version)),
             "issued": .string(issued.description), "expires": .string(expires.description),
-            "shards": .object(shards.mapValues { .object(["sha256": .string($0.sha256.hex), "size": .integer(Int64($0.size))]) }),
+            "shards": .object(shards.mapValues(\.jsonValue)),
         ])
     }
 
@@ -99,11 +102,11 @@ public struct IndexShard: Hashable, Sendable, Codable {
 
     public init(packages: [String: RegistryIndex.Entry] = [:]) { self.packages = packages }
 
+    /// The shard as a JSON value, as its Codable form decodes to.
+    public var jsonValue: JSONValue { .object(["packages": .object(packages.mapValues(\.jsonValue))]) }
+
     /// The shard as written to the tree: canonical JSON, compact.
-    public func canonicalBytes() -> [UInt8] {
-        let value = JSONValue.object(["packages": .object(packages.mapValues { .object(["sha256": .string($0.sha256.hex), "size": .integer(Int64($0.size))]) })])
-        return (try? value.canonicalBytes()) ?? []
-    }
+    public func canonicalBytes() throws(CanonicalJSONError) -> [UInt8] { try jsonValue.canonicalBytes() }
 
     enum CodingKeys: String, CodingKey { case packages }
 

@@ -42,25 +42,25 @@ public actor RegistryStore {
         self.logger = logger
         self.lock = RegistryLock(path: layout.lockFile)
         self.cache = TreeCache(tree: layout.tree)
-        let stamp = now()
-        let recovered = try lock.withLock { () throws(RegistryError) in
+        let stamp = now(), cache = self.cache
+        // One step under the writer lock, so no other writer's unsigned shard is taken for a leftover.
+        let (recovered, index, shards) = try lock.withLock { () throws(RegistryError) in
             try Credentials.splitOwnersFile(layout)
-            return try Recovery.run(layout: layout, logger: logger)
-        }
-        var index = recovered.index
-            ?? RegistryIndex(version: recovered.formerVersion ?? 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
-        // The shards as the documents on disk make them; an index that names other shards missed the end of a write.
-        var shards: [String: IndexShard] = [:]
-        for (name, entry) in recovered.entries { shards[RegistryIndex.shard(of: name.rawValue), default: IndexShard()].packages[name.rawValue] = entry }
-        let shardEntries = try lock.withLock { () throws(RegistryError) in try Self.writeShards(shards, layout: layout) }
-        if recovered.index == nil || index.shards != shardEntries {
-            if recovered.index != nil { logger.warning("completing an interrupted write: re-signing the index over the documents on disk") }
-            let cache = self.cache
-            try lock.withLock { () throws(RegistryError) in
+            let recovered = try Recovery.run(layout: layout, logger: logger)
+            var index = recovered.index
+                ?? RegistryIndex(version: recovered.formerVersion ?? 0, issued: stamp, expires: stamp.adding(seconds: indexLifetimeSeconds))
+            // The shards as the documents on disk make them; an index that names other shards missed the end of a write.
+            var shards: [String: IndexShard] = [:]
+            for (name, entry) in recovered.entries { shards[RegistryIndex.shard(of: name.rawValue), default: IndexShard()].packages[name.rawValue] = entry }
+            var shardEntries: [String: RegistryIndex.Entry] = [:]
+            for (id, shard) in shards { shardEntries[id] = try Self.writeShard(shard, id: id, layout: layout, onlyWhenMissing: true) }
+            if recovered.index == nil || index.shards != shardEntries {
+                if recovered.index != nil { logger.warning("completing an interrupted write: re-signing the index over the documents on disk") }
                 try Self.signAndWrite(&index, shards: shardEntries, key: key, lifetime: indexLifetimeSeconds, now: stamp, layout: layout, cache: cache)
             }
+            Recovery.removeShards(in: layout, except: Set(index.shards.map { RegistryIndex.shardPath($0.key, $0.value) }), logger: logger)
+            return (recovered, index, shards)
         }
-        Recovery.removeShards(in: layout, except: Set(index.shards.map { RegistryIndex.shardPath($0.key, $0.value) }), logger: logger)
         self.documents = recovered.documents
         self.collisionKeys = Dictionary(recovered.documents.keys.map { ($0.collisionKey, $0) }, uniquingKeysWith: { a, _ in a })
         self.shards = shards
@@ -274,22 +274,20 @@ public actor RegistryStore {
                 guard doc != before else { return result }
                 let bytes = try Self.encoded(doc)
                 try RegistryFiles.write(bytes, to: layout.documentFile(name))
+                // Served from disk again from now on, and from the new document for artifacts, before the index names it.
+                cache.invalidate(["packages/\(name).json"])
+                cache.publish(doc)
                 try Self.writeTagLinks(doc, layout: layout)
                 // Only the changed document's shard changes: one small file, and one digest in the signed index.
                 let id = RegistryIndex.shard(of: name.rawValue)
                 var shard = shards[id] ?? IndexShard()
                 shard.packages[name.rawValue] = RegistryIndex.Entry(of: bytes)
-                let shardBytes = try Self.encoded(shard)
-                let shardEntry = RegistryIndex.Entry(of: shardBytes)
-                try RegistryFiles.write(shardBytes, to: "\(layout.tree)/\(RegistryIndex.shardPath(id, shardEntry))")
+                let shardEntry = try Self.writeShard(shard, id: id, layout: layout)
                 var shardEntries = index.shards
                 let replaced = shardEntries.updateValue(shardEntry, forKey: id)
                 try Self.signAndWrite(&index, shards: shardEntries, key: key, lifetime: indexLifetime, now: now(), layout: layout, cache: cache)
-                if let replaced, replaced != shardEntry {
-                    if let retired = retiredShards[id] { unlink("\(layout.tree)/\(retired)") }
-                    retiredShards[id] = RegistryIndex.shardPath(id, replaced)
-                }
                 shards[id] = shard
+                retire(replaced, of: id)
             } catch {
                 // A failure at any step (disk full, a signing error) puts the tree back as the signed index has it,
                 // so no later write signs over a document this one left behind.
@@ -302,11 +300,18 @@ public actor RegistryStore {
                 credentials.owners[name.rawValue] = [record.owner]
                 try? credentials.saveOwners(layout)
             }
-            cache.publish(doc)
-            cache.invalidate(["packages/\(name).json"])
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
             return result
         }
+    }
+
+    /// Keeps the shard file the previous index named (for clients that read that index a moment ago) and removes the
+    /// one kept before it, unless the current index names that file again (a shard whose contents came back).
+    private func retire(_ replaced: RegistryIndex.Entry?, of id: String) {
+        guard let replaced, replaced != index.shards[id] else { return }
+        let current = index.shards[id].map { RegistryIndex.shardPath(id, $0) }
+        if let retired = retiredShards[id], retired != current { unlink("\(layout.tree)/\(retired)") }
+        retiredShards[id] = RegistryIndex.shardPath(id, replaced)
     }
 
     /// Puts `name`'s files back as `before` had them (no document when it is `nil`): its document, its tag links,
@@ -316,6 +321,7 @@ public actor RegistryStore {
         let fm = FileManager.default
         let folder = layout.packageFolder(name)
         if let before {
+            cache.publish(before)
             if let bytes = try? Self.encoded(before) { try? RegistryFiles.write(bytes, to: layout.documentFile(name)) }
             // The tag links are made to match; a version folder `before` doesn't list is this write's.
             try? Self.writeTagLinks(before, layout: layout)
@@ -323,6 +329,7 @@ public actor RegistryStore {
                 if (try? fm.destinationOfSymbolicLink(atPath: "\(folder)/\(item)")) == nil { try? fm.removeItem(atPath: "\(folder)/\(item)") }
             }
         } else {
+            cache.forget(name)
             unlink(layout.documentFile(name))
             try? fm.removeItem(atPath: folder)
         }
@@ -343,19 +350,20 @@ public actor RegistryStore {
     }
 
     /// A shard's bytes as written to the tree.
-    static func encoded(_ shard: IndexShard) throws(RegistryError) -> [UInt8] { shard.canonicalBytes() }
-
-    /// Writes every shard that is not on disk yet (used once, when the registry opens) and returns their entries.
-    static func writeShards(_ shards: [String: IndexShard], layout: RegistryLayout) throws(RegistryError) -> [String: RegistryIndex.Entry] {
-        var entries: [String: RegistryIndex.Entry] = [:]
-        for (id, shard) in shards {
-            let bytes = try encoded(shard)
-            let entry = RegistryIndex.Entry(of: bytes)
-            let path = "\(layout.tree)/\(RegistryIndex.shardPath(id, entry))"
-            if RegistryFiles.read(path) != bytes { try RegistryFiles.write(bytes, to: path) }
-            entries[id] = entry
+    static func encoded(_ shard: IndexShard) throws(RegistryError) -> [UInt8] {
+        do { return try shard.canonicalBytes() } catch {
+            throw RegistryError(.internalFailure, "encoding-failed", "encoding an index shard failed: \(error)")
         }
-        return entries
+    }
+
+    /// Writes `shard` (named by its digest) and returns what the index says of it. `onlyWhenMissing`: when the
+    /// registry opens, a file already there with these bytes is left alone.
+    static func writeShard(_ shard: IndexShard, id: String, layout: RegistryLayout, onlyWhenMissing: Bool = false) throws(RegistryError) -> RegistryIndex.Entry {
+        let bytes = try encoded(shard)
+        let entry = RegistryIndex.Entry(of: bytes)
+        let path = "\(layout.tree)/\(RegistryIndex.shardPath(id, entry))"
+        if !onlyWhenMissing || RegistryFiles.read(path) != bytes { try RegistryFiles.write(bytes, to: path) }
+        return entry
     }
 
     /// Signs an index one version higher over `shards` and writes it.

@@ -67,6 +67,7 @@ enum Recovery {
     /// Removes the shard files of `index/` that the signed index does not name (`keep`, paths in the tree).
     static func removeShards(in layout: RegistryLayout, except keep: Set<String>, logger: Logger) {
         for file in (try? FileManager.default.contentsOfDirectory(atPath: layout.shardsFolder)) ?? [] where !keep.contains("index/\(file)") {
+            logger.debug("removing a shard the index doesn't name", metadata: ["path": "index/\(file)"])
             try? FileManager.default.removeItem(atPath: "\(layout.shardsFolder)/\(file)")
         }
     }

@@ -15,7 +15,9 @@ public struct CachedFile: Sendable {
 public final class TreeCache: Sendable {
     let tree: String
     let limit: Int
-    private let state = Mutex<(files: [String: CachedFile], bytes: Int)>(([:], 0))
+    /// `generation` grows whenever files are forgotten, so bytes read from disk before a write replaced them are not
+    /// kept after it.
+    private let state = Mutex<(files: [String: CachedFile], bytes: Int, generation: UInt64)>(([:], 0, 0))
     private let documents = Mutex<[PackageName: PackageDocument]>([:])
 
     init(tree: String, limit: Int = 256 << 20) {
@@ -26,12 +28,14 @@ public final class TreeCache: Sendable {
     /// The file at `relativePath` inside the tree (links followed), or `nil` when there is none.
     /// Callers pass only validated path segments.
     public func file(_ relativePath: String) -> CachedFile? {
-        if let hit = state.withLock({ $0.files[relativePath] }) { return hit }
+        let (hit, generation) = state.withLock { ($0.files[relativePath], $0.generation) }
+        if let hit { return hit }
         guard let data = FileManager.default.contents(atPath: "\(tree)/\(relativePath)") else { return nil }
         let file = CachedFile(bytes: ByteBuffer(bytes: data), etag: "\"\(SHA256Digest(of: data).hex)\"")
         state.withLock { state in
-            if state.bytes + data.count > limit { state = ([:], 0) }
-            state.files[relativePath] = file
+            guard state.generation == generation else { return }
+            if state.bytes + data.count > limit { state.files = [:]; state.bytes = 0 }
+            if let old = state.files.updateValue(file, forKey: relativePath) { state.bytes -= old.bytes.readableBytes }
             state.bytes += data.count
         }
         return file
@@ -48,9 +52,14 @@ public final class TreeCache: Sendable {
         documents.withLock { $0 = snapshot }
     }
 
-    /// Replaces one document; called after a write, once its files are in place.
+    /// Replaces one document; called during a write, once its file is in place.
     func publish(_ document: PackageDocument) {
         documents.withLock { $0[document.name] = document }
+    }
+
+    /// Forgets the document of a package whose first publish failed.
+    func forget(_ name: PackageName) {
+        _ = documents.withLock { $0.removeValue(forKey: name) }
     }
 
     /// Forgets the cached bytes of the files at these paths (relative to the tree); called when they change.
@@ -58,11 +67,12 @@ public final class TreeCache: Sendable {
     func invalidate(_ paths: [String]) {
         state.withLock { state in
             for path in paths { if let gone = state.files.removeValue(forKey: path) { state.bytes -= gone.bytes.readableBytes } }
+            state.generation += 1
         }
     }
 
     /// Forgets every cached file (after a failed write put files back).
     func invalidateAll() {
-        state.withLock { $0 = ([:], 0) }
+        state.withLock { $0 = ([:], 0, $0.generation + 1) }
     }
 }
