@@ -358,7 +358,8 @@ public final class HostManager: Sendable {
 
     /// Records `new` as a revision after making it real; on failure puts `old` back and records nothing.
     @discardableResult
-    func record(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot, by actor: String) throws -> Revision {
+    func record(_ kind: RevisionKind, cause: String, from old: HostSnapshot, to new: HostSnapshot, by actor: String,
+                loadedSinceBoot: HostSnapshot? = nil) throws -> Revision {
         let time = clock.now()
         if !options.chaining, let crowded = new.keys.first(where: { new.chain($0).count > 1 }) {
             throw HostError(.badInput, "bpf-chaining-enabled is false, so \(crowded) runs one program, not \(new.chain(crowded).count) (\(new.chain(crowded).map(\.spec).joined(separator: ", ")))",
@@ -367,7 +368,7 @@ public final class HostManager: Sendable {
         try stopIfPlanning(kind, cause: cause, from: old, to: new)
         let preflightStart = Date()
         // Flipping back a release that broke its health rules goes to what ran a moment ago: nothing may hold it up.
-        if kind != .autoRollback { try requirePreflight(new, from: old) }
+        if kind != .autoRollback { try requirePreflight(new, from: old, loadedSinceBoot: loadedSinceBoot) }
         let preflightMilliseconds = Date().timeIntervalSince(preflightStart) * 1000
         let number = try database.begin(kind: kind, cause: cause, actor: actor, snapshot: new, time: time)
         let steps: [ChainStep]
@@ -692,31 +693,35 @@ public final class HostManager: Sendable {
             guard let current = try self.database.current() else {
                 throw HostError(.badInput, "there is nothing to roll back: this host has no revisions yet", hint: "`l3af history` lists revisions")
             }
-            let (new, cause) = try self.rollbackTarget(target, from: current)
+            let (new, cause, committed) = try self.rollbackTarget(target, from: current)
             for placed in new.programs where !FileManager.default.fileExists(atPath: placed.objectPath) {
                 throw HostError(.badInput, "\(placed.spec) is no longer in the repo (\(placed.objectPath))",
                                 hint: "fetch it again with `l3af fetch \(placed.package)@=\(placed.version)`, then roll back")
             }
             try self.verifyInstalled(new)
-            return try self.record(.rollback, cause: cause, from: current.snapshot, to: new, by: transaction.actor)
+            // A revision committed since this kernel booted ran on it: its objects aren't loaded a second time to check them.
+            let ranSinceBoot = committed.map { time in BootTime.date.map { time > $0 } ?? false } ?? false
+            return try self.record(.rollback, cause: cause, from: current.snapshot, to: new, by: transaction.actor,
+                                   loadedSinceBoot: ranSinceBoot ? new : nil)
         }
     }
 
-    /// The snapshot `target` names, and the revision's cause.
-    func rollbackTarget(_ target: RollbackTarget, from current: Revision) throws(HostError) -> (HostSnapshot, String) {
+    /// The snapshot `target` names, the revision's cause, and when the revision it returns to was made (none when the
+    /// snapshot mixes versions from several).
+    func rollbackTarget(_ target: RollbackTarget, from current: Revision) throws(HostError) -> (HostSnapshot, String, Date?) {
         switch target {
         case .previous:
             guard let previous = try database.history(limit: 2).dropFirst().first else {
                 throw HostError(.badInput, "revision \(current.number) is the first one; there is none before it to roll back to",
                                 hint: "`l3af history` lists revisions")
             }
-            return (previous.snapshot, "rollback to revision \(previous.number) (\(previous.cause))")
+            return (previous.snapshot, "rollback to revision \(previous.number) (\(previous.cause))", previous.time)
         case .revision(let number):
             guard let revision = try database.revision(number) else {
                 let numbers = try database.history(limit: 10).map { String($0.number) }.joined(separator: ", ")
                 throw HostError(.badInput, "there is no revision \(number)", hint: "recent revisions: \(numbers); `l3af history` lists them all")
             }
-            return (revision.snapshot, "rollback to revision \(number) (\(revision.cause))")
+            return (revision.snapshot, "rollback to revision \(number) (\(revision.cause))", revision.time)
         case .package(let package):
             var new = current.snapshot
             var moved: [String] = []
@@ -737,7 +742,7 @@ public final class HostManager: Sendable {
             guard !moved.isEmpty else {
                 throw HostError(.badInput, "\(package) has no earlier version in this host's history", hint: "`l3af history` lists revisions")
             }
-            return (new, "rollback \(package): " + moved.joined(separator: "; "))
+            return (new, "rollback \(package): " + moved.joined(separator: "; "), nil)
         }
     }
 

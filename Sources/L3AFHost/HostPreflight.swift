@@ -35,11 +35,16 @@ extension HostManager {
     /// What `new` would load that `old` doesn't run, checked against this host before anything changes: each package's
     /// `min_kernel`, each object's program types, map types, helpers and BTF, the verifier's approval (loaded and
     /// closed, never attached), each interface, and room in each chain. Programs a user program loads are its own.
-    public func preflight(_ new: HostSnapshot, from old: HostSnapshot) -> [PreflightProblem] {
+    ///
+    /// `loadedSinceBoot`: a snapshot this kernel ran since it booted (a revision a rollback returns to). Its objects were
+    /// verified and loaded by this very kernel, so they are not loaded again to check them; the change itself still loads
+    /// them and changes nothing when one fails.
+    public func preflight(_ new: HostSnapshot, from old: HostSnapshot, loadedSinceBoot: HostSnapshot? = nil) -> [PreflightProblem] {
         var problems: [PreflightProblem] = []
         func runs(_ placed: PlacedProgram, in snapshot: HostSnapshot) -> Bool {
             snapshot.programs.contains { $0.key == placed.key && $0.package == placed.package && $0.version == placed.version && $0.enabled }
         }
+        let verified = loadedSinceBoot ?? HostSnapshot()
         var objects = ObjectsToCheck()
         for placed in new.programs where placed.enabled && !runs(placed, in: old) {
             if let problem = missingInterface(placed.interface, subject: placed.spec) {
@@ -49,17 +54,17 @@ extension HostManager {
             do { _ = try placed.member.parameterWrites() } catch {
                 problems.append(PreflightProblem(check: "parameters", subject: placed.spec, message: error.description))
             }
-            if placed.userProgram?.loadsItself == true { continue }
+            if placed.userProgram?.loadsItself == true || runs(placed, in: verified) { continue }
             let folder = placed.objectPath.hasSuffix("/" + placed.program.objectFile)
                 ? String(placed.objectPath.dropLast(placed.program.objectFile.count + 1)) : (placed.objectPath as NSString).deletingLastPathComponent
             objects.want(placed.objectPath, "\(placed.spec): \(placed.program.objectFile)", folder: folder,
                  ObjectPreflight.Entry(function: placed.program.entryFunction, hook: placed.hook))
         }
-        for (hook, root) in new.roots where old.roots[hook] != root {
+        for (hook, root) in new.roots where old.roots[hook] != root && verified.roots[hook] != root {
             objects.want(root.objectPath, "\(root.package)@\(root.version): \(root.program.objectFile)", folder: (root.objectPath as NSString).deletingLastPathComponent,
                  ObjectPreflight.Entry(function: root.program.entryFunction, hook: Hook(rawValue: hook)))
         }
-        let running = Set((old.probes ?? []).filter(\.enabled).map(\.member.folderName))
+        let running = Set((old.probes ?? []).filter(\.enabled).map(\.member.folderName) + (verified.probes ?? []).filter(\.enabled).map(\.member.folderName))
         for probe in new.probes ?? [] where probe.enabled && !running.contains(probe.member.folderName) {
             objects.want(probe.objectPath, "\(probe.package)@\(probe.version): \((probe.objectPath as NSString).lastPathComponent)",
                  folder: (probe.objectPath as NSString).deletingLastPathComponent, ObjectPreflight.Entry(function: probe.entryFunction, hook: nil))
@@ -79,8 +84,8 @@ extension HostManager {
     }
 
     /// ``preflight(_:from:)``, as the error a change fails with.
-    func requirePreflight(_ new: HostSnapshot, from old: HostSnapshot) throws(HostError) {
-        let problems = preflight(new, from: old)
+    func requirePreflight(_ new: HostSnapshot, from old: HostSnapshot, loadedSinceBoot: HostSnapshot? = nil) throws(HostError) {
+        let problems = preflight(new, from: old, loadedSinceBoot: loadedSinceBoot)
         guard !problems.isEmpty else { return }
         throw HostError(.preflight, "preflight: this host can't run it, so nothing was loaded or recorded:\n" + problems.map { "  - [\($0.check)] \($0)" }.joined(separator: "\n"),
                         hint: "`l3af check NAME@VERSION` checks a package against this host without changing anything")
@@ -150,4 +155,15 @@ extension HostManager {
         }
         return report
     }
+}
+
+/// When this kernel booted (`btime` of /proc/stat), `nil` when it can't be read.
+enum BootTime {
+    static let date: Date? = {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+              let seconds = BoundedInteger.parse(String(line.dropFirst(6)), in: 0...Int(Int32.max))
+        else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(seconds))
+    }()
 }

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFBPF
 import L3AFClient
 import L3AFHost
 import L3AFModel
@@ -77,6 +78,8 @@ public final class FakeChains: ChainBackend {
         public var counters: [String: UInt64] = [:]
         public var applies = 0
         public var repairs = 0
+        /// Objects the preflight loaded to check (``ChainBackend/preflight(objectAt:entries:subject:)``).
+        public var objectPreflights = 0
         /// What `repair` reports it couldn't repair.
         public var repairProblems: [String] = []
     }
@@ -91,6 +94,12 @@ public final class FakeChains: ChainBackend {
     public func running(_ key: ChainKey) -> [String] { state.withLock { $0.chains[key] ?? [] }.map { "\($0.package)@\($0.version)" } }
 
     public func interfaceExists(_ interface: String) -> Bool { state.withLock { $0.interfaces.contains(interface) } }
+
+    /// Counts the objects a preflight would load; a fake kernel runs everything.
+    public func preflight(objectAt path: String, entries: [ObjectPreflight.Entry], subject: String) -> [PreflightProblem] {
+        state.withLock { $0.objectPreflights += 1 }
+        return []
+    }
 
     public func interfaces() -> [String] { state.withLock { $0.interfaces.sorted() } }
 
@@ -146,10 +155,14 @@ public final class FakeChains: ChainBackend {
 /// with the seconds passed so far (to make traffic).
 public final class FakeClock: HostClock {
     private let elapsed = Mutex<Double>(0)
-    private let start = Date(timeIntervalSince1970: 1_800_000_000)
+    private let start: Date
     private let tick: @Sendable (Double) -> Void
 
-    public init(tick: @escaping @Sendable (Double) -> Void = { _ in }) { self.tick = tick }
+    /// `start`: the clock's first reading (by default in 2027, after this machine booted).
+    public init(start: Date = Date(timeIntervalSince1970: 1_800_000_000), tick: @escaping @Sendable (Double) -> Void = { _ in }) {
+        self.start = start
+        self.tick = tick
+    }
 
     public func now() -> Date { start.addingTimeInterval(elapsed.withLock { $0 }) }
 

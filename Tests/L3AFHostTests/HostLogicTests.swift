@@ -126,6 +126,26 @@ import Testing
         #expect(error?.description.contains("is not pinned") == true)
     }
 
+    /// A rollback to a revision made since this kernel booted doesn't load its objects again to check them (the kernel
+    /// ran them); one made before the boot, or a mix of versions from several, is checked like any change.
+    @Test func aRollbackToWhatRanSinceBootSkipsTheObjectPreflight() async throws {
+        for (start, sinceBoot) in [(Date(timeIntervalSince1970: 1_800_000_000), true), (Date(timeIntervalSince1970: 100_000), false)] {
+            let fake = try FakeHost(clock: FakeClock(start: start))
+            defer { fake.remove() }
+            try fake.packages.publish("counter", "1.0.0")
+            _ = try await install(fake, "counter")
+            try fake.packages.publish("counter", "1.1.0")
+            _ = try await fake.host.upgrade()
+            let before = fake.chains.state.withLock { $0.objectPreflights }
+            _ = try await fake.host.rollback(.previous)
+            #expect(fake.chains.running(xdp) == ["counter@1.0.0"])
+            let loaded = fake.chains.state.withLock { $0.objectPreflights } - before
+            #expect(loaded == (sinceBoot ? 0 : 1), "revisions made \(sinceBoot ? "after" : "before") boot: \(loaded) object(s) checked")
+            _ = try await fake.host.rollback(.package(try PackageName("counter")))
+            #expect(fake.chains.state.withLock { $0.objectPreflights } - before > loaded, "a per-package rollback is checked")
+        }
+    }
+
     @Test func rollbackTargetsThePreviousRevisionARevisionOrAPackagesLowerVersion() async throws {
         let fake = try FakeHost()
         defer { fake.remove() }
