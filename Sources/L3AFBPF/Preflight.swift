@@ -45,7 +45,8 @@ public enum KernelFeatures {
         return true
     }()
 
-    private static let answers = Mutex<[String: Bool?]>([:])
+    /// What the probes found supported (the only answer kept).
+    private static let supported = Mutex<Set<String>>([])
 
     /// Whether the feature probes can be believed: libbpf answers "unsupported" for any failure to load its probe, a
     /// missing privilege included, so without root (CAP_BPF and friends) nothing is concluded.
@@ -55,10 +56,10 @@ public enum KernelFeatures {
     /// privilege). Only `true` is kept: a failure may be passing (memory), and a long-running l3afd asks again.
     private static func cached(_ key: String, _ probe: () -> Int32) -> Bool? {
         guard canProbe else { return nil }
-        if answers.withLock({ $0[key] }) == true { return true }
+        if supported.withLock({ $0.contains(key) }) { return true }
         let result = probe()
         let answer: Bool? = result == 1 ? true : result == 0 ? false : nil
-        if answer == true { answers.withLock { $0[key] = true } }
+        if answer == true { _ = supported.withLock { $0.insert(key) } }
         return answer
     }
 
@@ -106,7 +107,7 @@ public enum ObjectPreflight {
 
     /// The problems of the object at `path` for `entries`, each under `subject` (`package@version: object`); none when
     /// it would load. The verifier runs only when nothing else is missing (its complaint would be about that).
-    public static func check(objectAt path: String, entries: [Entry], subject: String, verifier: Bool = true) -> [PreflightProblem] {
+    public static func check(objectAt path: String, entries: [Entry], subject: String) -> [PreflightProblem] {
         guard let bytes = FileManager.default.contents(atPath: path) else {
             return [PreflightProblem(check: "object", subject: subject, message: "\(path) can't be read")]
         }
@@ -155,9 +156,8 @@ public enum ObjectPreflight {
                 }
             }
         }
-        var map = bpf_object__next_map(object, nil)
-        while let current = map {
-            let type = bpf_map__type(current).rawValue, name = String(cString: bpf_map__name(current))
+        for map in file.maps {
+            let type = map.type, name = map.name
             let supported = KernelFeatures.supports(mapType: type)
             // Unknown to libbpf and not shown to work: refused (a type libbpf can't name but the kernel creates passes).
             if supported == false || (supported == nil && KernelFeatures.canProbe && libbpf_bpf_map_type_str(bpf_map_type(type)) == nil) {
@@ -165,13 +165,12 @@ public enum ObjectPreflight {
                 problems.append(PreflightProblem(check: "map-type", subject: "\(subject): map \(name)",
                                                  message: "its map type \(typeName) is not supported by \(KernelFeatures.this)\(KernelFeatures.since(KernelHistory.mapTypes[typeName]))"))
             }
-            map = bpf_object__next_map(object, current)
         }
         if BTFCheck.hasCORERelocations(all), !KernelFeatures.hasBTF {
             problems.append(PreflightProblem(check: "btf", subject: subject,
                                              message: "it has CO-RE relocations, and \(KernelFeatures.this) has no BTF (/sys/kernel/btf/vmlinux); a kernel built with CONFIG_DEBUG_INFO_BTF (Linux 5.4 and later) has it"))
         }
-        guard verifier, problems.isEmpty else { return problems }
+        guard problems.isEmpty else { return problems }
         for entry in entries {
             do { _ = try BPFLoader.load(objectAt: path, entry: entry.function, hook: entry.hook) } catch {
                 problems.append(PreflightProblem(check: "verifier", subject: "\(subject): \(entry.function)", message: "\(KernelFeatures.this) refuses it: \(error.description)"))

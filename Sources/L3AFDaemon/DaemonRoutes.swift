@@ -60,11 +60,7 @@ struct DaemonRoutes: Sendable {
     /// `operation` performed on the host, its reply as JSON; a change is sampled at once, and a failed one counts
     /// against its programs in l3afd's failure counters.
     func perform<Operation: HostOperation>(_ operation: Operation, dryRun: Bool = false) async throws -> Response {
-        if dryRun {
-            guard Operation.method == "POST" else { throw HostError(.badInput, "dry_run: \(Operation.path) changes nothing anyway", hint: "leave dry_run out") }
-            let host = host
-            return try json(try await host.plan { _ = try await operation.perform(on: host) })
-        }
+        if dryRun { return try json(try await LocalHost(host: host).plan(operation)) }
         do {
             let reply = try await operation.perform(on: host)
             if Operation.method == "POST" {

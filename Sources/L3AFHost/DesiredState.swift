@@ -220,6 +220,9 @@ public struct HostSnapshot: Hashable, Sendable, Codable {
     /// Tracing programs attached on their own (l3afd's `probes`); absent when there are none.
     public var probes: [PlacedProbe]?
 
+    /// The probes it attaches, by ``ProbeMember/folderName``: the enabled ones.
+    public var attachedProbes: Set<String> { Set((probes ?? []).filter(\.enabled).map(\.member.folderName)) }
+
     public init(programs: [PlacedProgram] = [], roots: [String: RootProgram] = [:]) {
         self.programs = programs
         self.roots = roots

@@ -54,14 +54,14 @@ extension HostManager {
         let (fromName, fromSnapshot) = try revision(a)
         var left: [ChainKey: [String]] = [:], right: [ChainKey: [String]] = [:]
         for key in fromSnapshot.keys { left[key] = fromSnapshot.chain(key).map(\.spec) }
-        let leftProbes = Set((fromSnapshot.probes ?? []).filter(\.enabled).map(\.member.folderName))
+        let leftProbes = fromSnapshot.attachedProbes
         var rightProbes = Set<String>()
         let toName: String
         if let b {
             let (name, snapshot) = try revision(b)
             toName = name
             for key in snapshot.keys { right[key] = snapshot.chain(key).map(\.spec) }
-            rightProbes = Set((snapshot.probes ?? []).filter(\.enabled).map(\.member.folderName))
+            rightProbes = snapshot.attachedProbes
         } else {
             toName = "the kernel"
             for (key, entries) in try kernelChains(fromSnapshot) where !entries.isEmpty { right[key] = entries.map { "\($0.package)@\($0.version)" } }

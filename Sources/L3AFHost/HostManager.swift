@@ -222,10 +222,11 @@ public final class HostManager: Sendable {
         var fetched: [Wanted: FetchedPackage] = [:]
         var wanted = prefetch
         var round = 1
+        // A dry run fetches into its own folder, never the repo.
+        let fetchSource = planning.map { source.scratch(in: $0.folder) } ?? source
         while true {
             for item in wanted where fetched[item] == nil {
-                // A dry run fetches into its own folder, never the repo.
-                let package = try await fetch(item, from: planning.map { source.scratch(in: $0.folder) } ?? source)
+                let package = try await fetch(item, from: fetchSource)
                 if let planning { noteFetched(package, by: planning) }
                 fetched[item] = package
             }

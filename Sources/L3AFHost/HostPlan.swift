@@ -124,13 +124,12 @@ extension HostManager {
                 throw HostError(error.kind == .unknownInterface ? .badInput : .chain, error.description, hint: error.hint)
             }
         }
-        let before = Set((old.probes ?? []).filter(\.enabled).map(\.member.folderName))
-        let after = Set((new.probes ?? []).filter(\.enabled).map(\.member.folderName))
+        let before = old.attachedProbes, after = new.attachedProbes
         plan.probesAttached = after.subtracting(before).sorted()
         plan.probesDetached = before.subtracting(after).sorted()
         plan.preflight = preflight(new, from: old)
         // A restore records nothing: it makes the kernel run the last revision again.
-        let number = ((try? database.current())??.number ?? 0) + (kind == .restore ? 0 : 1)
+        let number = ((try? database.revisionNumbers())?.current ?? 0) + (kind == .restore ? 0 : 1)
         plan.revision = ChangePlan.PlannedRevision(number: number, kind: kind.rawValue, cause: cause)
         return plan
     }

@@ -64,7 +64,7 @@ extension HostManager {
             objects.want(root.objectPath, "\(root.package)@\(root.version): \(root.program.objectFile)", folder: (root.objectPath as NSString).deletingLastPathComponent,
                  ObjectPreflight.Entry(function: root.program.entryFunction, hook: Hook(rawValue: hook)))
         }
-        let running = Set((old.probes ?? []).filter(\.enabled).map(\.member.folderName) + (verified.probes ?? []).filter(\.enabled).map(\.member.folderName))
+        let running = old.attachedProbes.union(verified.attachedProbes)
         for probe in new.probes ?? [] where probe.enabled && !running.contains(probe.member.folderName) {
             objects.want(probe.objectPath, "\(probe.package)@\(probe.version): \((probe.objectPath as NSString).lastPathComponent)",
                  folder: (probe.objectPath as NSString).deletingLastPathComponent, ObjectPreflight.Entry(function: probe.entryFunction, hook: nil))
@@ -132,7 +132,8 @@ extension HostManager {
             objects.want("\(package.path)/\(probe.objectFile)", "\(subject): \(probe.objectFile)", folder: package.path,
                          ObjectPreflight.Entry(function: probe.entryFunction, hook: nil))
         }
-        report.problems += objects.problems(chains)
+        // Reads, feature probes and verifier loads: blocking work, on a thread of its own.
+        report.problems += try await observe { [objects] host in objects.problems(host.chains) }
         for program in programs {
             let member = ChainMember(package: package.name.rawValue, version: package.version.rawValue, program: program, objectPath: "", parameters: parameters)
             do { _ = try member.parameterWrites() } catch { report.problems.append(PreflightProblem(check: "parameters", subject: subject, message: error.description)) }

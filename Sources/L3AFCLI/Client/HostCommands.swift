@@ -430,7 +430,7 @@ struct DiffCommand: AsyncParsableCommand {
         if try options.remote != nil {
             throw CLIError("local-only", "l3af diff reads this host's revisions and kernel, not the ones --host names", hint: "run it on that host")
         }
-        let diff = try options.host().diff(from, to)
+        let diff = try await options.host().observe { [from, to] host in try host.diff(from, to) }
         try output.emit(diff, text: diff.text)
     }
 }

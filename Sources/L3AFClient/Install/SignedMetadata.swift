@@ -78,11 +78,7 @@ public struct SignedMetadata: Sendable {
         guard response.status == 200 || (response.status == 0 && registry.hasPrefix("file:")) else {
             throw FetchError(url: url, reason: .status(response.status, attempts: 1))
         }
-        let actual = SHA256Digest(of: response.body)
-        guard actual == entry.sha256, UInt64(response.body.count) == entry.size else {
-            throw DigestMismatchError(file: path, source: source, expected: entry.sha256, actual: actual,
-                                      expectedSize: entry.size, actualSize: UInt64(response.body.count))
-        }
+        try DigestMismatchError.check(path, bytes: response.body, sha256: entry.sha256, size: entry.size, against: source)
         try? AtomicFile.write(response.body, to: cached, durable: false)
         return response.body
     }

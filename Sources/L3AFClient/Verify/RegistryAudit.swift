@@ -37,32 +37,25 @@ public struct RegistryAudit: Sendable {
         for (id, shardEntry) in index.shards.sorted(by: { $0.key < $1.key }) {
             let shardPath = RegistryIndex.shardPath(id, shardEntry)
             let bytes = try await fetch(shardPath)
-            try Self.check(shardPath, bytes: bytes, sha256: shardEntry.sha256, size: shardEntry.size, against: "the signed index")
+            try DigestMismatchError.check(shardPath, bytes: bytes, sha256: shardEntry.sha256, size: shardEntry.size, against: "the signed index")
             listed += try IndexShard.decode(bytes, id: id).packages.map { ($0.key, $0.value, shardPath) }
         }
         for (name, entry, shardPath) in listed.sorted(by: { $0.name < $1.name }) {
             let path = "packages/\(name).json"
             let bytes = try await fetch(path)
-            try Self.check(path, bytes: bytes, sha256: entry.sha256, size: entry.size, against: shardPath)
+            try DigestMismatchError.check(path, bytes: bytes, sha256: entry.sha256, size: entry.size, against: shardPath)
             let document = try DocumentDecoder.decode(PackageDocument.self, from: bytes, document: path)
             report.packages += 1
             for version in document.versions.values.sorted(by: { $0.version < $1.version }) {
                 let platform = version.manifest.platforms?.first ?? "any"
                 let artifactPath = "\(name)/\(version.version)/\(platform)/\(version.artifact)"
                 let artifact = try await fetch(artifactPath)
-                try Self.check(artifactPath, bytes: artifact, sha256: version.sha256, size: version.size, against: path)
+                try DigestMismatchError.check(artifactPath, bytes: artifact, sha256: version.sha256, size: version.size, against: path)
                 report.artifacts += 1
                 report.bytes += UInt64(artifact.count)
             }
         }
         return report
-    }
-
-    static func check(_ path: String, bytes: [UInt8], sha256: SHA256Digest, size: UInt64, against source: String) throws(DigestMismatchError) {
-        let actual = SHA256Digest(of: bytes)
-        guard actual == sha256, UInt64(bytes.count) == size else {
-            throw DigestMismatchError(file: path, source: source, expected: sha256, actual: actual, expectedSize: size, actualSize: UInt64(bytes.count))
-        }
     }
 
     private func fetch(_ path: String) async throws -> [UInt8] {
@@ -90,6 +83,14 @@ public struct DigestMismatchError: L3AFError, Equatable {
         "\(file) does not match \(source): expected sha256 \(expected) (\(expectedSize) bytes), got \(actual) (\(actualSize) bytes)"
     }
     public var hint: String? { "the file was altered or corrupted after it was signed; fetch it again or restore it from the registry" }
+
+    /// Checks that `bytes`, the file at `path`, have the digest and size `source` gives for it.
+    static func check(_ path: String, bytes: [UInt8], sha256: SHA256Digest, size: UInt64, against source: String) throws(DigestMismatchError) {
+        let actual = SHA256Digest(of: bytes)
+        guard actual == sha256, UInt64(bytes.count) == size else {
+            throw DigestMismatchError(file: path, source: source, expected: sha256, actual: actual, expectedSize: size, actualSize: UInt64(bytes.count))
+        }
+    }
 }
 
 /// A fetch answered with something other than 200.

@@ -18,8 +18,8 @@ struct TokenRecord: Codable, Sendable, Equatable {
 /// and writes the owners of its one package, however many packages there are.
 struct Credentials: Sendable {
     var tokens: [TokenRecord] = []
-    /// Package name → owners, for the package it was loaded for.
-    var owners: [String: [String]] = [:]
+    /// Package → owners, for the package it was loaded for.
+    var owners: [PackageName: [String]] = [:]
 
     struct TokensFile: Codable { var tokens: [TokenRecord] }
 
@@ -31,7 +31,7 @@ struct Credentials: Sendable {
                 credentials.tokens = try JSONDecoder().decode(TokensFile.self, from: Data(bytes)).tokens
             }
             if let name, let bytes = RegistryFiles.read(layout.ownersFile(name)) {
-                credentials.owners[name.rawValue] = try JSONDecoder().decode([String].self, from: Data(bytes))
+                credentials.owners[name] = try JSONDecoder().decode([String].self, from: Data(bytes))
             }
         } catch {
             throw RegistryError(.internalFailure, "credentials-unreadable", "the registry's private files can't be read: \(error)")
@@ -46,7 +46,11 @@ struct Credentials: Sendable {
     /// Writes the owners of every package this holds.
     func saveOwners(_ layout: RegistryLayout) throws(RegistryError) {
         for (name, list) in owners {
-            try RegistryFiles.write(Array(try! DocumentDecoder.encode(list)), to: "\(layout.ownersFolder)/\(name).json", mode: 0o600)
+            let bytes: Data
+            do { bytes = try DocumentDecoder.encode(list) } catch {
+                throw RegistryError(.internalFailure, "encoding-failed", "encoding the owners of \(name) failed: \(error)")
+            }
+            try RegistryFiles.write(Array(bytes), to: layout.ownersFile(name), mode: 0o600)
         }
     }
 
@@ -58,7 +62,7 @@ struct Credentials: Sendable {
             throw RegistryError(.internalFailure, "credentials-unreadable", "\(layout.legacyOwnersFile) can't be read: \(error)")
         }
         var credentials = Credentials()
-        credentials.owners = all.filter { (try? PackageName($0.key)) != nil }
+        for (name, list) in all { if let name = try? PackageName(name) { credentials.owners[name] = list } }
         try credentials.saveOwners(layout)
         unlink(layout.legacyOwnersFile)
     }
@@ -84,7 +88,7 @@ struct Credentials: Sendable {
             throw RegistryError(.forbidden, "token-scope", "the token of \(record.owner) does not cover the package '\(name)'",
                                 hint: "use a token whose --packages include \(name)")
         }
-        if let owners = owners[name.rawValue], !owners.contains(record.owner) {
+        if let owners = owners[name], !owners.contains(record.owner) {
             throw RegistryError(.forbidden, "not-an-owner", "\(record.owner) is not an owner of '\(name)' (owners: \(owners.joined(separator: ", ")))",
                                 hint: "an owner can add you: l3af owner add \(name) \(record.owner)")
         }

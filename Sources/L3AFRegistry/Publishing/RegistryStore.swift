@@ -234,9 +234,9 @@ public actor RegistryStore {
             let record = try credentials.authenticate(token)
             guard documents[name] != nil else { throw Self.noSuchPackage(name) }
             try credentials.authorize(record, for: name)
-            var owners = credentials.owners[name.rawValue] ?? [record.owner]
+            var owners = credentials.owners[name] ?? [record.owner]
             if !owners.contains(owner) { owners.append(owner) }
-            credentials.owners[name.rawValue] = owners
+            credentials.owners[name] = owners
             try credentials.saveOwners(layout)
             return owners
         }
@@ -275,7 +275,7 @@ public actor RegistryStore {
                 let bytes = try Self.encoded(doc)
                 try RegistryFiles.write(bytes, to: layout.documentFile(name))
                 // Served from disk again from now on, and from the new document for artifacts, before the index names it.
-                cache.invalidate(["packages/\(name).json"])
+                cache.invalidate("packages/\(name).json")
                 cache.publish(doc)
                 try Self.writeTagLinks(doc, layout: layout)
                 // Only the changed document's shard changes: one small file, and one digest in the signed index.
@@ -296,8 +296,8 @@ public actor RegistryStore {
             }
             documents[name] = doc
             collisionKeys[name.collisionKey] = name
-            if credentials.owners[name.rawValue] == nil {
-                credentials.owners[name.rawValue] = [record.owner]
+            if credentials.owners[name] == nil {
+                credentials.owners[name] = [record.owner]
                 try? credentials.saveOwners(layout)
             }
             logger.info("registry write", metadata: ["package": "\(name)", "owner": "\(record.owner)", "index.version": "\(index.version)"])
@@ -380,7 +380,7 @@ public actor RegistryStore {
         }
         try RegistryFiles.write(signed, to: layout.indexFile)
         index = next
-        cache.invalidate(["index.json"])
+        cache.invalidate("index.json")
     }
 
     /// Makes `<name>/<tag>` links match the document's dist-tags.

@@ -29,8 +29,7 @@ public struct RegistryLayout: Sendable {
     public var packagesFolder: String { "\(tree)/packages" }
     public var shardsFolder: String { "\(tree)/index" }
     var tokensFile: String { "\(privateFolder)/tokens.json" }
-    var ownersFolder: String { "\(privateFolder)/owners" }
-    func ownersFile(_ name: PackageName) -> String { "\(ownersFolder)/\(name.rawValue).json" }
+    func ownersFile(_ name: PackageName) -> String { "\(privateFolder)/owners/\(name.rawValue).json" }
     /// Where owners were kept, all in one file, before they were kept per package.
     var legacyOwnersFile: String { "\(privateFolder)/owners.json" }
     var lockFile: String { "\(privateFolder)/write.lock" }

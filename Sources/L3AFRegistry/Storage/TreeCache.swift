@@ -62,11 +62,11 @@ public final class TreeCache: Sendable {
         _ = documents.withLock { $0.removeValue(forKey: name) }
     }
 
-    /// Forgets the cached bytes of the files at these paths (relative to the tree); called when they change.
-    /// Artifacts and shards never change once written, so a write forgets only what it rewrote.
-    func invalidate(_ paths: [String]) {
+    /// Forgets the cached bytes of the file at `path` (relative to the tree); called when it changes. Artifacts and
+    /// shards never change once written, so a write forgets only the document and the index it rewrote.
+    func invalidate(_ path: String) {
         state.withLock { state in
-            for path in paths { if let gone = state.files.removeValue(forKey: path) { state.bytes -= gone.bytes.readableBytes } }
+            if let gone = state.files.removeValue(forKey: path) { state.bytes -= gone.bytes.readableBytes }
             state.generation += 1
         }
     }

@@ -40,8 +40,7 @@ public struct ChainEngine: Sendable {
     public var journal: (@Sendable (ChainStep) -> Void)?
 
     public init(pinRoot: String = "/sys/fs/bpf/l3af", roots: [Hook: ChainMember], mapRoot: String? = nil, chaining: Bool = true,
-                l3afdMapPins: Bool = false, journal: (@Sendable (ChainStep) -> Void)? = nil) {
-        self.journal = journal
+                l3afdMapPins: Bool = false) {
         BPFLog.routeByDefault()
         self.pinRoot = pinRoot
         self.roots = roots
