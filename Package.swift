@@ -12,6 +12,13 @@ func linked(_ libraries: [String]) -> [LinkerSetting] {
     return archives.count == libraries.count ? [.unsafeFlags(archives)] : libraries.map { .linkedLibrary($0) }
 }
 
+// scripts/build-release sets L3AF_VERSION to `git describe` of the tree it builds (0.1.0-12-gabcdef0): what `--version`
+// prints and the packages are named by. Unset, the build says 0.0.0-dev.
+let stampedVersion = ProcessInfo.processInfo.environment["L3AF_VERSION"].map { version -> [CSetting] in
+    precondition(version.allSatisfy { $0.isLetter || $0.isNumber || ".-+~".contains($0) }, "L3AF_VERSION '\(version)' has characters a version can't")
+    return [.define("L3AF_VERSION", to: "\"\(version)\"")]
+} ?? []
+
 let package = Package(
     name: "l3af",
     platforms: [.macOS(.v15)],
@@ -40,11 +47,12 @@ let package = Package(
         .target(name: "CArchive", dependencies: ["CLazyLink"]),
         // Linux calls glibc hides behind _GNU_SOURCE (syncfs).
         .target(name: "CLinux"),
+        .target(name: "CBuildInfo", cSettings: stampedVersion),
 
         // Pure values shared by every part: names, versions, requirements, manifest, documents, payloads.
         .target(
             name: "L3AFModel",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["CBuildInfo", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Files and locks: atomic writes, the one flock wrapper, paths proven inside a folder, blocking work off the pool.
         .target(name: "L3AFSystem", dependencies: ["L3AFModel", "CLinux"]),
@@ -79,7 +87,10 @@ let package = Package(
             ]),
 
         // What both servers share: the one error middleware (errors as a status and a JSON body).
-        .target(name: "L3AFHTTPServer", dependencies: ["L3AFModel", .product(name: "Hummingbird", package: "hummingbird")]),
+        .target(name: "L3AFHTTPServer", dependencies: [
+            "L3AFModel", "L3AFSystem", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
 
         // A package tarball checked as the registry must before accepting it; used by publish and pack too.
         .target(name: "L3AFPackage", dependencies: ["L3AFModel", "L3AFSystem", "L3AFArchive", "L3AFBPF"]),

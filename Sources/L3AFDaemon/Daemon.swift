@@ -137,6 +137,7 @@ public enum Daemon {
                                    onRunning: { channel in logger.notice("chain debug view (GET /bpfs/{iface}) on \(address.host):\(channel.localAddress?.port ?? address.port)") }))
         }
         listeners.closeUnclaimed()
+        services.append(SystemdWatchdog())
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         upgrade.attach(group, gates: gates)
         try await group.run()

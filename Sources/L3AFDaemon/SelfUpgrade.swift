@@ -262,6 +262,8 @@ final class SelfUpgrade: Sendable {
         let (descriptors, variable) = listeners.forNewProcess()
         var environment = ProcessInfo.processInfo.environment
         environment[Listeners.environment] = variable
+        // The new process becomes the service's main process: systemd's watchdog is then its to feed.
+        environment["WATCHDOG_PID"] = nil
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
@@ -286,25 +288,5 @@ final class SelfUpgrade: Sendable {
     /// Makes `path` a symbolic link to `target` in one rename, so it is never missing.
     private func point(_ path: String, at target: String) {
         do { try AtomicFile.symlink(target, at: path) } catch { logger.error("restart: can't point \(path) at \(target): \(error)") }
-    }
-}
-
-/// sd_notify(3): a message to the service manager that started this process, at `$NOTIFY_SOCKET`.
-public enum SystemdNotify {
-    /// Sends `message` to `socket` (a path, or `@name` for an abstract socket); nothing when there is none.
-    public static func send(_ message: String, to socket: String? = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"]) {
-        guard let path = socket, !path.isEmpty, path.utf8.count < 108 else { return }
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        var bytes = Array(path.utf8)
-        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
-        _ = Array(message.utf8).withUnsafeBytes { message in
-            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message.baseAddress, message.count, 0, $0, length) } }
-        }
     }
 }

@@ -97,10 +97,19 @@ public final class HostDatabase: Sendable {
 
     static func encodeSnapshot(_ snapshot: HostSnapshot) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        var object = try JSONSerialization.jsonObject(with: encoder.encode(snapshot)) as? [String: Any] ?? [:]
-        object["format"] = HostSnapshot.currentFormat
-        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Stored(snapshot: snapshot)), as: UTF8.self)
+    }
+
+    /// A snapshot with its `format` number beside its own fields, in one encoding pass.
+    private struct Stored: Encodable {
+        let snapshot: HostSnapshot
+        private enum Key: String, CodingKey { case format }
+        func encode(to encoder: any Encoder) throws {
+            try snapshot.encode(to: encoder)
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(HostSnapshot.currentFormat, forKey: .format)
+        }
     }
 
     // MARK: Revisions

@@ -1,3 +1,5 @@
+import CBuildInfo
+
 /// An error that a person can act on: a stable code, a message that names what was wrong, and
 /// where there is one, a hint that says how to fix it.
 ///
@@ -27,6 +29,6 @@ extension HTTPStatusError {
 
 /// The version of l3af itself, printed by every executable's `--version`.
 public enum L3AFBuild {
-    /// The release this source tree builds.
-    public static let version = "0.1.0"
+    /// `git describe` of the tree this build was made from (scripts/build-release stamps it), or 0.0.0-dev.
+    public static let version = String(cString: l3af_build_version())
 }

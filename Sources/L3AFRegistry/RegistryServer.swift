@@ -34,8 +34,11 @@ public enum RegistryServer {
             server: .http1(configuration: .init(idleTimeout: .seconds(Int64(idleTimeoutSeconds)))),
             configuration: .init(address: .hostname(host, port: port), serverName: "l3af-registry/\(L3AFBuild.version)",
                                  availableConnectionsDelegate: MaximumAvailableConnections(maximumConnections, logger: logger)),
-            services: [IndexRefresher(store: store, intervalSeconds: refreshIntervalSeconds, logger: logger)],
-            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
+            services: [IndexRefresher(store: store, intervalSeconds: refreshIntervalSeconds, logger: logger), SystemdWatchdog()],
+            onServerRunning: { channel in
+                onListening(channel.localAddress?.port ?? port)
+                SystemdNotify.send("READY=1")
+            },
             logger: logger)
         try await app.runService()
     }

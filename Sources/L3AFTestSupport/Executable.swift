@@ -57,14 +57,15 @@ public final class RunningProcess: Sendable {
     private let output: Mutex<String>
     public let log: URL
 
-    /// Starts `name` with its standard output and error going to a log file.
-    public init(_ name: String, _ arguments: [String]) throws {
+    /// Starts `name` with its standard output and error going to a log file, and `environment` added to this one's.
+    public init(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         log = FileManager.default.temporaryDirectory.appending(path: "l3af-proc-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Executable.path(name))
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = handle
         process.standardError = handle
         try process.run()

@@ -1,6 +1,7 @@
 import Foundation
 import L3AFDaemon
 import L3AFModel
+import L3AFSystem
 import L3AFTestSupport
 import Testing
 

@@ -1,0 +1,30 @@
+import L3AFSystem
+import ServiceLifecycle
+
+/// Keeps systemd's watchdog fed while the server runs (`WATCHDOG=1` every half `WatchdogSec=`, from the concurrency
+/// pool, so a pool that stops running tasks stops the pings and systemd restarts the service), and says `STOPPING=1`
+/// when a graceful stop begins. Runs alongside the servers in their service group; does nothing without systemd.
+public struct SystemdWatchdog: Service {
+    let interval: Duration?
+    let notify: @Sendable (String) -> Void
+
+    public init(interval: Duration? = SystemdNotify.watchdogInterval(), notify: @escaping @Sendable (String) -> Void = { SystemdNotify.send($0) }) {
+        self.interval = interval
+        self.notify = notify
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            guard let interval else {
+                try? await gracefulShutdown()
+                return
+            }
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                notify("WATCHDOG=1")
+                try? await Task.sleep(for: interval)
+            }
+        } onGracefulShutdown: {
+            notify("STOPPING=1")
+        }
+    }
+}
