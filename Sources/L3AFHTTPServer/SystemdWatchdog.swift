@@ -19,9 +19,12 @@ public struct SystemdWatchdog: Service {
                 try? await gracefulShutdown()
                 return
             }
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                notify("WATCHDOG=1")
-                try? await Task.sleep(for: interval)
+            // A graceful stop cancels the sleep, so the stop doesn't wait out an interval.
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    notify("WATCHDOG=1")
+                    try? await Task.sleep(for: interval)
+                }
             }
         } onGracefulShutdown: {
             notify("STOPPING=1")

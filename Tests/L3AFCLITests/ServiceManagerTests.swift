@@ -59,6 +59,19 @@ import Testing
         try check("l3af-registry", ["serve", "--root", root.appending(path: "data").path, "--key", key, "--listen", "127.0.0.1:0", "--log-level", "warning"])
     }
 
+    /// With systemd's usual WatchdogSec (30 s: a ping every 15 s), SIGTERM still stops at once.
+    @Test func aLongWatchdogIntervalDoesNotHoldUpTheStop() throws {
+        let root = try Fixtures.temporaryFolder("notify-registry-stop")
+        let key = root.appending(path: "key").path
+        #expect(try Executable.run("l3af-registry", ["keygen", "--out", key]).status == 0)
+        let process = try RunningProcess("l3af-registry", ["serve", "--root", root.appending(path: "data").path, "--key", key, "--listen", "127.0.0.1:0"],
+                                         environment: ["WATCHDOG_USEC": "30000000"])
+        _ = try process.waitForLine(containing: "listening on ")
+        let start = Date()
+        #expect(process.stop() == 0)
+        #expect(Date().timeIntervalSince(start) < 5, "stopped after \(Date().timeIntervalSince(start)) s")
+    }
+
     @Test func daemonTellsSystemd() throws {
         let root = try Fixtures.temporaryFolder("notify-l3afd")
         try check("l3afd", ["--listen", "127.0.0.1:0", "--state", root.appending(path: "state").path, "--repo", root.appending(path: "repo").path,
