@@ -83,6 +83,7 @@ let package = Package(
                 "L3AFModel", "L3AFSystem", "L3AFArchive", "L3AFBPF", "L3AFPackage", "L3AFHTTPServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
@@ -98,7 +99,10 @@ let package = Package(
         // The command layers; ArgumentParser lives only in these. The client's executable links no server code.
         .target(
             name: "L3AFCLISupport",
-            dependencies: ["L3AFModel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "L3AFModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "L3AFCLI",
             dependencies: [

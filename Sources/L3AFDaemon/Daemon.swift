@@ -81,6 +81,7 @@ public enum Daemon {
         let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName, configStore: configuration.configStore, upgrade: upgrade)
         @Sendable func apiRouter() -> Router<DaemonContext> {
             let router = Router(context: DaemonContext.self)
+            router.add(middleware: RequestLogMiddleware(logger: logger))
             router.add(middleware: JSONErrorMiddleware(server: "l3afd"))
             router.add(middleware: DaemonGuard(policy: policy))
             routes.register(on: router, metricsHere: configuration.metricsListen == nil)

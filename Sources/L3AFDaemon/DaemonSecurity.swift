@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import L3AFHost
 import L3AFModel
+import L3AFSystem
 import NIOCore
 import NIOSSL
 
@@ -66,6 +67,7 @@ struct DaemonGuard: RouterMiddleware {
             actor = actor ?? "token"
         }
         guard let actor else { return try await next(request, context) }
+        RequestActor.name(actor)
         return try await HostManager.$requestActor.withValue(actor) { try await next(request, context) }
     }
 

@@ -44,6 +44,7 @@ public struct L3AFDCommand: AsyncParsableCommand {
     @Option(help: "Seconds between metric samples (default 1, as l3afd).") var sampleInterval: Double?
     @Option(help: "Seconds a change waits for another writer (an l3af, or l3afd's own) before answering 409 (default 30).") var lockTimeout: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    @Option(help: "Log format: text, or json (one object per line: time, level, label, message, source, fields).") var logFormat: LogFormat = .text
 
     public init() {}
 
@@ -84,6 +85,7 @@ public struct L3AFDCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let settings = try settings()
+        logFormat.bootstrap()
         var logger = Logger(label: "l3afd")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let scheme = settings.tls == nil ? "http" : "https"

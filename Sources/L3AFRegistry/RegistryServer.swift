@@ -15,7 +15,7 @@ public enum RegistryServer {
     public static func run(
         store: RegistryStore, host: String, port: Int, maximumUploadBytes: Int = 64 << 20, maximumUploads: Int = 4,
         maximumConnections: Int = 512, idleTimeoutSeconds: Int = 60,
-        refreshIntervalSeconds: Int = 60, logRequests: Bool = true, logger: Logger,
+        refreshIntervalSeconds: Int = 60, logRequests: Bool = true, metrics: RegistryMetrics = RegistryMetrics(), logger: Logger,
         onListening: @escaping @Sendable (Int) -> Void
     ) async throws {
         // One server per root: a second would write the same tree and lose updates.
@@ -26,15 +26,16 @@ public enum RegistryServer {
         }
         defer { withExtendedLifetime(serveLock) {} }
         let router = Router()
-        if logRequests { router.add(middleware: LogRequestsMiddleware(.info)) }
+        if logRequests { router.add(middleware: RequestLogMiddleware(logger: logger)) }
+        router.add(middleware: RegistryMetricsMiddleware(metrics: metrics))
         router.add(middleware: JSONErrorMiddleware(server: "the registry"))
-        RegistryRoutes(store: store, maximumUploadBytes: maximumUploadBytes, uploads: UploadSlots(limit: maximumUploads)).register(on: router)
+        RegistryRoutes(store: store, maximumUploadBytes: maximumUploadBytes, uploads: UploadSlots(limit: maximumUploads), metrics: metrics).register(on: router)
         let app = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: .seconds(Int64(idleTimeoutSeconds)))),
             configuration: .init(address: .hostname(host, port: port), serverName: "l3af-registry/\(L3AFBuild.version)",
                                  availableConnectionsDelegate: MaximumAvailableConnections(maximumConnections, logger: logger)),
-            services: [IndexRefresher(store: store, intervalSeconds: refreshIntervalSeconds, logger: logger), SystemdWatchdog()],
+            services: [IndexRefresher(store: store, intervalSeconds: refreshIntervalSeconds, metrics: metrics, logger: logger), SystemdWatchdog()],
             onServerRunning: { channel in
                 onListening(channel.localAddress?.port ?? port)
                 SystemdNotify.send("READY=1")
@@ -48,6 +49,7 @@ public enum RegistryServer {
 struct IndexRefresher: Service {
     let store: RegistryStore
     let intervalSeconds: Int
+    let metrics: RegistryMetrics
     let logger: Logger
 
     func run() async throws {
@@ -56,6 +58,7 @@ struct IndexRefresher: Service {
                 do {
                     try await store.refreshIndexIfNeeded()
                 } catch {
+                    metrics.resignFailed()
                     logger.error("re-signing the index failed", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: .seconds(intervalSeconds))

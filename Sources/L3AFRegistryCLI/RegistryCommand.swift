@@ -138,6 +138,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(help: "Log format: text, or json (one object per line: time, level, label, message, source, fields).")
+    var logFormat: LogFormat = .text
+
     func run() async throws {
         guard let seed = FileManager.default.contents(atPath: key) else {
             throw CLIError("unreadable-file", "can't read the key file \(key)", hint: "make one with l3af-registry keygen --out \(key)")
@@ -160,6 +163,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw CLIError("invalid-listen", "--listen '\(listen)' is not HOST:PORT", hint: "e.g. 127.0.0.1:8080")
         }
         let host = String(listen[..<colon])
+        logFormat.bootstrap()
         var logger = Logger(label: "l3af-registry")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let store = try RegistryStore(layout: RegistryLayout(root: root), key: signingKey, indexLifetimeSeconds: indexTtl, logger: logger)

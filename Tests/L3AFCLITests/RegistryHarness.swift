@@ -31,7 +31,7 @@ final class RegistryHarness: Sendable {
             "serve", "--root", root.appending(path: "data").path, "--key", keyFile.path, "--listen", "127.0.0.1:0",
             "--log-level", "warning",
         ] + arguments)
-        let line = try server.waitForLine(containing: "listening on ")
+        let line = try server.waitForLine(containing: "l3af-registry listening on ")
         guard let range = line.range(of: "http://"), let end = line[range.lowerBound...].firstIndex(of: " ") else {
             throw FixtureError("no URL in '\(line)'")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import L3AFModel
+import L3AFSystem
 
 /// One publish token as stored: only its SHA-256, never the token.
 struct TokenRecord: Codable, Sendable, Equatable {
@@ -78,6 +79,7 @@ struct Credentials: Sendable {
             throw RegistryError(.unauthorized, "token-invalid", "the publish token is not known to this registry",
                                 hint: "check the token, or ask the registry's operator for a new one")
         }
+        RequestActor.name("\(record.owner) (token \(record.id))")
         return record
     }
 

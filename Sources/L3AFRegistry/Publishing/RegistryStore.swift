@@ -80,6 +80,9 @@ public actor RegistryStore {
     /// The current index version.
     public func indexVersion() -> UInt64 { index.version }
 
+    /// The signed index being served.
+    public func currentIndex() -> RegistryIndex { index }
+
     /// The cache that serves the tree's files.
     public nonisolated var files: TreeCache { cache }
 

@@ -11,6 +11,7 @@ struct RegistryRoutes: Sendable {
     let maximumUploadBytes: Int
     /// Uploads being received or inspected at once; more are refused with 503 and Retry-After.
     let uploads: UploadSlots
+    let metrics: RegistryMetrics
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/index.json") { request, _ in try serve("index.json", request: request, cacheControl: "no-cache") }
@@ -35,7 +36,11 @@ struct RegistryRoutes: Sendable {
         router.get("/:name/:version/:platform/:artifact") { request, context in try await artifact(request, context) }
 
         let api = router.group("api/v1")
-        api.get("health") { _, _ in json(["status": "ok", "index_version": String(await store.indexVersion())]) }
+        api.get("health") { _, _ in try await health() }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: metrics.text(index: await store.currentIndex(), now: store.now()))))
+        }
         api.put("packages/:name/:version") { request, context in try await publish(request, context) }
         api.post("packages/:name/:version/yank") { request, context in try await yank(true, request, context) }
         api.post("packages/:name/:version/unyank") { request, context in try await yank(false, request, context) }
@@ -172,7 +177,21 @@ struct RegistryRoutes: Sendable {
             throw Self.tooLarge(maximumUploadBytes)
         }
         let result = try await store.publish(name: name, version: version, tarball: Array(buffer: body), tag: tag, token: token)
+        if result.created { metrics.published() }
         return json(result, status: result.created ? .created : .ok)
+    }
+
+    /// 200 while the signed index has more than a quarter of its lifetime left; 503 once re-signing (due at half)
+    /// has failed for a quarter of it, well before clients refuse the index as expired.
+    private func health() async throws -> Response {
+        let index = await store.currentIndex()
+        let left = index.expires.secondsSince1970 - store.now().secondsSince1970
+        guard left > store.indexLifetime / 4 else {
+            throw RegistryError(.unavailable, "index-near-expiry",
+                                "the signed index expires in \(max(left, 0)) s (at \(index.expires)); it should have been re-signed at half its \(store.indexLifetime) s lifetime",
+                                hint: "check the registry's log for why re-signing fails (the signing key, the disk)")
+        }
+        return json(["status": "ok", "index_version": String(index.version), "index_expires_in_seconds": String(left)])
     }
 
     private func yank(_ yanked: Bool, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
