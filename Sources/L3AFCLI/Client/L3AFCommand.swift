@@ -13,7 +13,7 @@ public struct L3AFCommand: AsyncParsableCommand {
             """,
         version: L3AFBuild.version,
         subcommands: [
-            ValidateCommand.self, PublishCommand.self, YankCommand.self, UnyankCommand.self, DistTagCommand.self,
+            ValidateCommand.self, LoginCommand.self, LogoutCommand.self, PublishCommand.self, YankCommand.self, UnyankCommand.self, DistTagCommand.self,
             DeprecateCommand.self, OwnerCommand.self, SearchCommand.self, InfoCommand.self, AuditCommand.self,
             FetchCommand.self, ListCommand.self, VerifyCommand.self, PackCommand.self,
             InstallCommand.self, StatusCommand.self, UpgradeCommand.self, PinCommand.self, UnpinCommand.self, HistoryCommand.self,

@@ -6,14 +6,17 @@ import L3AFModel
 
 /// Where the registry is and how to authenticate to it.
 struct RegistryOptions: ParsableArguments {
-    @Option(help: "The registry's URL (default: $L3AF_REGISTRY).")
+    @Option(help: "The registry's URL (default: $L3AF_REGISTRY, else the config files' registry).")
     var registry: String?
 
-    @Option(help: "A publish token (default: $L3AF_TOKEN). Never printed.")
+    @Option(help: "A publish token (default: $L3AF_TOKEN, else the one `l3af login` kept for the registry). Never printed.")
     var token: String?
 
     func api() throws -> RegistryAPI {
-        RegistryAPI(baseURL: try registryURL(registry), token: token ?? ProcessInfo.processInfo.environment["L3AF_TOKEN"])
+        let environment = ProcessInfo.processInfo.environment
+        let config = try ClientConfiguration.load(file: nil, environment: environment)
+        let url = try registryURL(registry, configured: config.registry)
+        return RegistryAPI(baseURL: url, token: token ?? environment["L3AF_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } ?? config.token(for: url))
     }
 }
 
@@ -47,10 +50,12 @@ struct ExactVersionSpec: ExpressibleByArgument {
 /// Parses an exact `name@version` argument, with the model's error when it is wrong.
 func exactSpec(_ text: String) throws -> ExactVersionSpec { try ExactVersionSpec.parse(text) }
 
-/// The registry URL from a flag, else `$L3AF_REGISTRY`.
-func registryURL(_ flag: String?) throws -> String {
-    guard let url = flag ?? ProcessInfo.processInfo.environment["L3AF_REGISTRY"], !url.isEmpty else {
-        throw CLIError("no-registry", "no registry URL is configured", hint: "pass --registry URL or set L3AF_REGISTRY")
+/// The registry URL from a flag, else `$L3AF_REGISTRY`, else the config files' `registry`.
+func registryURL(_ flag: String?, configured: String? = nil) throws -> String {
+    let environment = ProcessInfo.processInfo.environment["L3AF_REGISTRY"].flatMap { $0.isEmpty ? nil : $0 }
+    guard let url = flag ?? environment ?? configured, !url.isEmpty else {
+        throw CLIError("no-registry", "no registry URL is configured",
+                       hint: "pass --registry URL, set L3AF_REGISTRY, or put \"registry\" in /etc/l3af/config.json or ~/.config/l3af/config.json")
     }
     return url
 }

@@ -1,5 +1,6 @@
 import Foundation
 import L3AFModel
+import L3AFSystem
 
 /// Where the client fetches from, what it trusts, and where it keeps things. Each setting comes from a
 /// flag, else an environment variable, else the config file (`/etc/l3af/config.json` by default), else
@@ -23,6 +24,9 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
     public var lowSpeedBytesPerSecond: Int
     public var lowSpeedSeconds: Int
     public var attempts: Int
+    /// Publish tokens by registry URL (`l3af login` writes them into the user's config file, mode 0600). A config
+    /// file that holds tokens and can be read by others is refused.
+    public var tokens: [String: String]
 
     public init() {
         registry = nil
@@ -36,6 +40,7 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
         lowSpeedBytesPerSecond = 1024
         lowSpeedSeconds = 30
         attempts = 4
+        tokens = [:]
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -48,6 +53,7 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
         case lowSpeedBytesPerSecond = "low_speed_bytes_per_second"
         case lowSpeedSeconds = "low_speed_seconds"
         case attempts
+        case tokens
     }
 
     public init(from decoder: any Decoder) throws {
@@ -64,16 +70,41 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
         lowSpeedBytesPerSecond = try c.decodeIfPresent(Int.self, forKey: .lowSpeedBytesPerSecond) ?? defaults.lowSpeedBytesPerSecond
         lowSpeedSeconds = try c.decodeIfPresent(Int.self, forKey: .lowSpeedSeconds) ?? defaults.lowSpeedSeconds
         attempts = try c.decodeIfPresent(Int.self, forKey: .attempts) ?? defaults.attempts
+        tokens = try c.decodeIfPresent([String: String].self, forKey: .tokens) ?? [:]
     }
 
-    /// Reads a config file; a missing default file is an empty configuration, a missing named one an error.
+    /// The user's own config file: `$L3AF_USER_CONFIG`, else `$XDG_CONFIG_HOME/l3af/config.json`, else
+    /// `~/.config/l3af/config.json`; nil without a home.
+    public static func userFile(environment: [String: String]) -> String? {
+        if let path = environment["L3AF_USER_CONFIG"], !path.isEmpty { return path }
+        if let base = environment["XDG_CONFIG_HOME"], base.hasPrefix("/") { return "\(base)/l3af/config.json" }
+        guard let home = environment["HOME"], home.hasPrefix("/") else { return nil }
+        return "\(home)/.config/l3af/config.json"
+    }
+
+    /// Reads the configuration every command uses: a named file (`--config`, `$L3AF_CONFIG`) alone; otherwise
+    /// `/etc/l3af/config.json` with the user's file (``userFile(environment:)``) over it, key by key. A missing
+    /// default file is an empty configuration, a missing named one an error. Then the environment variables.
     public static func load(file: String?, environment: [String: String]) throws -> ClientConfiguration {
-        let path = file ?? environment["L3AF_CONFIG"] ?? defaultFile
+        var members: [String: JSONValue] = [:]
+        var sources: [String] = []
+        if let named = file ?? environment["L3AF_CONFIG"] {
+            guard let read = try Self.members(of: named) else {
+                throw ConfigurationError(description: "the config file \(named) can't be read", hint: "check the path given to --config or $L3AF_CONFIG")
+            }
+            members = read
+            sources = [named]
+        } else {
+            for path in [defaultFile, userFile(environment: environment)].compactMap({ $0 }) {
+                guard let read = try Self.members(of: path) else { continue }
+                members.merge(read) { $1 }
+                sources.append(path)
+            }
+        }
         var config = ClientConfiguration()
-        if let data = FileManager.default.contents(atPath: path) {
-            config = try DocumentDecoder.decode(ClientConfiguration.self, from: data, document: "config \(path)")
-        } else if file != nil {
-            throw ConfigurationError(description: "the config file \(path) can't be read", hint: "check the path given to --config")
+        if !members.isEmpty {
+            let data = Data(try JSONValue.object(members).canonicalBytes())
+            config = try DocumentDecoder.decode(ClientConfiguration.self, from: data, document: "config \(sources.joined(separator: " + "))")
         }
         if let value = environment["L3AF_REGISTRY"], !value.isEmpty { config.registry = value }
         if let value = environment["L3AF_TRUSTED_KEYS"], !value.isEmpty {
@@ -83,6 +114,54 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
         if let value = environment["L3AF_CACHE"], !value.isEmpty { config.cache = value }
         if let value = environment["L3AF_STATE"], !value.isEmpty { config.state = value }
         return config
+    }
+
+    /// A config file's members, or nil when there is no such file. One that holds tokens must be the user's alone.
+    static func members(of path: String) throws -> [String: JSONValue]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let value = try DocumentDecoder.decode(JSONValue.self, from: data, document: "config \(path)")
+        guard case .object(let members) = value else {
+            throw ConfigurationError(description: "the config file \(path) is not a JSON object", hint: "write it as {\"registry\": \"https://…\", …}")
+        }
+        if let tokens = members["tokens"], tokens != .object([:]) {
+            var info = stat()
+            if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+                throw ConfigurationError(description: "the config file \(path) holds publish tokens but others can read it (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                                         hint: "chmod 600 \(path), and replace the tokens if others may have read them")
+            }
+        }
+        return members
+    }
+
+    /// The token kept for `registry` (by URL, a trailing slash ignored).
+    public func token(for registry: String) -> String? {
+        tokens[Self.registryKey(registry)]
+    }
+
+    /// How a registry URL is written as a key of `tokens`.
+    public static func registryKey(_ url: String) -> String {
+        var key = url
+        while key.hasSuffix("/") { key.removeLast() }
+        return key
+    }
+
+    /// Writes `token` for `registry` into the user's config file (made 0600 in a 0700 folder; its other settings
+    /// kept), or removes it when `token` is nil. Returns the file's path.
+    @discardableResult
+    public static func storeToken(_ token: String?, for registry: String, environment: [String: String]) throws -> String {
+        guard let path = userFile(environment: environment) else {
+            throw ConfigurationError(description: "there is no user config file to keep the token in ($HOME is not set)", hint: "set HOME or L3AF_USER_CONFIG")
+        }
+        var members = try Self.members(of: path) ?? [:]
+        var tokens: [String: JSONValue] = if case .object(let existing) = members["tokens"] { existing } else { [:] }
+        tokens[registryKey(registry)] = token.map(JSONValue.string)
+        members["tokens"] = tokens.isEmpty ? nil : .object(tokens)
+        let folder = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var bytes = try JSONValue.object(members).canonicalBytes()
+        bytes.append(UInt8(ascii: "\n"))
+        try AtomicFile.write(bytes, to: path, mode: 0o600)
+        return path
     }
 
     /// The transfer policy these settings describe.
