@@ -39,6 +39,35 @@ import Testing
         for series in named { #expect(text.contains("\n\(series)") || text.hasPrefix(series) || text.contains("# TYPE \(series) "), "\(series) is not exported") }
     }
 
+    /// The registry serves the schemas editors check manifests with, the same bytes as schemas/; a manifest that
+    /// names one with `"$schema"` packs and publishes.
+    @Test func theRegistryServesTheSchemas() async throws {
+        let registry = try RegistryHarness()
+        let folder = repositoryRoot.appending(path: "schemas")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".schema.json") }
+        #expect(files.count >= 6)
+        for file in files {
+            let served = try await registry.http("/schemas/\(file)")
+            #expect(served.status == 200 && served.headers["content-type"] == "application/schema+json", "\(file)")
+            let onDisk = try String(contentsOf: folder.appending(path: file), encoding: .utf8)
+            #expect(String(decoding: served.body, as: UTF8.self).trimmingCharacters(in: .newlines) == onDisk.trimmingCharacters(in: .newlines),
+                    "\(file): run scripts/embed-schemas")
+        }
+        #expect(try await registry.http("/schemas/nothing.json").status == 404)
+        let source = try Fixtures.temporaryFolder("schema-ref")
+        for name in ["l3af.json", "xdp_root.bpf.c"] {
+            try FileManager.default.copyItem(at: repositoryRoot.appending(path: "registry/xdp-root/\(name)"), to: source.appending(path: name))
+        }
+        let manifest = source.appending(path: "l3af.json")
+        let text = try String(contentsOf: manifest, encoding: .utf8)
+        try text.replacingOccurrences(of: "{", with: "{\n  \"$schema\": \"\(registry.url)/schemas/manifest.schema.json\",", options: [], range: text.range(of: "{"))
+            .write(to: manifest, atomically: true, encoding: .utf8)
+        let packed = try Executable.run("l3af", ["pack", source.path, "-o", source.path])
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let tarball = try #require(try FileManager.default.contentsOfDirectory(atPath: source.path).first { $0.hasSuffix(".tar.gz") })
+        #expect(try registry.l3af(["publish", source.appending(path: tarball).path]).status == 0)
+    }
+
     /// /api/v1/health answers 200 while more than a quarter of the index's lifetime is left, then 503 with a reason.
     @Test func healthFailsWhenTheIndexNearsExpiry() async throws {
         // An 8 s lifetime and no re-sign check for a day: the index has 2 s (a quarter) left after 6 s.

@@ -51,11 +51,15 @@ public struct Manifest: Hashable, Sendable, Codable {
         case name, version, description, license
         case minKernel = "min_kernel"
         case platforms, programs, probes
+        /// The JSON Schema an editor validates the file with (the registry serves it at `/schemas/manifest.schema.json`):
+        /// accepted so that editors can check a manifest as it is written, and not kept.
+        case schema = "$schema"
     }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        _ = try c.decodeIfPresent(String.self, forKey: .schema)
         manifestVersion = try c.decodeIfPresent(Int.self, forKey: .manifestVersion) ?? Self.formatVersion
         guard manifestVersion == Self.formatVersion else {
             throw DecodingError.dataCorruptedError(

@@ -32,6 +32,15 @@ struct RegistryRoutes: Sendable {
             guard store.files.document(name) != nil else { throw RegistryStore.noSuchPackage(name) }
             return try serve("packages/\(name).json", request: request, cacheControl: "no-cache")
         }
+        router.get("/schemas/:file") { request, context in
+            // The schemas of the documents (manifest.schema.json, …), for editors: `"$schema"` in l3af.json names one.
+            let file = try context.parameters.require("file")
+            guard let text = EmbeddedSchemas.files[file] else {
+                throw RegistryError(.notFound, "not-found", "no schema '\(file.prefix(80))'", hint: "the schemas: \(EmbeddedSchemas.files.keys.sorted().joined(separator: ", "))")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/schema+json", .cacheControl: "no-cache"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
         router.get("/search") { request, _ in try await search(request) }
         router.get("/:name/:version/:platform/:artifact") { request, context in try await artifact(request, context) }
 
