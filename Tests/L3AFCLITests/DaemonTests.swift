@@ -235,6 +235,31 @@ struct DaemonTests {
         text = try await daemon.metrics()
         #expect(value(text, "l3afd_BPFUpdateCount", [#"ebpf_program="ratelimiting""#]) == 1, "\(text)")
         #expect(value(text, "l3afd_BPFRunning", [#"version="1.1.0""#]) == 1)
+        // A failed update, a delete, and a failed deploy: each counts.
+        _ = try await daemon.request("POST", "/l3af/configs/v1/update",
+                                     Self.payload(host.port).replacingOccurrences(of: #""version": "latest", "user"#, with: #""version": "9.9.9", "user"#))
+        #expect(try await daemon.request("POST", "/l3af/configs/v1/delete",
+                                         #"[{"host_name": "node-1", "iface": "\#(host.port)", "bpf_programs": {"xdp_ingress": ["ratelimiting"]}}]"#).status == 200)
+        _ = try await daemon.request("POST", "/l3af/configs/v1/add",
+                                     Self.payload(host.port, counter: false).replacingOccurrences(of: #""version": "latest", "user"#, with: #""version": "9.9.9", "user"#))
+        text = try await daemon.metrics()
+        // The Grafana dashboard (deploy/grafana) queries only series and labels l3afd exports.
+        let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: repositoryRoot.appending(path: "deploy/grafana/l3afd-dashboard.json"))) as? [String: Any]
+        let panels = try #require(dashboard?["panels"] as? [[String: Any]])
+        let queries = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+            + [(((dashboard?["templating"] as? [String: Any])?["list"] as? [[String: Any]])?.first?["query"] as? String ?? "")]
+        #expect(queries.count >= 8)
+        for query in queries {
+            let series = query.matches(of: /l3afd_[A-Za-z]+/).map { String($0.output) }
+            #expect(!series.isEmpty, "\(query) names no l3afd series")
+            for name in series { #expect(text.contains("\n\(name){"), "\(name) (in \(query)) is not exported:\n\(text)") }
+            let labels = query.matches(of: /([a-z_]+)\s*=~?\s*"/).map { String($0.output.1) }
+                + query.matches(of: /by \(([a-z_, ]+)\)/).flatMap { $0.output.1.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            for label in labels {
+                #expect(series.contains { name in text.split(separator: "\n").contains { $0.hasPrefix("\(name){") && $0.contains("\(label)=") } },
+                        "label \(label) (in \(query)) is on none of \(series)")
+            }
+        }
     }
 
     @Test func restartsUnderTrafficSkipNoPacketAndKeepTheConfiguration() async throws {
