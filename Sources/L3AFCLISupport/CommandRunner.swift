@@ -7,6 +7,7 @@ import L3AFModel
 public enum CommandRunner {
     /// Parses `arguments` (the process's by default), runs the command, and exits.
     public static func main<Root: AsyncParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        let json = (arguments ?? Array(CommandLine.arguments.dropFirst())).prefix { $0 != "--" }.contains("--json")
         do {
             var command = try root.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -16,10 +17,14 @@ public enum CommandRunner {
             }
             finish(0)
         } catch let error as any L3AFError {
-            report(error)
+            report(error, json: json)
             finish(1)
         } catch {
-            root.exit(withError: error)
+            // Usage errors too, unless they ask for help or the version (which print and exit 0).
+            let code = root.exitCode(for: error)
+            guard json, code != .success else { root.exit(withError: error) }
+            report(CLIError("usage", root.message(for: error), hint: "see \(root.configuration.commandName ?? "the command") --help"), json: true)
+            finish(code.rawValue)
         }
     }
 
@@ -31,8 +36,15 @@ public enum CommandRunner {
         _exit(code)
     }
 
-    /// Writes an error and its hint to standard error.
-    static func report(_ error: any L3AFError) {
+    /// Writes an error and its hint to standard error; with `--json`, as `{"error": {"code", "message", "hint"}}` on
+    /// standard output (where the caller reads the JSON a success prints), the same body the servers answer with.
+    static func report(_ error: any L3AFError, json: Bool = false) {
+        if json {
+            var fields: [String: JSONValue] = ["code": .string(error.code), "message": .string(error.description)]
+            if let hint = error.hint { fields["hint"] = .string(hint) }
+            FileHandle.standardOutput.write(Data((JSONValue.object(["error": .object(fields)]).description + "\n").utf8))
+            return
+        }
         var text = "error: \(error.description)\n"
         if let hint = error.hint { text += "hint: \(hint)\n" }
         FileHandle.standardError.write(Data(text.utf8))

@@ -76,3 +76,49 @@ let repositoryRoot = Fixtures.repositoryRoot
         #expect(run.stderr.contains("hint: "))
     }
 }
+
+/// `--json` on every l3af command, errors included.
+@Suite struct JSONOutputTests {
+    /// Every leaf command of l3af lists --json in its help.
+    @Test func everyCommandTakesJSON() throws {
+        func subcommands(_ path: [String]) throws -> [String] {
+            let help = try Run("l3af", path + ["--help"]).stdout
+            guard let start = help.range(of: "SUBCOMMANDS:") else { return [] }
+            return help[start.upperBound...].split(separator: "\n").compactMap { line in
+                guard line.hasPrefix("  "), !line.hasPrefix("   "), let word = line.split(separator: " ").first else { return nil }
+                return String(word)
+            }.filter { $0 != "help" && $0 != "See" }
+        }
+        var leaves: [[String]] = []
+        for command in try subcommands([]) {
+            let inner = try subcommands([command])
+            leaves += inner.isEmpty ? [[command]] : inner.map { [command, $0] }
+        }
+        #expect(leaves.count > 25)
+        for leaf in leaves {
+            #expect(try Run("l3af", leaf + ["--help"]).stdout.contains("--json"), "l3af \(leaf.joined(separator: " ")) has no --json")
+        }
+    }
+
+    /// With --json an error is `{"error": {"code", "message", "hint"}}` on standard output and the exit is non-zero;
+    /// a usage error too; without it, `error:` and `hint:` on standard error as before.
+    @Test func errorsAreJSONWhenAskedFor() throws {
+        let folder = try Fixtures.temporaryFolder("json-errors")
+        let bad = folder.appending(path: "l3af.json")
+        try Data(#"{"name": "Bad", "version": "1.0.0", "programs": []}"#.utf8).write(to: bad)
+        let failed = try Run("l3af", ["validate", "manifest", bad.path, "--json"])
+        #expect(failed.status == 1 && failed.stderr.isEmpty, "\(failed.stderr)")
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(failed.stdout.utf8)) as? [String: Any], "\(failed.stdout)")
+        let error = try #require(body["error"] as? [String: Any])
+        #expect(error["code"] as? String == "invalid-document" && (error["message"] as? String)?.contains("name") == true, "\(error)")
+        let usage = try Run("l3af", ["install", "--json"])
+        #expect(usage.status == 64, "\(usage.stdout) \(usage.stderr)")
+        let usageBody = try JSONSerialization.jsonObject(with: Data(usage.stdout.utf8)) as? [String: Any]
+        #expect((usageBody?["error"] as? [String: Any])?["code"] as? String == "usage", "\(usage.stdout)")
+        let text = try Run("l3af", ["validate", "manifest", bad.path])
+        #expect(text.status == 1 && text.stderr.hasPrefix("error: ") && text.stdout.isEmpty)
+        let ok = try Run("l3af", ["validate", "manifest", repositoryRoot.appending(path: "registry/xdp-root/l3af.json").path, "--json"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect((try JSONSerialization.jsonObject(with: Data(ok.stdout.utf8)) as? [String: Any])?["valid"] as? Bool == true, "\(ok.stdout)")
+    }
+}

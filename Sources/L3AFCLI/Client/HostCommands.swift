@@ -263,10 +263,13 @@ struct UnpinCommand: AsyncParsableCommand {
     @Argument(help: "The package name.") var package: String
     @Option(help: "Only the pin on this interface.") var iface: String?
     @OptionGroup var options: HostCommandOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Reply: Encodable { let package: String; let removed: Int }
 
     func run() async throws {
         let removed = try await options.target().send(HostRequest.Unpin(package: package, iface: iface)).removed
-        print("unpinned \(package) (\(removed) pin\(removed == 1 ? "" : "s"))")
+        try output.emit(Reply(package: package, removed: removed), text: "unpinned \(package) (\(removed) pin\(removed == 1 ? "" : "s"))")
     }
 }
 

@@ -27,6 +27,10 @@ struct ValidateCommand: AsyncParsableCommand {
     @Flag(help: "Print the document as l3af reads it, in canonical form.")
     var print = false
 
+    @OptionGroup var output: OutputOptions
+
+    struct Reply: Encodable { let kind: String; let file: String; let valid: Bool; let summary: String }
+
     func run() async throws {
         let data = try readInput(file)
         let summary: String
@@ -64,7 +68,7 @@ struct ValidateCommand: AsyncParsableCommand {
         if print {
             FileHandle.standardOutput.write(normalized + Data("\n".utf8))
         } else {
-            Swift.print("ok: \(summary)")
+            try output.emit(Reply(kind: kind.rawValue, file: file, valid: true, summary: summary), text: "ok: \(summary)")
         }
     }
 }
