@@ -138,8 +138,13 @@ public struct SystemClock: HostClock {
 /// Packages through ``PackageInstaller``: the signed registry, or a plain l3afd repository when allowed.
 public struct InstallerSource: PackageSource {
     public let configuration: ClientConfiguration
+    /// Bytes received and expected of the downloads under way (a progress bar on a terminal), if anyone watches.
+    public let progress: (@Sendable (UInt64, UInt64) -> Void)?
 
-    public init(configuration: ClientConfiguration) { self.configuration = configuration }
+    public init(configuration: ClientConfiguration, progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) {
+        self.configuration = configuration
+        self.progress = progress
+    }
 
     func installer(_ registry: String?) throws(HostError) -> PackageInstaller {
         var configuration = configuration
@@ -151,7 +156,9 @@ public struct InstallerSource: PackageSource {
 
     public func fetch(_ spec: PackageSpec, registry: String?) async throws -> FetchedPackage {
         let installer = try installer(registry)
-        let installed = try await installer.fetch([spec])[0]
+        // A finished download's bar is cleared (reported as complete) whether or not its last bytes were reported.
+        defer { progress?(1, 1) }
+        let installed = try await installer.fetch([spec], progress: progress)[0]
         let size = (try? FileManager.default.attributesOfItem(atPath: installer.cachePath(installed.sha256))[.size] as? Int) ?? nil
         return FetchedPackage(name: try PackageName(installed.name), version: try PackageVersion(installed.version), path: installed.path,
                               manifest: try Self.manifest(at: installed.path), source: registry ?? configuration.registry, bytes: size)
@@ -177,7 +184,7 @@ public struct InstallerSource: PackageSource {
             try? fm.copyItem(atPath: "\(self.configuration.state)/\(file)", toPath: "\(configuration.state)/\(file)")
         }
         try? fm.copyItem(atPath: "\(self.configuration.cache)/metadata", toPath: "\(configuration.cache)/metadata")
-        return InstallerSource(configuration: configuration)
+        return InstallerSource(configuration: configuration, progress: progress)
     }
 
     public func servesSignedIndex(_ repository: String) async throws -> Bool {

@@ -16,6 +16,28 @@ import Testing
         return registry
     }
 
+    /// A download shows a progress bar on a terminal (a pty made by script(1)), cleared at the end; none when
+    /// standard error is not a terminal, none with --quiet or --json.
+    @Test func aProgressBarOnATerminalOnly() throws {
+        let registry = try Self.populated()
+        let client = try ClientHarness(registry: registry)
+        defer { client.remove() }
+        let settings = ["--registry", registry.url, "--trusted-key", registry.publicKey, "--repo", client.repo, "--cache", client.cache,
+                        "--state", client.folder.appending(path: "state").path]
+        func onTerminal(_ arguments: [String]) throws -> String {
+            let line = ([Executable.path("l3af")] + arguments + settings).map { "'\($0)'" }.joined(separator: " ")
+            let result = try Executable.run("/usr/bin/script", ["-qec", line, "/dev/null"])
+            #expect(result.status == 0, "\(result.stdout)")
+            return result.stdout
+        }
+        let shown = try onTerminal(["fetch", "xdp-root@=1.0.0"])
+        #expect(shown.contains("100% ") && shown.contains(" KB") && shown.contains("\r\u{1B}[K"), "\(shown.debugDescription)")
+        #expect(try !onTerminal(["fetch", "xdp-root@=1.1.0", "--quiet"]).contains("%"))
+        #expect(try !onTerminal(["fetch", "xdp-root@=2.0.0-beta.1", "--json"]).contains("% "))
+        let piped = try client.l3af(["fetch", "ratelimiting@=0.1.0"])
+        #expect(piped.status == 0 && !piped.stderr.contains("%"), "\(piped.stderr)")
+    }
+
     @Test func installsByExactVersionRangeLatestAndTag() async throws {
         let registry = try Self.populated()
         let client = try ClientHarness(registry: registry)

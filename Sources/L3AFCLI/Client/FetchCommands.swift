@@ -137,8 +137,9 @@ final class ProgressBar: Sendable {
         guard total > 0 else { return }
         let fraction = min(1, Double(received) / Double(total))
         let filled = Int(fraction * 30)
-        let text = String(format: "\r[%@%@] %3d%% %.1f/%.1f MB", String(repeating: "#", count: filled),
-                          String(repeating: ".", count: 30 - filled), Int(fraction * 100), Double(received) / 1e6, Double(total) / 1e6)
+        let (unit, scale) = total >= 1_000_000 ? ("MB", 1e6) : ("KB", 1e3)
+        let text = String(format: "\r[%@%@] %3d%% %.1f/%.1f %@", String(repeating: "#", count: filled),
+                          String(repeating: ".", count: 30 - filled), Int(fraction * 100), Double(received) / scale, Double(total) / scale, unit)
         FileHandle.standardError.write(Data(text.utf8))
     }
 

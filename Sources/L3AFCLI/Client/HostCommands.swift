@@ -13,6 +13,9 @@ struct HostCommandOptions: ParsableArguments {
     @Option(help: "Seconds to wait for another l3af changing this host before giving up.")
     var lockTimeout: Double = 60
 
+    @Flag(help: "No progress bar for downloads (there is one only when standard error is a terminal, and none with --json).")
+    var quiet = false
+
     @Option(help: "Where chains are pinned on bpffs (default: $L3AF_PIN_ROOT, else /sys/fs/bpf/l3af).")
     var pinRoot: String?
 
@@ -61,7 +64,13 @@ struct HostCommandOptions: ParsableArguments {
         })
         // An l3afd on this state says how the host runs (chaining, roots): changes made here follow the same rules.
         if let settings = try HostSettings.read(state: options.client.state) { options.adopt(settings) }
-        return try HostManager(options: options)
+        // Downloads show a bar as `l3af fetch` does, on a terminal only; it is cleared when each download ends.
+        let json = CommandLine.arguments.prefix { $0 != "--" }.contains("--json")
+        guard !quiet, !json, isatty(STDERR_FILENO) == 1 else { return try HostManager(options: options) }
+        let bar = ProgressBar()
+        return try HostManager(options: options, source: InstallerSource(configuration: options.client, progress: { received, total in
+            if received >= total { bar.finish() } else { bar.update(received, total) }
+        }), chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining, l3afdMapPins: options.l3afdMapPins), clock: SystemClock())
     }
 }
 
