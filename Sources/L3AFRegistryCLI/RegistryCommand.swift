@@ -17,7 +17,7 @@ public struct RegistryCommand: AsyncParsableCommand {
             private/ holds hashed tokens and owners and is never served.
             """,
         version: L3AFBuild.version,
-        subcommands: [KeygenCommand.self, TokenCommand.self, ServeCommand.self]
+        subcommands: [KeygenCommand.self, TokenCommand.self, ServeCommand.self, RotateKeyCommand.self]
     )
 
     public init() {}
@@ -114,6 +114,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The private key file from keygen.")
     var key: String
 
+    @Option(help: "Another key file whose key also signs the index (repeatable): the previous key during a rotation's overlap, so clients that trust either accept it (see rotate-key).")
+    var alsoSignWith: [String] = []
+
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
     var listen = "127.0.0.1:8080"
 
@@ -142,14 +145,6 @@ struct ServeCommand: AsyncParsableCommand {
     var logFormat: LogFormat = .text
 
     func run() async throws {
-        guard let seed = FileManager.default.contents(atPath: key) else {
-            throw CLIError("unreadable-file", "can't read the key file \(key)", hint: "make one with l3af-registry keygen --out \(key)")
-        }
-        var info = stat()
-        if stat(key, &info) == 0, info.st_mode & 0o077 != 0 {
-            throw CLIError("key-exposed", "the signing key \(key) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
-                           hint: "chmod 600 \(key); if others may have read it, make a new key and rotate clients to it")
-        }
         for (name, value, range) in [("--max-upload-bytes", maxUploadBytes, 1...(1 << 30)), ("--max-uploads", maxUploads, 1...1024),
                                      ("--max-connections", maxConnections, 1...100_000), ("--idle-timeout", idleTimeout, 1...86_400),
                                      ("--refresh-interval", refreshInterval, 1...86_400)] where !range.contains(value) {
@@ -158,7 +153,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...(10 * 365 * 86_400)).contains(indexTtl) else {
             throw CLIError("invalid-option", "--index-ttl is \(indexTtl); it must be 1 to \(10 * 365 * 86_400) seconds")
         }
-        let signingKey = try IndexSigningKey(base64Seed: String(decoding: seed, as: UTF8.self))
+        let signingKey = try readSigningKey(key).alsoSigning(with: try alsoSignWith.map(readSigningKey))
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw CLIError("invalid-listen", "--listen '\(listen)' is not HOST:PORT", hint: "e.g. 127.0.0.1:8080")
         }
@@ -176,5 +171,51 @@ struct ServeCommand: AsyncParsableCommand {
             // Written straight to the descriptor so a supervising process sees it at once.
             FileHandle.standardOutput.write(Data("l3af-registry listening on http://\(host):\(bound) (public key \(publicKey))\n".utf8))
         }
+    }
+}
+
+/// A signing key from its file, which only its owner may read.
+func readSigningKey(_ path: String) throws -> IndexSigningKey {
+    guard let seed = FileManager.default.contents(atPath: path) else {
+        throw CLIError("unreadable-file", "can't read the key file \(path)", hint: "make one with l3af-registry keygen --out \(path)")
+    }
+    var info = stat()
+    if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+        throw CLIError("key-exposed", "the signing key \(path) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                       hint: "chmod 600 \(path); if others may have read it, make a new key and rotate clients to it")
+    }
+    return try IndexSigningKey(base64Seed: String(decoding: seed, as: UTF8.self))
+}
+
+/// `l3af-registry rotate-key`: the signed statement that moves clients from the current key to a new one.
+struct RotateKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-key",
+        abstract: "Write tree/keys/<n>.json: the new signing key, signed by the current key and the new one.",
+        discussion: """
+            A rotation in three steps: (1) l3af-registry keygen --out new.key; rotate-key --key current.key \
+            --new-key new.key; (2) serve --key new.key --also-sign-with current.key for an overlap window, while \
+            clients add the new key to trusted_keys (clients that trust either key accept the index); (3) serve \
+            --key new.key alone. A client that still trusts only the old key then finds the index signed by no key \
+            it trusts, follows keys/1.json, keys/2.json, … (each signed by a key it trusted before), and trusts the \
+            new key from then on.
+            """)
+
+    @Option(help: "The registry's root folder.") var root: String
+    @Option(help: "The current key file (clients trust it now).") var key: String
+    @Option(help: "The new key file (from keygen).") var newKey: String
+
+    func run() async throws {
+        let layout = RegistryLayout(root: root)
+        let folder = "\(layout.tree)/keys"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder))?.compactMap { UInt64($0.replacingOccurrences(of: ".json", with: "")) } ?? []
+        let version = (existing.max() ?? 0) + 1
+        let current = try readSigningKey(key), next = try readSigningKey(newKey)
+        guard current.publicKey != next.publicKey else { throw CLIError("same-key", "--key and --new-key are the same key") }
+        let bytes = try KeyRotation.sign(version: version, newKeys: [next], previous: current, issued: Timestamp(Date()))
+        try AtomicFile.write(bytes, to: "\(folder)/\(version).json")
+        print("wrote \(folder)/\(version).json: from \(current.publicKey) to \(next.publicKey)")
+        print("next: serve --key \(newKey) --also-sign-with \(key) during the overlap, then --key \(newKey) alone")
     }
 }

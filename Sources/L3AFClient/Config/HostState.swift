@@ -121,3 +121,46 @@ public struct ArtifactChangedError: L3AFError {
         "a published version's bytes must not change: publish the new build as a new version (or find out who altered the repository)"
     }
 }
+
+/// The keys each registry rotated to (`keys/<n>.json`, followed when the trusted keys sign no index), so the next
+/// fetch trusts them from the start: `key-rotations.json` in the state folder, by registry URL, replaced atomically
+/// under the state lock.
+public struct RotatedKeys: Sendable {
+    public let folder: String
+
+    public init(folder: String) { self.folder = folder }
+
+    public struct Entry: Codable, Equatable, Sendable {
+        /// The last rotation followed.
+        public var rotation: UInt64
+        /// Its keys, in base64.
+        public var keys: [String]
+    }
+
+    private var file: String { "\(folder)/key-rotations.json" }
+
+    private func load() throws(StateFileError) -> [String: Entry] {
+        guard let bytes = AtomicFile.read(file) else { return [:] }
+        do { return try JSONDecoder().decode([String: Entry].self, from: Data(bytes)) } catch {
+            throw StateFileError(path: file, problem: "\(error)", protects: "the registry keys rotated to")
+        }
+    }
+
+    /// The rotation followed for `registry` and its keys (none followed: 0 and none).
+    public func entry(for registry: String) throws -> (rotation: UInt64, keys: [TrustedKey]) {
+        guard let entry = try load()[registry] else { return (0, []) }
+        return (entry.rotation, try entry.keys.map { try TrustedKey(base64: $0) })
+    }
+
+    /// Records that `registry`'s keys are now `keys`, from rotation `rotation`.
+    public func record(_ rotation: UInt64, keys: [TrustedKey], for registry: String) throws {
+        try FileLock.withLock("\(folder)/.lock") {
+            var entries = try load()
+            if let recorded = entries[registry]?.rotation, recorded >= rotation { return }
+            entries[registry] = Entry(rotation: rotation, keys: keys.map(\.base64))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            try AtomicFile.write(Array(try encoder.encode(entries)), to: file)
+        }
+    }
+}

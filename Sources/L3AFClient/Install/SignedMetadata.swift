@@ -37,12 +37,27 @@ public struct SignedMetadata: Sendable {
         }
         let response = try await get("\(registry)/index.json", headers: headers)
         let body = response.status == 304 ? (cachedBody ?? []) : response.body
-        let versions = try state.acceptedVersions()
+        var versions = try state.acceptedVersions()
         var accepted: UInt64?
-        let (index, keyID) = try verifier.verifyWithKey(body, now: now, lastAcceptedVersion: { key in
-            accepted = versions[key]
-            return accepted
-        })
+        let rotated = try RotatedKeys(folder: state.folder).entry(for: registry)
+        func verify(_ trusted: [TrustedKey]) throws -> (RegistryIndex, String) {
+            try IndexVerifier(trustedKeys: trusted).verifyWithKey(body, now: now, lastAcceptedVersion: { key in
+                accepted = versions[key]
+                return accepted
+            })
+        }
+        let (index, keyID): (RegistryIndex, String)
+        do {
+            (index, keyID) = try verify(verifier.trustedKeys + rotated.keys)
+        } catch let error as IndexVerificationError {
+            // Signed by no key trusted here: the registry may have rotated its key. Follow its rotations, each signed
+            // by a key trusted before it; the index must then verify with the last one's keys.
+            guard case .untrusted = error.reason, !verifier.trustedKeys.isEmpty,
+                  let keys = try await followRotations(after: rotated.rotation, trusted: verifier.trustedKeys + rotated.keys)
+            else { throw error }
+            versions = try state.acceptedVersions()
+            (index, keyID) = try verify(keys)
+        }
         // The state file was just read: write it (under its lock) only when this index is newer.
         if accepted.map({ $0 < index.version }) ?? true {
             // Under the state folder's lock, with an fsync: off the cooperative pool.
@@ -55,6 +70,37 @@ public struct SignedMetadata: Sendable {
             if let etag = response.headers["etag"] { try? AtomicFile.write(Array(etag.utf8), to: "\(indexCache)/index.etag", durable: false) }
         }
         return index
+    }
+
+    /// Follows `keys/<n>.json` from rotation `after + 1` on while there are more, each checked against the keys
+    /// trusted before it; records the last one's keys (and carries the index version accepted under the old keys
+    /// over to them, so rollback protection doesn't restart). Nil when there is no rotation to follow.
+    func followRotations(after applied: UInt64, trusted: [TrustedKey]) async throws -> [TrustedKey]? {
+        var keys = trusted, number = applied
+        while number < applied + 100 {
+            let url = "\(registry)/keys/\(number + 1).json"
+            let response: HTTPResponse
+            do { response = try await get(url, headers: []) } catch let error as FetchError {
+                if case .status(404, _) = error.reason { break }
+                throw error
+            }
+            guard response.status == 200 || (response.status == 0 && registry.hasPrefix("file:")) else { break }
+            do {
+                keys = try KeyRotation.verify(response.body, version: number + 1, trusted: keys).keys
+            } catch {
+                throw KeyRotationError(url: url, problem: error.description)
+            }
+            number += 1
+        }
+        guard number > applied else { return nil }
+        let before = try state.acceptedVersions()
+        let carried = trusted.compactMap { before[$0.keyID] }.max()
+        let state = state, registry = registry, adopted = keys, rotation = number
+        try await OffPool.run {
+            if let carried { for key in adopted { try state.recordIndexVersion(carried, forKey: key.keyID) } }
+            try RotatedKeys(folder: state.folder).record(rotation, keys: adopted, for: registry)
+        }
+        return keys
     }
 
     /// The document of `name`, verified against `index`: its shard against the index, the document against the shard.
@@ -106,6 +152,15 @@ public struct SignedMetadata: Sendable {
             }
         }
     }
+}
+
+/// A key rotation a registry serves that can't be followed.
+public struct KeyRotationError: L3AFError {
+    public let url: String
+    public let problem: String
+    public var code: String { "key-rotation-refused" }
+    public var description: String { "the registry's key rotation \(url) is refused: \(problem)" }
+    public var hint: String? { "nothing was trusted from it; if the registry's key really changed, add the new key to trusted_keys" }
 }
 
 /// A package the registry's signed index does not list.

@@ -37,9 +37,19 @@ public struct TrustedKey: Hashable, Sendable, CustomStringConvertible {
 /// The private half that a registry signs with. Never printed or logged.
 public struct IndexSigningKey: Sendable {
     let key: Curve25519.Signing.PrivateKey
+    /// Keys that sign beside this one: the previous key during a rotation's overlap, so clients that trust either
+    /// accept the index.
+    var companions: [Curve25519.Signing.PrivateKey] = []
 
     /// A new random key.
     public init() { key = Curve25519.Signing.PrivateKey() }
+
+    /// This key, with `others` also signing everything it signs (a rotation's overlap window).
+    public func alsoSigning(with others: [IndexSigningKey]) -> IndexSigningKey {
+        var copy = self
+        copy.companions += others.map(\.key)
+        return copy
+    }
 
     /// A key from its 32-byte seed, as stored in the registry's key file (base64).
     public init(base64Seed: String) throws(KeyFormatError) {
@@ -58,12 +68,67 @@ public struct IndexSigningKey: Sendable {
     /// Signs `index` and returns the bytes of `index.json`:
     /// `{"signatures":[{"keyid":…,"sig":…}],"signed":{…}}` in canonical form.
     public func sign(_ index: RegistryIndex) throws -> [UInt8] {
-        // The signed part is built as a JSON value directly (no encode and decode round trip) and written once: the
-        // envelope's keys in canonical order are "signatures" then "signed", so its bytes are the message spliced in.
-        let message = try index.jsonValue.canonicalBytes()
-        let signature = try key.signature(for: message)
-        let signatures = JSONValue.array([.object(["keyid": .string(publicKey.keyID), "sig": .string(signature.base64EncodedString())])])
-        return Array(#"{"signatures":"#.utf8) + (try signatures.canonicalBytes()) + Array(#","signed":"#.utf8) + message + [UInt8(ascii: "}")]
+        try envelope(index.jsonValue.canonicalBytes())
+    }
+
+    /// `{"signatures":[…],"signed":…}` around `message` (canonical JSON), signed by this key and its companions.
+    func envelope(_ message: [UInt8]) throws -> [UInt8] {
+        // The signed part is written once: the envelope's keys in canonical order are "signatures" then "signed", so
+        // its bytes are the message spliced in.
+        let signatures = try ([key] + companions).map { signer in
+            JSONValue.object(["keyid": .string(TrustedKey(signer.publicKey).keyID), "sig": .string(try signer.signature(for: message).base64EncodedString())])
+        }
+        return Array(#"{"signatures":"#.utf8) + (try JSONValue.array(signatures).canonicalBytes()) + Array(#","signed":"#.utf8) + message + [UInt8(ascii: "}")]
+    }
+}
+
+/// `keys/<version>.json` in a registry's tree: the keys that sign its index from this rotation on. Signed by at least
+/// one key trusted before it (the chain a client follows, as TUF rotates its root) and by every key it names (proof
+/// that the registry holds them). A client whose trusted keys sign no index follows the rotations it hasn't seen,
+/// in order, and trusts the keys of the last one.
+public struct KeyRotation: Hashable, Sendable {
+    public static let type = "l3af-key-rotation"
+    public var version: UInt64
+    public var keys: [TrustedKey]
+    public var issued: Timestamp
+
+    public init(version: UInt64, keys: [TrustedKey], issued: Timestamp) {
+        self.version = version
+        self.keys = keys
+        self.issued = issued
+    }
+
+    var jsonValue: JSONValue {
+        .object(["type": .string(Self.type), "version": .integer(Int64(version)), "keys": .array(keys.map { .string($0.base64) }),
+                 "issued": .string(issued.description)])
+    }
+
+    /// The bytes of `keys/<version>.json`: signed by `previous` (a key clients trust now) and by every new key.
+    public static func sign(version: UInt64, newKeys: [IndexSigningKey], previous: IndexSigningKey, issued: Timestamp) throws -> [UInt8] {
+        let rotation = KeyRotation(version: version, keys: newKeys.map(\.publicKey), issued: issued)
+        return try previous.alsoSigning(with: newKeys).envelope(rotation.jsonValue.canonicalBytes())
+    }
+
+    /// Checks `bytes` as rotation number `version` after `trusted`; returns it.
+    public static func verify(_ bytes: some DataProtocol, version: UInt64, trusted: [TrustedKey]) throws(IndexVerificationError) -> KeyRotation {
+        let (signed, _, _) = try IndexVerifier(trustedKeys: trusted).checkSignatures(bytes)
+        guard case .string(Self.type)? = signed["type"], case .integer(let number)? = signed["version"], number == Int64(version),
+              case .array(let listed)? = signed["keys"], !listed.isEmpty, case .string(let issuedText)? = signed["issued"],
+              let issued = try? Timestamp(parsing: issuedText)
+        else { throw IndexVerificationError(.malformed("keys/\(version).json is not key rotation \(version)")) }
+        var keys: [TrustedKey] = []
+        for item in listed {
+            guard case .string(let text) = item, let key = try? TrustedKey(base64: text) else {
+                throw IndexVerificationError(.malformed("keys/\(version).json lists a key that is not an ed25519 key"))
+            }
+            keys.append(key)
+        }
+        // Every new key must have signed it too.
+        let (_, _, byNew) = try IndexVerifier(trustedKeys: keys).checkSignatures(bytes)
+        guard Set(byNew) == Set(keys.map(\.keyID)) else {
+            throw IndexVerificationError(.malformed("keys/\(version).json is not signed by every key it names"))
+        }
+        return KeyRotation(version: version, keys: keys, issued: issued)
     }
 }
 
@@ -87,6 +152,24 @@ public struct IndexVerifier: Sendable {
     public func verifyWithKey(
         _ bytes: some DataProtocol, now: Timestamp, lastAcceptedVersion: (String) -> UInt64?
     ) throws(IndexVerificationError) -> (index: RegistryIndex, keyID: String) {
+        let (_, message, verifiedBy) = try checkSignatures(bytes)
+        let index: RegistryIndex
+        do {
+            index = try DocumentDecoder.decode(RegistryIndex.self, from: message, document: "index.json")
+        } catch {
+            throw IndexVerificationError(.malformed(error.description))
+        }
+        if now >= index.expires { throw IndexVerificationError(.expired(index.expires, now: now)) }
+        let keyID = verifiedBy[0]
+        if let last = lastAcceptedVersion(keyID), index.version < last {
+            throw IndexVerificationError(.rollback(version: index.version, lastAccepted: last))
+        }
+        return (index, keyID)
+    }
+
+    /// The `signed` member of an envelope and the trusted keys whose signatures over it verify (at least one): a
+    /// signature by a trusted key that doesn't verify is an error, signatures by other keys are passed over.
+    func checkSignatures(_ bytes: some DataProtocol) throws(IndexVerificationError) -> (signed: JSONValue, message: [UInt8], verifiedBy: [String]) {
         guard !trustedKeys.isEmpty else { throw IndexVerificationError(.noTrustedKeys) }
         let envelope: JSONValue
         do {
@@ -107,7 +190,7 @@ public struct IndexVerifier: Sendable {
             throw IndexVerificationError(.malformed(error.description))
         }
         var seenKeyIDs: [String] = []
-        var verifiedBy: String?
+        var verifiedBy: [String] = []
         for signature in signatures {
             guard case .string(let keyID)? = signature["keyid"], case .string(let sig)? = signature["sig"] else {
                 throw IndexVerificationError(.malformed("a signature lacks 'keyid' or 'sig'"))
@@ -117,20 +200,10 @@ public struct IndexVerifier: Sendable {
             guard let sigBytes = Data(base64Encoded: sig), trusted.key.isValidSignature(sigBytes, for: message) else {
                 throw IndexVerificationError(.badSignature(keyID: keyID))
             }
-            verifiedBy = keyID
+            verifiedBy.append(keyID)
         }
-        guard let verifiedBy else { throw IndexVerificationError(.untrusted(keyIDs: seenKeyIDs)) }
-        let index: RegistryIndex
-        do {
-            index = try DocumentDecoder.decode(RegistryIndex.self, from: message, document: "index.json")
-        } catch {
-            throw IndexVerificationError(.malformed(error.description))
-        }
-        if now >= index.expires { throw IndexVerificationError(.expired(index.expires, now: now)) }
-        if let last = lastAcceptedVersion(verifiedBy), index.version < last {
-            throw IndexVerificationError(.rollback(version: index.version, lastAccepted: last))
-        }
-        return (index, verifiedBy)
+        guard !verifiedBy.isEmpty else { throw IndexVerificationError(.untrusted(keyIDs: seenKeyIDs)) }
+        return (signed, message, verifiedBy)
     }
 }
 

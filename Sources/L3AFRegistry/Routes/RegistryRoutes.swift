@@ -41,6 +41,14 @@ struct RegistryRoutes: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/schema+json", .cacheControl: "no-cache"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        router.get("/keys/:file") { _, context in
+            // Key rotations (`l3af-registry rotate-key`), each signed by the key before it: clients follow them in order.
+            let file = try context.parameters.require("file")
+            guard file.hasSuffix(".json"), let number = UInt64(file.dropLast(5)), number > 0,
+                  let bytes = FileManager.default.contents(atPath: "\(store.layout.tree)/keys/\(number).json")
+            else { throw RegistryError(.notFound, "not-found", "no key rotation '\(file.prefix(80))'") }
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
         router.get("/search") { request, _ in try await search(request) }
         router.get("/:name/:version/:platform/:artifact") { request, context in try await artifact(request, context) }
 

@@ -15,7 +15,7 @@ public struct RegistryLayout: Sendable {
     /// The platform folder of a portable (CO-RE) package; any platform segment is answered from it.
     public static let portablePlatform = "any"
     /// Names a package can't take because the tree's own folders use them.
-    public static let reservedNames: Set<String> = ["packages", "api", "search", "index", "any"]
+    public static let reservedNames: Set<String> = ["packages", "api", "search", "index", "any", "keys", "schemas", "metrics"]
 
     public let root: String
 
