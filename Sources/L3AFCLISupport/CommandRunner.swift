@@ -20,10 +20,14 @@ public enum CommandRunner {
             report(error, json: json)
             finish(1)
         } catch {
-            // Usage errors too, unless they ask for help or the version (which print and exit 0).
             let code = root.exitCode(for: error)
+            // A command that printed its own report and set the status (`check`, a dry run with problems) ends so.
+            if error is ExitCode { finish(code.rawValue) }
+            // Help and the version print and exit 0; without --json, ArgumentParser reports usage errors itself.
             guard json, code != .success else { root.exit(withError: error) }
-            report(CLIError("usage", root.message(for: error), hint: "see \(root.configuration.commandName ?? "the command") --help"), json: true)
+            let usage = code == .validationFailure
+            report(CLIError(usage ? "usage" : "failed", root.message(for: error),
+                            hint: usage ? "see \(root.configuration.commandName ?? "the command") --help" : nil), json: true)
             finish(code.rawValue)
         }
     }

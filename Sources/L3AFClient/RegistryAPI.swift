@@ -59,7 +59,8 @@ public struct RegistryAPI: Sendable {
 
     private func call<T: Decodable>(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws -> T {
         var headers: [(String, String)] = [("Accept", "application/json")]
-        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        // Reads go to the static tree, which nginx or a CDN may serve: the token goes only with a change.
+        if let token, method != "GET" { headers.append(("Authorization", "Bearer \(token)")) }
         if let contentType { headers.append(("Content-Type", contentType)) }
         let response = try await http.send(HTTPRequest(method: method, url: baseURL + path, headers: headers, body: body))
         guard (200..<300).contains(response.status) else {

@@ -138,7 +138,7 @@ public enum Daemon {
                                    onRunning: { channel in logger.notice("chain debug view (GET /bpfs/{iface}) on \(address.host):\(channel.localAddress?.port ?? address.port)") }))
         }
         listeners.closeUnclaimed()
-        services.append(SystemdWatchdog())
+        services.append(SystemdWatchdog(stopIsFinal: { upgrade.prepared == nil }))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         upgrade.attach(group, gates: gates)
         try await group.run()

@@ -7,9 +7,14 @@ import ServiceLifecycle
 public struct SystemdWatchdog: Service {
     let interval: Duration?
     let notify: @Sendable (String) -> Void
+    /// Whether a graceful stop is the service stopping (STOPPING=1) rather than l3afd handing over to a new process,
+    /// which becomes the main process (MAINPID=) and goes on: systemd would stop the unit, new process included.
+    let stopIsFinal: @Sendable () -> Bool
 
-    public init(interval: Duration? = SystemdNotify.watchdogInterval(), notify: @escaping @Sendable (String) -> Void = { SystemdNotify.send($0) }) {
+    public init(interval: Duration? = SystemdNotify.watchdogInterval(), stopIsFinal: @escaping @Sendable () -> Bool = { true },
+                notify: @escaping @Sendable (String) -> Void = { SystemdNotify.send($0) }) {
         self.interval = interval
+        self.stopIsFinal = stopIsFinal
         self.notify = notify
     }
 
@@ -27,7 +32,7 @@ public struct SystemdWatchdog: Service {
                 }
             }
         } onGracefulShutdown: {
-            notify("STOPPING=1")
+            if stopIsFinal() { notify("STOPPING=1") }
         }
     }
 }

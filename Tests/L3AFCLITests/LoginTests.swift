@@ -24,6 +24,13 @@ import Testing
         try Data(try Fixtures.xdpRootPackage(version: "1.0.0")).write(to: tarball)
         let published = try Executable.run("l3af", ["publish", tarball.path, "--registry", registry.url], environment: environment)
         #expect(published.status == 0, "\(published.stderr)")
+        // Reads don't carry it: a static server (nginx, a CDN, here the test's own) serving the tree never sees it.
+        let tree = try FaultServer(root: registry.tree.path)
+        defer { tree.stop() }
+        _ = try Executable.run("l3af", ["login", "--registry", tree.url], stdin: registry.token + "\n", environment: environment)
+        #expect(try Executable.run("l3af", ["info", "xdp-root", "--registry", tree.url], environment: environment).status == 0)
+        #expect(!tree.requests().isEmpty && tree.requests().allSatisfy { $0.headers["authorization"] == nil }, "\(tree.requests().map(\.headers))")
+        _ = try Executable.run("l3af", ["logout", "--registry", tree.url], environment: environment)
         let logout = try Executable.run("l3af", ["logout", "--registry", registry.url], environment: environment)
         #expect(logout.status == 0 && logout.stdout.contains("forgot"), "\(logout.stderr)")
         #expect(try String(contentsOf: file, encoding: .utf8).contains(registry.token) == false)
@@ -44,6 +51,18 @@ import Testing
         #expect(info.status == 0, "\(info.stderr)")
         let none = try Executable.run("l3af", ["search", "xdp"], environment: environment.merging(["XDG_CONFIG_HOME": "/nonexistent"]) { $1 })
         #expect(none.status != 0 && none.stderr.contains("no registry URL"), "\(none.stderr)")
+    }
+
+    /// A user file owned by someone else (root with another user's HOME, as `sudo -E` leaves it) is not read.
+    @Test func anotherUsersFileIsNotRead() throws {
+        let registry = try RegistryHarness()
+        let (environment, file) = try Self.user()
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("{\"registry\": \"\(registry.url)\"}".utf8).write(to: file)
+        #expect(try Executable.run("l3af", ["search", "xdp"], environment: environment).status == 0)
+        chown(file.path, 65534, 65534)
+        let ignored = try Executable.run("l3af", ["search", "xdp"], environment: environment)
+        #expect(ignored.status != 0 && ignored.stderr.contains("no registry URL"), "\(ignored.stderr)")
     }
 
     /// Tokens in a file others can read are refused, and a token that isn't one is not kept.

@@ -1,4 +1,8 @@
 import Foundation
+import Synchronization
+import Logging
+import ServiceLifecycle
+import L3AFHTTPServer
 import L3AFDaemon
 import L3AFModel
 import L3AFSystem
@@ -85,6 +89,30 @@ import Testing
         let configuration = try L3afdConfigFile.read(text, path: "l3afd.cfg")
         #expect(configuration.tls == .init(certificate: "/etc/l3af/certs/server.crt", key: "/etc/l3af/certs/server.key", clientCA: "/etc/l3af/certs/ca.pem",
                                            minimumVersion: "1.3", sanMatchRules: [".+l3afd.l3af.io", "^l3afd.l3af.io$"]))
+    }
+}
+
+/// A graceful stop says STOPPING=1; a handover to a new process (a graceful restart) doesn't, or systemd would stop
+/// the unit with the new process in it.
+@Suite struct SystemdWatchdogTests {
+    func stop(final: Bool) async throws -> [String] {
+        let sent = Mutex<[String]>([])
+        let watchdog = SystemdWatchdog(interval: .milliseconds(20), stopIsFinal: { final }, notify: { message in sent.withLock { $0.append(message) } })
+        let group = ServiceGroup(configuration: .init(services: [watchdog], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await Task.sleep(for: .milliseconds(100))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        return sent.withLock { $0 }
+    }
+
+    @Test func aFinalStopSaysStoppingAndAHandoverDoesnt() async throws {
+        let final = try await stop(final: true)
+        #expect(final.filter { $0 == "WATCHDOG=1" }.count >= 2 && final.last == "STOPPING=1", "\(final)")
+        let handover = try await stop(final: false)
+        #expect(handover.filter { $0 == "WATCHDOG=1" }.count >= 2 && !handover.contains("STOPPING=1"), "\(handover)")
     }
 }
 

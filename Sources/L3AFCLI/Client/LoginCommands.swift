@@ -32,8 +32,7 @@ struct LoginCommand: AsyncParsableCommand {
             }
             text = String(decoding: data, as: UTF8.self)
         } else {
-            if isatty(STDIN_FILENO) != 0 { FileHandle.standardError.write(Data("token for \(url): ".utf8)) }
-            text = readLine(strippingNewline: true) ?? ""
+            text = Self.readSecretLine(prompt: "token for \(url): ")
         }
         let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard token.hasPrefix("l3af_"), token.count <= 256, token.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
@@ -42,6 +41,26 @@ struct LoginCommand: AsyncParsableCommand {
         }
         let file = try ClientConfiguration.storeToken(token, for: url, environment: environment)
         try output.emit(Reply(registry: ClientConfiguration.registryKey(url), file: file), text: "kept a publish token for \(ClientConfiguration.registryKey(url)) in \(file)")
+    }
+}
+
+extension LoginCommand {
+    /// A line from standard input; on a terminal, after a prompt and without echoing what is typed.
+    static func readSecretLine(prompt: String) -> String {
+        guard isatty(STDIN_FILENO) != 0 else { return readLine(strippingNewline: true) ?? "" }
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var saved = termios()
+        let haveTerminal = tcgetattr(STDIN_FILENO, &saved) == 0
+        if haveTerminal {
+            var quiet = saved
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
+        }
+        defer {
+            if haveTerminal { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        return readLine(strippingNewline: true) ?? ""
     }
 }
 

@@ -96,6 +96,9 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
             sources = [named]
         } else {
             for path in [defaultFile, userFile(environment: environment)].compactMap({ $0 }) {
+                // The user's file counts only when it is this user's: root running with another user's HOME
+                // (`sudo -E`) doesn't take trusted keys or folders from a file that user can change.
+                if path != defaultFile, !Self.ownedByThisUser(path) { continue }
                 guard let read = try Self.members(of: path) else { continue }
                 members.merge(read) { $1 }
                 sources.append(path)
@@ -131,6 +134,11 @@ public struct ClientConfiguration: Codable, Sendable, Equatable {
             }
         }
         return members
+    }
+
+    static func ownedByThisUser(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) != 0 || info.st_uid == geteuid()
     }
 
     /// The token kept for `registry` (by URL, a trailing slash ignored).
