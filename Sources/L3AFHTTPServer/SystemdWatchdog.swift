@@ -1,5 +1,6 @@
 import L3AFSystem
 import ServiceLifecycle
+import Synchronization
 
 /// Keeps systemd's watchdog fed while the server runs (`WATCHDOG=1` every half `WatchdogSec=`, from the concurrency
 /// pool, so a pool that stops running tasks stops the pings and systemd restarts the service), and says `STOPPING=1`
@@ -19,6 +20,8 @@ public struct SystemdWatchdog: Service {
     }
 
     public func run() async throws {
+        // Set once a stop begins, under the lock the pings take too: no ping follows STOPPING=1.
+        let stopping = Mutex(false)
         await withGracefulShutdownHandler {
             guard let interval else {
                 try? await gracefulShutdown()
@@ -27,12 +30,15 @@ public struct SystemdWatchdog: Service {
             // A graceful stop cancels the sleep, so the stop doesn't wait out an interval.
             await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
-                    notify("WATCHDOG=1")
+                    stopping.withLock { if !$0 { notify("WATCHDOG=1") } }
                     try? await Task.sleep(for: interval)
                 }
             }
         } onGracefulShutdown: {
-            if stopIsFinal() { notify("STOPPING=1") }
+            stopping.withLock { stopping in
+                stopping = true
+                if stopIsFinal() { notify("STOPPING=1") }
+            }
         }
     }
 }
