@@ -101,7 +101,8 @@ import Testing
         let group = ServiceGroup(configuration: .init(services: [watchdog], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            try await Task.sleep(for: .milliseconds(100))
+            // At least two pings first (a loaded machine may take a while to run the watchdog's task).
+            for _ in 0..<500 where sent.withLock({ $0.count }) < 2 { try await Task.sleep(for: .milliseconds(20)) }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }

@@ -159,7 +159,7 @@ public struct RotatedKeys: Sendable {
             if let recorded = entries[registry]?.rotation, recorded >= rotation { return }
             entries[registry] = Entry(rotation: rotation, keys: keys.map(\.base64))
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             try AtomicFile.write(Array(try encoder.encode(entries)), to: file)
         }
     }
