@@ -7,7 +7,7 @@ import L3AFModel
 public enum CommandRunner {
     /// Parses `arguments` (the process's by default), runs the command, and exits.
     public static func main<Root: AsyncParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
-        let json = (arguments ?? Array(CommandLine.arguments.dropFirst())).prefix { $0 != "--" }.contains("--json")
+        let json = arguments.map { OutputOptions.requested(in: $0) } ?? OutputOptions.requested()
         do {
             var command = try root.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -9,6 +9,12 @@ public struct OutputOptions: ParsableArguments {
 
     public init() {}
 
+    /// Whether `arguments` (a command line without the program's name) ask for JSON: for what runs before or outside
+    /// the parsed command (errors, the host's progress bar).
+    public static func requested(in arguments: some Collection<String> = CommandLine.arguments.dropFirst()) -> Bool {
+        arguments.prefix { $0 != "--" }.contains("--json")
+    }
+
     /// Prints `value` as JSON when asked to, else `text`.
     public func emit(_ value: some Encodable, text: @autoclosure () -> String) throws {
         if json {

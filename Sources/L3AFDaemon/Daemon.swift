@@ -94,6 +94,7 @@ public enum Daemon {
         let ports = PortsSeen(onListening: { api, metrics in
             try? AtomicFile.write(Array("\(getpid())\n".utf8), to: upgrade.readyFile, durable: false)
             onListening(api, metrics)
+            SystemdNotify.send("READY=1")
         }, expected: configuration.metricsListen == nil ? 1 : 2)
         var services: [any Service] = [
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),

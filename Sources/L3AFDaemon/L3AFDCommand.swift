@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import L3AFCLISupport
 import L3AFModel
-import L3AFSystem
 import Logging
 
 /// `l3afd`: the node daemon serving l3afd's REST API.
@@ -94,7 +93,6 @@ public struct L3AFDCommand: AsyncParsableCommand {
             var line = "l3afd listening on \(scheme)://\(host):\(port)"
             if let metricsPort { line += " (metrics on http://\(try! DaemonConfiguration.address(settings.metricsListen!, option: "").host):\(metricsPort)/metrics)" }
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
-            SystemdNotify.send("READY=1")
         }
     }
 }

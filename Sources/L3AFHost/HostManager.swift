@@ -126,8 +126,10 @@ public final class HostManager: Sendable {
     let activePlan = Mutex<PlanRecorder?>(nil)
 
     /// The host as it runs: packages through the install pipeline, chains in the kernel, the wall clock.
-    public convenience init(options: HostOptions) throws(HostError) {
-        try self.init(options: options, source: InstallerSource(configuration: options.client), chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining, l3afdMapPins: options.l3afdMapPins),
+    /// `progress` hears the bytes of each download (a progress bar).
+    public convenience init(options: HostOptions, progress: (@Sendable (UInt64, UInt64) -> Void)? = nil) throws(HostError) {
+        try self.init(options: options, source: InstallerSource(configuration: options.client, progress: progress),
+                      chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining, l3afdMapPins: options.l3afdMapPins),
                       clock: SystemClock())
     }
 

@@ -19,7 +19,7 @@ struct AuditCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        let url = try registryURL(registry)
+        let url = try registryURL(registry, configured: try ClientConfiguration.load(file: nil, environment: ProcessInfo.processInfo.environment).registry)
         let keys = try trustedKey.map { try TrustedKey(base64: $0) }
         let report = try await RegistryAudit(baseURL: url, trustedKeys: keys).run()
         try output.emit(report, text: "ok: index version \(report.indexVersion) verified; \(report.shards) shard(s), \(report.packages) package document(s) and \(report.artifacts) artifact(s) (\(report.bytes) bytes) match it")

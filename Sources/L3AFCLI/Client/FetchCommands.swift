@@ -63,7 +63,7 @@ struct FetchCommand: AsyncParsableCommand {
                     name: spec.name, version: version, artifact: artifact ?? "l3af_\(spec.name).tar.gz", from: repository, allowed: allowUnsigned))
             }
         } else {
-            let bar = (!quiet && !output.json && isatty(STDERR_FILENO) == 1) ? ProgressBar() : nil
+            let bar = ProgressBar.onTerminal(quiet: quiet, json: output.json)
             var report: (@Sendable (UInt64, UInt64) -> Void)?
             if let bar { report = { received, total in bar.update(received, total) } }
             results = try await installer.fetch(parsed, progress: report)
@@ -133,6 +133,11 @@ struct VerifyCommand: AsyncParsableCommand {
 
 /// A one-line progress bar on standard error.
 final class ProgressBar: Sendable {
+    /// A bar when standard error is a terminal and neither --quiet nor --json was given; else none.
+    static func onTerminal(quiet: Bool, json: Bool) -> ProgressBar? {
+        !quiet && !json && isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
+    }
+
     func update(_ received: UInt64, _ total: UInt64) {
         guard total > 0 else { return }
         let fraction = min(1, Double(received) / Double(total))

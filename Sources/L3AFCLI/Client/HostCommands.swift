@@ -65,12 +65,10 @@ struct HostCommandOptions: ParsableArguments {
         // An l3afd on this state says how the host runs (chaining, roots): changes made here follow the same rules.
         if let settings = try HostSettings.read(state: options.client.state) { options.adopt(settings) }
         // Downloads show a bar as `l3af fetch` does, on a terminal only; it is cleared when each download ends.
-        let json = CommandLine.arguments.prefix { $0 != "--" }.contains("--json")
-        guard !quiet, !json, isatty(STDERR_FILENO) == 1 else { return try HostManager(options: options) }
-        let bar = ProgressBar()
-        return try HostManager(options: options, source: InstallerSource(configuration: options.client, progress: { received, total in
+        guard let bar = ProgressBar.onTerminal(quiet: quiet, json: OutputOptions.requested()) else { return try HostManager(options: options) }
+        return try HostManager(options: options, progress: { received, total in
             if received >= total { bar.finish() } else { bar.update(received, total) }
-        }), chains: KernelChains(pinRoot: options.pinRoot, chaining: options.chaining, l3afdMapPins: options.l3afdMapPins), clock: SystemClock())
+        })
     }
 }
 

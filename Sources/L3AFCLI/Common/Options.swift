@@ -50,10 +50,9 @@ struct ExactVersionSpec: ExpressibleByArgument {
 /// Parses an exact `name@version` argument, with the model's error when it is wrong.
 func exactSpec(_ text: String) throws -> ExactVersionSpec { try ExactVersionSpec.parse(text) }
 
-/// The registry URL from a flag, else `$L3AF_REGISTRY`, else the config files' `registry`.
-func registryURL(_ flag: String?, configured: String? = nil) throws -> String {
-    let environment = ProcessInfo.processInfo.environment["L3AF_REGISTRY"].flatMap { $0.isEmpty ? nil : $0 }
-    guard let url = flag ?? environment ?? configured, !url.isEmpty else {
+/// The registry URL from a flag, else the configuration's (`$L3AF_REGISTRY`, else the config files').
+func registryURL(_ flag: String?, configured: String?) throws -> String {
+    guard let url = flag ?? configured, !url.isEmpty else {
         throw CLIError("no-registry", "no registry URL is configured",
                        hint: "pass --registry URL, set L3AF_REGISTRY, or put \"registry\" in /etc/l3af/config.json or ~/.config/l3af/config.json")
     }
