@@ -222,8 +222,15 @@ struct DaemonTests {
         // SYNs at a steady pace; the drop counter (scalar) must equal the map read directly.
         _ = try host.network.connect(30, port: 8080, perSecond: 20)
         try await Task.sleep(for: .seconds(1))
-        text = try await daemon.metrics()
         let drops = try #require(host.chain()[1].counters["rl_drop_count_map[0]"])
+        // The sampler runs every 0.3 s; on a loaded machine it may run late: wait (up to 5 s) for a sample taken
+        // after the traffic, then check.
+        for _ in 0..<50 {
+            text = try await daemon.metrics()
+            let sampled = value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_drop_count_map_0_scalar""#]) == Double(drops)
+            if sampled, (value(text, "l3afd_BPFMonitorMap", [#"map_name="rl_recv_count_map_0_max-rate""#]) ?? 0) > 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(drops > 0)
         #expect(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_drop_count_map_0_scalar""#, #"host="node-1""#]) == Double(drops), "\(text)")
         let rate = try #require(value(text, "l3afd_BPFMonitorMap", [#"ebpf_program="ratelimiting""#, #"map_name="rl_recv_count_map_0_max-rate""#]))
