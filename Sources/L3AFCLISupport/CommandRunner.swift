@@ -42,7 +42,7 @@ public enum CommandRunner {
 
     /// Writes an error and its hint to standard error; with `--json`, as `{"error": {"code", "message", "hint"}}` on
     /// standard output (where the caller reads the JSON a success prints), the same body the servers answer with.
-    static func report(_ error: any L3AFError, json: Bool = false) {
+    public static func report(_ error: any L3AFError, json: Bool = false) {
         if json {
             var fields: [String: JSONValue] = ["code": .string(error.code), "message": .string(error.description)]
             if let hint = error.hint { fields["hint"] = .string(hint) }

@@ -24,6 +24,38 @@ public enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
         }
     }
 
+    /// The log format a command line asks for, and the command line without it, for a tool whose subcommands don't
+    /// each declare the option (`l3af`): `--log-format FORMAT` or `--log-format=FORMAT` before any `--`, else
+    /// `$L3AF_LOG_FORMAT`, else `text`. A format that isn't one of these is a usage error naming the ones that are.
+    public static func take(from arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (LogFormat, [String]) {
+        var format = environment["L3AF_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 }
+        var rest: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let argument = arguments[index]
+            if argument == "--" { rest += arguments[index...]; break }
+            if argument == "--log-format" {
+                guard index + 1 < arguments.endIndex else { throw CLIError("usage", "--log-format needs a value", hint: Self.hint) }
+                format = arguments[index + 1]
+                index += 2
+                continue
+            }
+            if argument.hasPrefix("--log-format=") {
+                format = String(argument.dropFirst("--log-format=".count))
+            } else {
+                rest.append(argument)
+            }
+            index += 1
+        }
+        guard let format else { return (.text, rest) }
+        guard let parsed = LogFormat(rawValue: format) else {
+            throw CLIError("usage", "the log format '\(format)' is not one l3af writes", hint: Self.hint)
+        }
+        return (parsed, rest)
+    }
+
+    static let hint = "use --log-format text or --log-format json (or set L3AF_LOG_FORMAT)"
+
     /// Whether standard error is the journal stream systemd gave this process (`$JOURNAL_STREAM` is its `dev:inode`).
     static func standardErrorIsJournal(_ variable: String? = ProcessInfo.processInfo.environment["JOURNAL_STREAM"]) -> Bool {
         guard let parts = variable?.split(separator: ":"), parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }

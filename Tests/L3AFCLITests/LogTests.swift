@@ -29,6 +29,26 @@ import Testing
         #expect(LogFormat.standardErrorIsJournal("1:2") == false && LogFormat.standardErrorIsJournal(nil) == false && LogFormat.standardErrorIsJournal("x") == false)
     }
 
+    /// `--log-format` anywhere on `l3af`'s command line (or `$L3AF_LOG_FORMAT`) is taken before the subcommand is
+    /// parsed; a bad value is a usage error that names the good ones.
+    @Test func theClientTakesItsLogFormatBeforeTheSubcommand() throws {
+        let (format, rest) = try LogFormat.take(from: ["pack", "--log-format", "json", "x", "--", "--log-format=text"], environment: [:])
+        #expect(format == .json && rest == ["pack", "x", "--", "--log-format=text"])
+        #expect(try LogFormat.take(from: ["--log-format=text", "list"], environment: ["L3AF_LOG_FORMAT": "json"]) == (.text, ["list"]))
+        #expect(try LogFormat.take(from: ["list"], environment: ["L3AF_LOG_FORMAT": "json"]).0 == .json)
+        #expect(throws: CLIError.self) { try LogFormat.take(from: ["list", "--log-format"], environment: [:]) }
+        let bad = try Run("l3af", ["--log-format", "xml", "list"])
+        #expect(bad.status == 64 && bad.stderr.contains("'xml'") && bad.stderr.contains("--log-format json"), "\(bad.stderr)")
+        // libbpf's messages while packing, as JSON lines under the `libbpf` label.
+        let output = try Fixtures.temporaryFolder("log-pack")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let packed = try Executable.run(Executable.path("l3af"), ["pack", Fixtures.repositoryRoot.appending(path: "registry/xdp-root").path, "-o", output.path, "--log-format", "json"],
+                                        environment: ProcessInfo.processInfo.environment.merging(["L3AF_LIBBPF_LOG": "trace"]) { $1 })
+        #expect(packed.status == 0, "\(packed.stderr)")
+        let lines = try Self.entries(packed.stderr)
+        #expect(lines.isEmpty == false && lines.allSatisfy { $0["label"] as? String == "libbpf" && $0["message"] is String }, "\(packed.stderr)")
+    }
+
     /// The registry's request log: every request with its route, status and actor, a rejected token as anonymous.
     @Test func theRegistryLogsEachRequestAsJSON() async throws {
         let registry = try RegistryHarness(serveArguments: ["--log-format", "json", "--log-level", "info"])

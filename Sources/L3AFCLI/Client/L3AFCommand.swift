@@ -10,6 +10,9 @@ public struct L3AFCommand: AsyncParsableCommand {
         discussion: """
             Packages are resolved from a signed registry, verified, unpacked into /var/l3afd/repo and \
             run with libbpf behind a root program, one atomic step at a time.
+
+            Every command takes --log-format text|json (or $L3AF_LOG_FORMAT) for the messages it logs to \
+            standard error (libbpf's, at $L3AF_LIBBPF_LOG's level, warning by default).
             """,
         version: L3AFBuild.version,
         subcommands: [
