@@ -36,6 +36,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries. libbpf is linked as usual (CBPF adds a typed log sink); libcurl and libarchive are bound on first use (CLazyLink.h
@@ -96,6 +100,19 @@ let package = Package(
         // A package tarball checked as the registry must before accepting it; used by publish and pack too.
         .target(name: "L3AFPackage", dependencies: ["L3AFModel", "L3AFSystem", "L3AFArchive", "L3AFBPF"]),
 
+        // The fleet: desired state in etcd (v3, over gRPC with code generated once from etcd's protos by
+        // scripts/gen-etcd-grpc), l3afd's agent that reconciles through the host owner, and the operator's side.
+        .target(
+            name: "L3AFFleet",
+            dependencies: [
+                "L3AFModel", "L3AFHost",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // The command layers; ArgumentParser lives only in these. The client's executable links no server code.
         .target(
             name: "L3AFCLISupport",
@@ -106,7 +123,7 @@ let package = Package(
         .target(
             name: "L3AFCLI",
             dependencies: [
-                "L3AFModel", "L3AFSystem", "L3AFClient", "L3AFPackage", "L3AFHost", "L3AFCLISupport",
+                "L3AFModel", "L3AFSystem", "L3AFClient", "L3AFPackage", "L3AFHost", "L3AFCLISupport", "L3AFFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(
@@ -121,7 +138,7 @@ let package = Package(
         .target(
             name: "L3AFDaemon",
             dependencies: [
-                "L3AFModel", "L3AFSystem", "L3AFHost", "L3AFRuntime", "L3AFCLISupport", "L3AFHTTPServer", "CLinux",
+                "L3AFModel", "L3AFSystem", "L3AFHost", "L3AFRuntime", "L3AFCLISupport", "L3AFHTTPServer", "L3AFFleet", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -135,6 +152,9 @@ let package = Package(
         // bench/chain's in-process half (chains built with the engine, timed with BPF_PROG_TEST_RUN); not a product.
         .executableTarget(name: "l3af-bench-chain", dependencies: ["L3AFRuntime", "L3AFBPF", "L3AFModel"], path: "bench/chain-helper"),
 
+        // bench/fleet's simulated fleet: many agents with the real reconcile logic and fake chains, against a real etcd.
+        .executableTarget(name: "l3af-bench-fleet", dependencies: ["L3AFFleet", "L3AFHost", "L3AFHostTesting", "L3AFModel"], path: "bench/fleet-helper"),
+
         // Helpers for the test targets only: BPF objects compiled from registry/, package tarballs, processes.
         .target(name: "L3AFTestSupport", dependencies: ["L3AFArchive"]),
 
@@ -142,6 +162,7 @@ let package = Package(
         .target(name: "L3AFHostTesting", dependencies: ["L3AFHost", "L3AFClient", "L3AFModel", "L3AFRuntime"]),
 
         .testTarget(name: "L3AFModelTests", dependencies: ["L3AFModel"]),
+        .testTarget(name: "L3AFFleetTests", dependencies: ["L3AFFleet", "L3AFHost", "L3AFHostTesting", "L3AFModel", "L3AFTestSupport"]),
         .testTarget(name: "L3AFSystemTests", dependencies: ["L3AFSystem", "L3AFModel"]),
         .testTarget(
             name: "L3AFHostTests",

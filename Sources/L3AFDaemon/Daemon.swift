@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
+import L3AFFleet
 import L3AFHTTPServer
 import L3AFHost
 import L3AFModel
@@ -78,7 +79,16 @@ public enum Daemon {
             hostNames: Set(([hostName, ProcessInfo.processInfo.hostName] + configuration.allowedHosts).map { $0.lowercased() }.filter { !$0.isEmpty }),
             token: token, sanRules: configuration.tls?.sanMatchRules ?? [])
         let upgrade = SelfUpgrade(settings: configuration.gracefulRestart, client: configuration.client, hostName: hostName, logger: logger)
-        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName, configStore: configuration.configStore, upgrade: upgrade)
+        var fleet: FleetAgent?
+        if let joined = configuration.fleet {
+            do {
+                fleet = try FleetAgent(configuration: joined, hostName: hostName,
+                                       host: HostFleetBackend(host: host, hostName: hostName, interfaces: joined.interfaces), logger: logger)
+            } catch {
+                throw DaemonError(.badConfiguration, error.description, hint: error.hint ?? "the fleet needs a host name etcd keys can carry: set host_name")
+            }
+        }
+        let routes = DaemonRoutes(host: host, metrics: metrics, hostName: hostName, configStore: configuration.configStore, upgrade: upgrade, fleet: fleet)
         @Sendable func apiRouter() -> Router<DaemonContext> {
             let router = Router(context: DaemonContext.self)
             router.add(middleware: RequestLogMiddleware(logger: logger))
@@ -100,6 +110,7 @@ public enum Daemon {
             MetricsSampler(host: host, metrics: metrics, interval: configuration.sampleIntervalSeconds, logger: logger),
             supervisor,
         ]
+        if let fleet { services.append(FleetService(agent: fleet, metrics: metrics)) }
         // Every socket is opened (or taken over from the process before a graceful restart) here, so a taken address
         // fails the start at once; each server stops accepting through its gate when a restart hands the sockets on.
         let listeners = Listeners()
@@ -228,6 +239,26 @@ struct MetricsSampler: Service {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
                 await metrics.sample(host)
+            }
+        }
+    }
+}
+
+/// The fleet member, and its state in `/metrics` every second.
+struct FleetService: Service {
+    let agent: FleetAgent
+    let metrics: DaemonMetrics
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await agent.run() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        metrics.fleet(await agent.report())
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFFleet
 import L3AFClient
 import L3AFHost
 import L3AFModel
@@ -146,6 +147,8 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
     public var configStore: String?
     /// `PUT /l3af/configs/v1/restart` is served when this is set.
     public var gracefulRestart: GracefulRestart?
+    /// The fleet this host joins: desired state from etcd, status under a lease.
+    public var fleet: FleetConfiguration?
 
     public init() {}
 
@@ -171,6 +174,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         case historyLimit = "history_limit"
         case statusIntervalSeconds = "status_interval_seconds"
         case gracefulRestart = "graceful_restart"
+        case fleet
     }
 
     public init(from decoder: any Decoder) throws {
@@ -200,6 +204,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         historyLimit = try c.decodeIfPresent(Int.self, forKey: .historyLimit) ?? defaults.historyLimit
         statusIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .statusIntervalSeconds) ?? defaults.statusIntervalSeconds
         gracefulRestart = try c.decodeIfPresent(GracefulRestart.self, forKey: .gracefulRestart)
+        fleet = try c.decodeIfPresent(FleetConfiguration.self, forKey: .fleet)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -227,6 +232,7 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         try c.encode(historyLimit, forKey: .historyLimit)
         try c.encode(statusIntervalSeconds, forKey: .statusIntervalSeconds)
         try c.encodeIfPresent(gracefulRestart, forKey: .gracefulRestart)
+        try c.encodeIfPresent(fleet, forKey: .fleet)
     }
 
     /// Every number within bounds, and no exposure the operator didn't ask for: a non-loopback listen address needs
@@ -245,6 +251,9 @@ public struct DaemonConfiguration: Codable, Sendable, Equatable {
         guard statusIntervalSeconds.isFinite else { throw DaemonError(.badConfiguration, "status_interval_seconds must be a number") }
         try bounded("status_interval_seconds", statusIntervalSeconds, 0.1...86_400)
         try gracefulRestart?.validate()
+        if let fleet {
+            do { try fleet.validate() } catch { throw DaemonError(.badConfiguration, error.description, hint: error.hint) }
+        }
         let api = try Self.address(listen, option: "listen")
         let mutual = tls?.clientCA != nil
         if !Self.isLoopback(api.host), !mutual, !insecureListen {

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFFleet
 import L3AFHost
 import L3AFModel
 import L3AFRuntime
@@ -262,6 +263,16 @@ public final class DaemonMetrics: Sendable {
             }
             return best
         }
+    }
+
+    /// The fleet member's state: `l3afd_fleet_connected` (0 while etcd is out of reach and the host runs what it
+    /// applied last), `l3afd_fleet_in_sync`, `l3afd_fleet_applied_revision` (etcd's) and `l3afd_fleet_changes_total`.
+    public func fleet(_ report: FleetAgentReport) {
+        let labels = [("host", hostName)]
+        registry.makeGauge(name: "l3afd_fleet_connected", labels: labels).set(report.connected ? 1.0 : 0.0)
+        registry.makeGauge(name: "l3afd_fleet_in_sync", labels: labels).set(report.state == .inSync ? 1.0 : 0.0)
+        registry.makeGauge(name: "l3afd_fleet_applied_revision", labels: labels).set(Double(report.appliedRevision))
+        registry.makeGauge(name: "l3afd_fleet_changes_total", labels: labels).set(Double(report.changes))
     }
 
     /// The text `/metrics` serves.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import L3AFFleet
 import L3AFHost
 import L3AFModel
 import L3AFRuntime
@@ -10,7 +11,7 @@ import NIOCore
 public let daemonRoutes: [(method: String, path: String)] = [
     ("GET", "/l3af/configs/v1"), ("GET", "/l3af/configs/v1/{iface}"), ("POST", "/l3af/configs/v1/add"),
     ("POST", "/l3af/configs/v1/update"), ("POST", "/l3af/configs/v1/delete"), ("PUT", "/l3af/configs/v1/restart"),
-    ("GET", "/metrics"), ("GET", "/healthz"),
+    ("GET", "/metrics"), ("GET", "/healthz"), ("GET", "/l3af/v1/fleet"),
 ] + HostRequest.all.map { ($0.method, $0.path) }
 
 /// l3afd's REST API (wire-compatible) and this project's own routes, over one `HostManager`.
@@ -25,6 +26,8 @@ struct DaemonRoutes: Sendable {
     let storeWrites = StoreWrites()
     /// l3afd's graceful restart.
     let upgrade: SelfUpgrade
+    /// The fleet member, when this host joined a fleet.
+    var fleet: FleetAgent?
 
     func register(on router: Router<DaemonContext>, metricsHere: Bool) {
         // l3afd's routes.
@@ -54,6 +57,10 @@ struct DaemonRoutes: Sendable {
         // Ours: the CLI's operations, each one type decoded here and sent by `l3af --host`.
         for operation in HostRequest.all { register(operation, on: router) }
         router.get("/healthz") { _, _ in try json(HealthReply(status: "ok", pid: getpid())) }
+        router.get("/l3af/v1/fleet") { _, _ in
+            guard let fleet else { throw HTTPError(.notFound, message: "this l3afd is not in a fleet (no fleet in its configuration)") }
+            return try json(await fleet.report())
+        }
         if metricsHere { Self.registerMetrics(on: router, metrics) }
     }
 

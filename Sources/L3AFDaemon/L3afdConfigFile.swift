@@ -1,4 +1,5 @@
 import Foundation
+import L3AFFleet
 import L3AFHost
 import L3AFModel
 
@@ -45,6 +46,8 @@ public enum L3afdConfigFile {
         "l3af-configs": ["restapi-addr"],
         "graceful-restart": ["restart-artifacts-url", "basepath", "time-to-restart", "version-limit"],
         "mtls": ["enabled", "min-tls-version", "cert-dir", "cacert-filename", "server-crt-filename", "server-key-filename", "san-match-rules"],
+        // Ours, not l3afd's: the fleet (etcd) this host joins.
+        "fleet": ["endpoints", "prefix", "host-name", "groups", "interfaces", "lease-seconds", "retry-seconds", "ca-file", "cert-file", "key-file"],
     ]
 
     static func bad(_ path: String, _ line: Int, _ problem: String, hint: String? = nil) -> DaemonError {
@@ -177,6 +180,10 @@ public enum L3afdConfigFile {
             do { try restart.validate() } catch { throw bad(path, line, error.description, hint: error.hint) }
             configuration.gracefulRestart = restart
         }
+        if let (text, line) = value("fleet", "endpoints"), !text.isEmpty {
+            configuration.fleet = try fleet(text, line: line, value, path: path)
+            if let (name, _) = value("fleet", "host-name"), !name.isEmpty { configuration.hostName = name }
+        }
         if let (environment, line) = value("l3afd", "environment"), !environment.isEmpty {
             switch environment {
             case "DEV": break
@@ -189,6 +196,37 @@ public enum L3afdConfigFile {
             }
         }
         return configuration
+    }
+
+    /// `[fleet]`: `endpoints` (comma-separated etcd URLs), `prefix`, `groups` (comma-separated), `interfaces`
+    /// (`fleet-name:local-name` pairs, comma-separated), `lease-seconds`, `retry-seconds`, and `ca-file`, `cert-file`,
+    /// `key-file` for TLS to etcd.
+    static func fleet(_ endpoints: String, line: Int, _ value: (String, String) -> (value: String, line: Int)?, path: String) throws(DaemonError) -> FleetConfiguration {
+        func list(_ key: String) -> [String] {
+            (value("fleet", key)?.value ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        var fleet = FleetConfiguration(endpoints: list("endpoints"))
+        if let (prefix, _) = value("fleet", "prefix"), !prefix.isEmpty { fleet.prefix = prefix }
+        fleet.groups = list("groups")
+        for pair in list("interfaces") {
+            let parts = pair.split(separator: ":").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw bad(path, value("fleet", "interfaces")?.line ?? line, "[fleet] interfaces: '\(pair)' is not fleet-name:local-name", hint: "e.g. uplink:ens5") }
+            fleet.interfaces[parts[0]] = parts[1]
+        }
+        if let (text, textLine) = value("fleet", "lease-seconds"), !text.isEmpty {
+            guard let seconds = duration(text) else { throw bad(path, textLine, "[fleet] lease-seconds '\(text)' is not a duration") }
+            fleet.leaseSeconds = seconds
+        }
+        if let (text, textLine) = value("fleet", "retry-seconds"), !text.isEmpty {
+            guard let seconds = duration(text) else { throw bad(path, textLine, "[fleet] retry-seconds '\(text)' is not a duration") }
+            fleet.retrySeconds = Double(seconds)
+        }
+        let ca = value("fleet", "ca-file")?.value, certificate = value("fleet", "cert-file")?.value, key = value("fleet", "key-file")?.value
+        if [ca, certificate, key].contains(where: { !($0 ?? "").isEmpty }) {
+            fleet.tls = FleetTLS(ca: ca.flatMap { $0.isEmpty ? nil : $0 }, certificate: certificate.flatMap { $0.isEmpty ? nil : $0 }, key: key.flatMap { $0.isEmpty ? nil : $0 })
+        }
+        do { try fleet.validate() } catch { throw bad(path, line, "[fleet] \(error.description)", hint: error.hint) }
+        return fleet
     }
 
     /// The roots as `[xdp-root]` and `[tc-root]` describe them, upstream's defaults for keys not given.

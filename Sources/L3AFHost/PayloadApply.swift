@@ -24,6 +24,21 @@ extension HostManager {
     /// manifest `object_file`, `entry_function_name` and `map_name` say what to load. Every program is resolved,
     /// fetched and checked before the first flip.
     public func apply(_ payloads: [L3afBPFPrograms], mode: PayloadMode = .replace, hostName: String? = nil, cause: String? = nil) async throws -> Revision? {
+        try await apply(payloads, mode: mode, hostName: hostName, cause: cause, watch: nil).revision
+    }
+
+    /// What a watched ``apply(_:mode:hostName:cause:watch:interval:)`` did: the revision it made (`nil`: nothing
+    /// changed) and the automatic rollback that undid it when a changed program broke a health rule.
+    public struct ApplyOutcome: Sendable {
+        public var revision: Revision?
+        public var rolledBack: Revision?
+    }
+
+    /// ``apply(_:mode:hostName:cause:)``, then, with `watch`, the changed programs' health rules watched for that many
+    /// seconds, flipping back at once when one fails (as `upgrade --watch` does).
+    public func apply(_ payloads: [L3afBPFPrograms], mode: PayloadMode = .replace, hostName: String? = nil, cause: String? = nil,
+                      watch: Double?, interval: Double = 1) async throws -> ApplyOutcome {
+        try Self.checkWatch(watch, interval: interval)
         let problems = payloads.enumerated().flatMap { i, payload in payload.problems(at: "[\(i)].") }
         if let first = problems.first {
             throw HostError(.badInput, "the payload is not valid: \(first)", hint: problems.count > 1 ? "and \(problems.count - 1) more problem(s)" : nil)
@@ -113,10 +128,12 @@ extension HostManager {
                 }
             }
             if new.probes?.isEmpty == true, old.probes == nil { new.probes = nil }
-            if new.sorted == old.sorted, new.roots == old.roots, new.probes == old.probes { return nil }
+            if new.sorted == old.sorted, new.roots == old.roots, new.probes == old.probes { return ApplyOutcome() }
             let interfaces = Set(payloads.map(\.iface)).sorted().joined(separator: ", ")
-            return try self.record(.apply, cause: cause ?? "apply an l3afd payload for \(interfaces): " + (changed.isEmpty ? "no programs" : changed.joined(separator: "; ")),
-                                   from: old, to: new, by: transaction.actor)
+            let revision = try self.record(.apply, cause: cause ?? "apply an l3afd payload for \(interfaces): " + (changed.isEmpty ? "no programs" : changed.joined(separator: "; ")),
+                                           from: old, to: new, by: transaction.actor)
+            guard let watch, watch > 0 else { return ApplyOutcome(revision: revision) }
+            return ApplyOutcome(revision: revision, rolledBack: try self.watch(revision: revision, previous: old, seconds: watch, interval: interval, by: transaction.actor))
         }
     }
 

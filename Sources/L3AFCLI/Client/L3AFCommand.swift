@@ -21,6 +21,7 @@ public struct L3AFCommand: AsyncParsableCommand {
             FetchCommand.self, ListCommand.self, VerifyCommand.self, PackCommand.self,
             InstallCommand.self, StatusCommand.self, UpgradeCommand.self, PinCommand.self, UnpinCommand.self, HistoryCommand.self,
             RollbackCommand.self, RemoveCommand.self, RestoreCommand.self, ApplyCommand.self, CheckCommand.self, DiffCommand.self,
+            FleetCommand.self,
         ]
     )
 

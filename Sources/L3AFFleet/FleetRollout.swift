@@ -1,0 +1,138 @@
+import Foundation
+import L3AFModel
+
+/// A rollout of one package version over a group, in waves. Each wave's hosts get a rollout step in their own
+/// documents (the version, and how long to watch it); the rollout waits until every one of them reports the step
+/// healthy (its l3afd applied it and its health rules held for the watch), then goes on. A host that rolled the step
+/// back, failed to apply it, or left the live list halts the rollout, and the steps already written are taken back,
+/// so the finished waves return to the group's version. When the last wave is healthy the group's document takes the
+/// version and the steps are removed.
+public struct FleetRollout: Sendable {
+    public let store: FleetStore
+    public let package: PackageName
+    public let version: PackageVersion
+    public let group: FleetName
+    public let waves: [String]
+    public let watchSeconds: Double
+    /// Seconds a wave may take beyond its watch before the rollout gives up on it.
+    public let graceSeconds: Double
+    /// Seconds between looks at the wave's statuses.
+    public let pollSeconds: Double
+
+    public init(store: FleetStore, package: PackageName, version: PackageVersion, group: FleetName, waves: [String], watchSeconds: Double,
+                graceSeconds: Double = 120, pollSeconds: Double = 0.5) {
+        self.store = store
+        self.package = package
+        self.version = version
+        self.group = group
+        self.waves = waves
+        self.watchSeconds = watchSeconds
+        self.graceSeconds = graceSeconds
+        self.pollSeconds = pollSeconds
+    }
+
+    public struct Outcome: Codable, Sendable {
+        public var id: String
+        public var package: String
+        public var version: String
+        public var group: String
+        public var waves: [[String]]
+        /// Hosts a pin of their own holds back.
+        public var heldBack: [String]
+        /// The group document's revision with the new version.
+        public var revision: Int64
+    }
+
+    /// Runs the rollout; `progress` hears each step in words. Throws ``FleetError/Kind/halted`` when a host fails.
+    public func run(progress: @Sendable (String) -> Void) async throws -> Outcome {
+        let (groupDocument, groupRevision) = try await store.read(.group(group))
+        guard let groupDocument else { throw FleetError(.notFound, "@\(group) has no desired state", hint: "l3af fleet install \(package)@\(version) --group \(group) --iface IFACE first") }
+        guard groupDocument.programs.contains(where: { payload in Hook.allCases.contains { payload.bpfPrograms[$0].contains { $0.name == package.rawValue } } || payload.bpfPrograms.probes.contains { $0.name == package.rawValue } }) else {
+            throw FleetError(.notFound, "@\(group) doesn't run \(package)", hint: "install it first: l3af fleet install \(package)@\(version) --group \(group) --iface IFACE")
+        }
+        if let pinned = groupDocument.pins[package.rawValue] {
+            throw FleetError(.badInput, "@\(group) pins \(package) at \(pinned)", hint: "l3af fleet unpin @\(group) \(package) first")
+        }
+        let statuses = try await store.statuses().filter { $0.groups.contains(group.rawValue) }
+        let documents = try await store.documents()
+        var members: [FleetName] = []
+        var heldBack: [String] = []
+        for status in statuses {
+            guard let name = try? FleetName(status.host, what: "host") else { continue }
+            if documents[.host(name)]?.0.pins[package.rawValue] != nil { heldBack.append(name.rawValue) } else { members.append(name) }
+        }
+        guard !members.isEmpty else {
+            throw FleetError(.notFound, "no live host of @\(group) can take the rollout" + (heldBack.isEmpty ? "" : " (pinned: \(heldBack.joined(separator: ", ")))"),
+                             hint: "l3af fleet hosts lists the live hosts and their groups")
+        }
+        let id = "\(package)@\(version)-r\(groupRevision)-\(UInt32.random(in: 0...UInt32.max) % 100_000)"
+        let step = FleetDesired.RolloutStep(id: id, package: package.rawValue, version: version.rawValue, watchSeconds: watchSeconds)
+        let split = RolloutWaves.split(members, waves: waves)
+        if !heldBack.isEmpty { progress("held back by their pins: \(heldBack.joined(separator: ", "))") }
+        var touched: [FleetName] = []
+        for (number, wave) in split.enumerated() {
+            progress("wave \(number + 1)/\(split.count): \(wave.count) host(s): \(wave.map(\.rawValue).joined(separator: ", "))")
+            for host in wave {
+                touched.append(host)
+                _ = try await store.modify(.host(host), cause: "rollout \(id): wave \(number + 1)") { $0.rollout = step }
+            }
+            if let failure = try await waitForWave(wave, id: id, progress: progress) {
+                progress("halted: \(failure); taking back the steps of \(touched.count) host(s)")
+                try await takeBack(touched, id: id)
+                throw FleetError(.halted, "the rollout of \(package)@\(version) to @\(group) stopped in wave \(number + 1): \(failure)",
+                                 hint: "the finished waves were put back on @\(group)'s version; fix the release, then roll out again")
+            }
+            progress("wave \(number + 1)/\(split.count) healthy")
+        }
+        let revision = try await store.modify(.group(group), cause: "rollout \(id) finished") { desired in
+            for i in desired.programs.indices {
+                for hook in Hook.allCases {
+                    for j in desired.programs[i].bpfPrograms[hook].indices where desired.programs[i].bpfPrograms[hook][j].name == package.rawValue {
+                        desired.programs[i].bpfPrograms[hook][j].version = version.rawValue
+                    }
+                }
+                for j in desired.programs[i].bpfPrograms.probes.indices where desired.programs[i].bpfPrograms.probes[j].name == package.rawValue {
+                    desired.programs[i].bpfPrograms.probes[j].version = version.rawValue
+                }
+            }
+        }
+        try await takeBack(touched, id: id)
+        progress("@\(group) runs \(package)@\(version) (revision \(revision))")
+        return Outcome(id: id, package: package.rawValue, version: version.rawValue, group: group.rawValue, waves: split.map { $0.map(\.rawValue) },
+                       heldBack: heldBack, revision: revision)
+    }
+
+    /// `nil` once every host of the wave reports the step healthy; else why the rollout must stop.
+    func waitForWave(_ wave: [FleetName], id: String, progress: @Sendable (String) -> Void) async throws -> String? {
+        let deadline = Date().addingTimeInterval(watchSeconds + graceSeconds)
+        var healthy: Set<FleetName> = []
+        while Date() < deadline {
+            let (kvs, _) = try await store.client.read(wave.map { .key(store.layout.status($0)) })
+            let statuses = Dictionary(kvs.compactMap { kv in (try? DocumentDecoder.decode(FleetStatus.self, from: kv.value, document: kv.key)).map { ($0.host, $0) } },
+                                      uniquingKeysWith: { a, _ in a })
+            for host in wave where !healthy.contains(host) {
+                guard let status = statuses[host.rawValue] else { return "\(host) left the live list (its l3afd stopped or lost etcd)" }
+                guard let report = status.rollout, report.id == id else { continue }
+                if report.outcome == "healthy" {
+                    healthy.insert(host)
+                    progress("  \(host): \(report.package)@\(report.version) healthy")
+                } else if report.outcome != "watching" {
+                    return "\(host): \(report.outcome)"
+                }
+            }
+            if healthy.count == wave.count { return nil }
+            try await Task.sleep(for: .milliseconds(Int(pollSeconds * 1000)))
+        }
+        let waiting = wave.filter { !healthy.contains($0) }.map(\.rawValue)
+        return "\(waiting.joined(separator: ", ")) did not report the step healthy within \(Int(watchSeconds + graceSeconds)) s"
+    }
+
+    /// Removes this rollout's step from `hosts`' documents.
+    func takeBack(_ hosts: [FleetName], id: String) async throws {
+        for host in hosts {
+            _ = try await store.modify(.host(host), cause: "rollout \(id): step taken back") { desired in
+                if desired.rollout?.id == id { desired.rollout = nil }
+            }
+        }
+    }
+}
