@@ -256,9 +256,10 @@ public struct FleetEffective: Sendable, Equatable {
             if let seconds = desired.watchSeconds { watch = seconds }
         }
         let rollout = host?.0.rollout
+        // Pins and rollout steps name exact versions (`=1.2.3`; a bare `1.2.3` would mean `^1.2.3`).
         func version(of name: String, _ current: String) -> String {
-            if let pinned = pins[name] { return pinned }
-            if let rollout, rollout.package == name { return rollout.version }
+            if let pinned = pins[name] { return "=\(pinned)" }
+            if let rollout, rollout.package == name { return "=\(rollout.version)" }
             return current
         }
         var payloads = byInterface.values.sorted { $0.iface < $1.iface }
@@ -274,6 +275,21 @@ public struct FleetEffective: Sendable, Equatable {
         }
         if let rollout, pins[rollout.package] == nil { watch = max(watch ?? 0, rollout.watchSeconds) }
         return FleetEffective(payloads: payloads, watchSeconds: watch, rollout: rollout, sources: layers.map(\.1), configured: !layers.isEmpty)
+    }
+
+    /// Whether a host running `running` (version by `iface/hook/name`) runs what this asks for: the same programs,
+    /// each at a version its requirement admits (a dist-tag is taken as met: only the registry knows what it means).
+    public func isMet(by running: [String: String]) -> Bool {
+        let wanted = versions
+        guard Set(wanted.keys) == Set(running.keys) else { return false }
+        return wanted.allSatisfy { key, requirement in Self.admits(requirement, running[key] ?? "") }
+    }
+
+    /// Whether `version` meets `requirement`.
+    public static func admits(_ requirement: String, _ version: String) -> Bool {
+        guard let parsed = try? VersionRequirement(parsing: requirement), let exact = try? SemanticVersion(parsing: version) else { return requirement == version }
+        if case .tag = parsed { return true }
+        return parsed.isSatisfied(by: exact)
     }
 
     /// The version each program runs, by `iface/hook/name`.

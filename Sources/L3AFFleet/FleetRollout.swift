@@ -88,11 +88,11 @@ public struct FleetRollout: Sendable {
             for i in desired.programs.indices {
                 for hook in Hook.allCases {
                     for j in desired.programs[i].bpfPrograms[hook].indices where desired.programs[i].bpfPrograms[hook][j].name == package.rawValue {
-                        desired.programs[i].bpfPrograms[hook][j].version = version.rawValue
+                        desired.programs[i].bpfPrograms[hook][j].version = "=\(version.rawValue)"
                     }
                 }
                 for j in desired.programs[i].bpfPrograms.probes.indices where desired.programs[i].bpfPrograms.probes[j].name == package.rawValue {
-                    desired.programs[i].bpfPrograms.probes[j].version = version.rawValue
+                    desired.programs[i].bpfPrograms.probes[j].version = "=\(version.rawValue)"
                 }
             }
         }

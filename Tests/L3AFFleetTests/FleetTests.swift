@@ -25,7 +25,7 @@ final class RecordingHost: FleetHost {
             value.applied.append(Applied(versions: versions, cause: cause))
             return value.applied.count
         }
-        if let broken = versions.values.first(where: bad.contains) {
+        if let broken = versions.values.first(where: { bad.contains(String($0.drop { $0 == "=" })) }) {
             return (count, "automatic rollback: \(broken) broke a health rule")
         }
         state.withLock { $0.running = versions }
@@ -85,12 +85,14 @@ func eventually(_ seconds: Double = 20, _ condition: () async throws -> Bool) as
         var host = FleetDesired(pins: ["ratelimiting": "1.0.0"])
         host.rollout = .init(id: "r1", package: "packet-counter", version: "1.1.0", watchSeconds: 30)
         folded = FleetEffective.fold(groups: [(edge, edgeDocument, 5), (canary, canaryDocument, 7)], host: (host, 9))
-        #expect(folded.versions["uplink/xdp_ingress/ratelimiting"] == "1.0.0", "the host's pin wins over its groups")
-        #expect(folded.versions["uplink/xdp_ingress/packet-counter"] == "1.1.0", "the rollout step moves its package")
+        #expect(folded.versions["uplink/xdp_ingress/ratelimiting"] == "=1.0.0", "the host's pin wins over its groups, exactly")
+        #expect(folded.versions["uplink/xdp_ingress/packet-counter"] == "=1.1.0", "the rollout step moves its package")
+        #expect(folded.isMet(by: ["uplink/xdp_ingress/ratelimiting": "1.0.0", "uplink/xdp_ingress/packet-counter": "1.1.0", "mgmt/xdp_ingress/ip-denylist": "2.3.0"]))
+        #expect(!folded.isMet(by: ["uplink/xdp_ingress/ratelimiting": "1.0.1", "uplink/xdp_ingress/packet-counter": "1.1.0", "mgmt/xdp_ingress/ip-denylist": "2.3.0"]))
         #expect(folded.watchSeconds == 30)
         host.pins["packet-counter"] = "1.0.0"
         let held = FleetEffective.fold(groups: [(edge, edgeDocument, 5)], host: (host, 10))
-        #expect(held.versions["uplink/xdp_ingress/packet-counter"] == "1.0.0", "a pin holds a package against a rollout")
+        #expect(held.versions["uplink/xdp_ingress/packet-counter"] == "=1.0.0", "a pin holds a package against a rollout")
         #expect(FleetEffective.fold(groups: [], host: nil).configured == false)
         // A fleet document names no host, and its pins are exact versions.
         var bad = FleetDesired(programs: [payload("1.0.0")], pins: ["ratelimiting": "^1.0"])
@@ -200,7 +202,7 @@ struct FleetEtcdTests {
         #expect(status.host == "node-1" && status.groups == ["edge"] && status.revision == written && status.versions == ["uplink/xdp_ingress/ratelimiting": "1.0.0"])
         // The host's own document wins.
         _ = try await fleet.modify(.host(node), cause: "pin") { $0.pins = ["ratelimiting": "0.9.0"] }
-        #expect(try await eventually { host.applied.last?.versions["uplink/xdp_ingress/ratelimiting"] == "0.9.0" })
+        #expect(try await eventually { host.applied.last?.versions["uplink/xdp_ingress/ratelimiting"] == "=0.9.0" })
         _ = try await fleet.modify(.host(node), cause: "unpin") { $0.pins = [:] }
         #expect(try await eventually { host.applied.last?.versions["uplink/xdp_ingress/ratelimiting"] == "1.0.0" })
 
@@ -247,25 +249,25 @@ struct FleetEtcdTests {
         let edge = try FleetName("edge", what: "group")
         _ = try await fleet.modify(.group(edge), cause: "install") { $0.programs = [payload("1.0.0")] }
         _ = try await fleet.modify(.host(try FleetName("node-3", what: "host")), cause: "hold") { $0.pins = ["ratelimiting": "1.0.0"] }
-        #expect(try await eventually { try await fleet.statuses().filter { $0.state == .inSync && $0.versions.values.contains("1.0.0") }.count == 3 })
+        #expect(try await eventually { try await fleet.statuses().filter { $0.state == .inSync && $0.versions.values.contains { FleetEffective.admits($0, "1.0.0") } }.count == 3 })
 
         let lines = Mutex<[String]>([])
         let good = FleetRollout(store: fleet, package: try PackageName("ratelimiting"), version: "1.1.0", group: edge, waves: ["1", "100%"], watchSeconds: 0, graceSeconds: 20, pollSeconds: 0.1)
         let outcome = try await good.run { line in lines.withLock { $0.append(line) } }
         #expect(outcome.waves == [["node-1"], ["node-2"]] && outcome.heldBack == ["node-3"], "\(lines.withLock { $0 })")
-        #expect(try await fleet.read(.group(edge)).0?.programs == [payload("1.1.0")], "the group took the version")
+        #expect(try await fleet.read(.group(edge)).0?.programs == [payload("=1.1.0")], "the group took the version")
         #expect(try await fleet.read(.host(try FleetName("node-1", what: "host"))).0?.rollout == nil, "the steps are removed")
-        #expect(try await eventually { try await fleet.statuses().map { $0.versions["uplink/xdp_ingress/ratelimiting"] } == ["1.1.0", "1.1.0", "1.0.0"] })
+        #expect(try await eventually { try await fleet.statuses().map { $0.versions["uplink/xdp_ingress/ratelimiting"] } == ["=1.1.0", "=1.1.0", "=1.0.0"] })
 
         let appliedByNode2 = hosts[1].applied.count
         let bad = FleetRollout(store: fleet, package: try PackageName("ratelimiting"), version: "9.9.9", group: edge, waves: ["1", "100%"], watchSeconds: 0, graceSeconds: 20, pollSeconds: 0.1)
         await #expect { _ = try await bad.run { _ in } } throws: { error in
             (error as? FleetError)?.kind == .halted && (error as? FleetError)?.description.contains("node-1: rolled-back") == true
         }
-        #expect(hosts[0].applied.contains { $0.versions.values.contains("9.9.9") }, "node-1 tried it")
-        #expect(!hosts[1].applied.contains { $0.versions.values.contains("9.9.9") } && hosts[1].applied.count == appliedByNode2, "node-2 was never told")
-        #expect(try await fleet.read(.group(edge)).0?.programs == [payload("1.1.0")], "the group keeps its version")
+        #expect(hosts[0].applied.contains { $0.versions.values.contains("=9.9.9") }, "node-1 tried it")
+        #expect(!hosts[1].applied.contains { $0.versions.values.contains("=9.9.9") } && hosts[1].applied.count == appliedByNode2, "node-2 was never told")
+        #expect(try await fleet.read(.group(edge)).0?.programs == [payload("=1.1.0")], "the group keeps its version")
         #expect(try await fleet.read(.host(try FleetName("node-1", what: "host"))).0?.rollout == nil, "node-1's step was taken back")
-        #expect(try await eventually { try await fleet.statuses().first { $0.host == "node-1" }?.versions["uplink/xdp_ingress/ratelimiting"] == "1.1.0" })
+        #expect(try await eventually { try await fleet.statuses().first { $0.host == "node-1" }?.versions["uplink/xdp_ingress/ratelimiting"] == "=1.1.0" })
     }
 }

@@ -90,7 +90,7 @@ struct FleetHostsCommand: AsyncParsableCommand {
             let desired = effective?.versions ?? [:]
             let configured = effective?.configured ?? false
             return Row(host: status.host, live: true, groups: status.groups, state: status.state.rawValue,
-                       inSync: !configured || (desired == status.versions && status.state != .failed && status.state != .applying),
+                       inSync: !configured || (status.fingerprint == effective?.fingerprint && status.state == .inSync),
                        revision: status.revision, desired: desired, running: status.versions, rollout: status.rollout, lastError: status.lastError,
                        updatedAt: status.updatedAt)
         }
@@ -421,7 +421,7 @@ struct FleetDiffCommand: AsyncParsableCommand {
             HostDiff(host: row.host, live: row.live,
                      missing: row.desired.keys.filter { row.running[$0] == nil }.sorted().map { "\($0)@\(row.desired[$0] ?? "")" },
                      unexpected: row.running.keys.filter { row.desired[$0] == nil }.sorted().map { "\($0)@\(row.running[$0] ?? "")" },
-                     different: row.desired.keys.filter { row.running[$0] != nil && row.running[$0] != row.desired[$0] }.sorted()
+                     different: row.desired.keys.filter { row.running[$0] != nil && !FleetEffective.admits(row.desired[$0] ?? "", row.running[$0] ?? "") }.sorted()
                         .map { "\($0): runs \(row.running[$0] ?? ""), should run \(row.desired[$0] ?? "")" })
         }
         var lines: [String] = []
