@@ -168,7 +168,7 @@ let package = Package(
             name: "L3AFHostTests",
             dependencies: ["L3AFHost", "L3AFHostTesting", "L3AFModel", "L3AFRuntime", .product(name: "GRDB", package: "GRDB.swift")],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "L3AFDaemonTests", dependencies: ["L3AFDaemon", "L3AFHost", "L3AFHostTesting", "L3AFModel", "L3AFTestSupport"]),
+        .testTarget(name: "L3AFDaemonTests", dependencies: ["L3AFDaemon", "L3AFFleet", "L3AFHost", "L3AFHostTesting", "L3AFModel", "L3AFTestSupport"]),
         .testTarget(name: "L3AFPackageTests", dependencies: ["L3AFPackage", "L3AFArchive", "L3AFModel"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CBPF", "CCurl", "CArchive"]),
         .testTarget(name: "L3AFArchiveTests", dependencies: ["L3AFArchive", "L3AFModel"]),

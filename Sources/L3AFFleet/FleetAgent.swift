@@ -138,6 +138,8 @@ public actor FleetAgent {
     let host: any FleetHost
     let logger: Logger
     let makeClient: @Sendable () throws -> EtcdClient
+    /// Whether the client is this agent's own (closed when it stops) rather than one it was lent.
+    let ownsClient: Bool
 
     private var client: EtcdClient?
     /// The documents read, by key, with the revision each was written at.
@@ -172,6 +174,7 @@ public actor FleetAgent {
         self.host = host
         self.logger = logger
         makeClient = client ?? { try EtcdClient(endpoints: configuration.endpoints, tls: configuration.tls) }
+        ownsClient = client == nil
     }
 
     public func report() -> FleetAgentReport {
@@ -209,7 +212,7 @@ public actor FleetAgent {
         }
         // A host that stops on purpose leaves the live list at once.
         if lease != 0, let client { try? await client.revoke(lease) }
-        client?.close()
+        if ownsClient { client?.close() }
     }
 
     func currentClient() throws -> EtcdClient {
@@ -268,9 +271,21 @@ public actor FleetAgent {
                 }
             }
             group.addTask {
+                // One keep-alive stream; a lease that expired anyway (etcd was away longer than its TTL) is granted
+                // anew and the status written under it.
                 while !Task.isCancelled {
-                    try await Task.sleep(for: .milliseconds(max(300, self.configuration.leaseSeconds * 1000 / 3)))
-                    try await self.keepLease(client)
+                    do {
+                        try await client.keepAlive(await self.lease, every: .milliseconds(max(300, self.configuration.leaseSeconds * 1000 / 3)))
+                    } catch let error as FleetError where error.kind == .notFound {
+                        try await self.keepLease(client)
+                    }
+                }
+            }
+            group.addTask {
+                // A status write that failed (etcd slow or away) is written again.
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(max(1, self.configuration.leaseSeconds / 3)))
+                    await self.publish()
                 }
             }
             group.addTask {

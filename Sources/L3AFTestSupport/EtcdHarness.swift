@@ -12,20 +12,23 @@ public final class EtcdHarness: @unchecked Sendable {
     public let clientPort: Int
     public let peerPort: Int
     public private(set) var process: RunningProcess
-    public var endpoint: String { "http://127.0.0.1:\(clientPort)" }
+    public let secure: Bool
+    public var endpoint: String { "\(secure ? "https" : "http")://127.0.0.1:\(clientPort)" }
 
-    public init(extra: [String] = []) throws {
+    /// `tls`: etcd serves its clients over TLS with `certificate` and `key` and asks each for a certificate from `ca`.
+    public init(tls: (certificate: String, key: String, ca: String)? = nil) throws {
         folder = try Fixtures.temporaryFolder("etcd")
         clientPort = try Self.freePort()
         peerPort = try Self.freePort()
-        self.extra = extra
-        process = try Self.start(folder: folder, clientPort: clientPort, peerPort: peerPort, extra: extra)
+        secure = tls != nil
+        extra = tls.map { ["--cert-file", $0.certificate, "--key-file", $0.key, "--client-cert-auth", "--trusted-ca-file", $0.ca] } ?? []
+        process = try Self.start(folder: folder, clientPort: clientPort, peerPort: peerPort, secure: secure, extra: extra)
     }
 
     let extra: [String]
 
-    static func start(folder: URL, clientPort: Int, peerPort: Int, extra: [String]) throws -> RunningProcess {
-        let client = "http://127.0.0.1:\(clientPort)", peer = "http://127.0.0.1:\(peerPort)"
+    static func start(folder: URL, clientPort: Int, peerPort: Int, secure: Bool, extra: [String]) throws -> RunningProcess {
+        let client = "\(secure ? "https" : "http")://127.0.0.1:\(clientPort)", peer = "http://127.0.0.1:\(peerPort)"
         let process = try RunningProcess(executable, [
             "--name", "test", "--data-dir", folder.appending(path: "data").path,
             "--listen-client-urls", client, "--advertise-client-urls", client,
@@ -41,7 +44,7 @@ public final class EtcdHarness: @unchecked Sendable {
     /// Starts it again on the same data and ports.
     public func restart() throws {
         if process.isRunning { process.stop(signal: SIGKILL) }
-        process = try Self.start(folder: folder, clientPort: clientPort, peerPort: peerPort, extra: extra)
+        process = try Self.start(folder: folder, clientPort: clientPort, peerPort: peerPort, secure: secure, extra: extra)
     }
 
     /// `etcdctl` against it, for what the tests do behind the fleet's back (a compaction).

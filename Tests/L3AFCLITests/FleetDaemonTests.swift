@@ -55,7 +55,7 @@ final class FleetHarness {
             let folder = host.folder.appending(path: "node-\(i)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let config = folder.appending(path: "l3afd.json")
-            let fleet: [String: Any] = ["fleet": ["endpoints": [etcd.endpoint], "groups": ["edge"], "lease_seconds": 3, "retry_seconds": 2,
+            let fleet: [String: Any] = ["fleet": ["endpoints": [etcd.endpoint], "groups": ["edge"], "lease_seconds": 5, "retry_seconds": 2,
                                                   "interfaces": ["uplink": network.senderPort]]]
             try JSONSerialization.data(withJSONObject: fleet).write(to: config)
             nodes.append(try Node(name: "node-\(i)", network: network, folder: folder,
@@ -182,7 +182,7 @@ struct FleetDaemonTests {
         // A node whose l3afd dies leaves the live list when its lease runs out; its programs stay attached.
         fleet.nodes[2].process.stop(signal: SIGKILL)
         var live: [String] = []
-        for _ in 0..<50 {
+        for _ in 0..<100 {
             live = try fleet.hosts().filter { $0["live"] as? Bool == true }.map { $0["host"] as! String }
             if live.count == 2 { break }
             Thread.sleep(forTimeInterval: 0.2)

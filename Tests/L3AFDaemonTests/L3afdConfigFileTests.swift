@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import L3AFHTTPServer
 import L3AFDaemon
+import L3AFFleet
 import L3AFModel
 import L3AFSystem
 import L3AFTestSupport
@@ -49,6 +50,31 @@ import Testing
             let error = #expect(throws: DaemonError.self) { _ = try L3afdConfigFile.read(text, path: "l3afd.cfg") }
             #expect(error?.description.contains(problem) == true, "\(String(describing: error))")
         }
+    }
+
+    /// `[fleet]` (ours) joins the host to a fleet; the JSON configuration's `fleet` the same; bad values refused with
+    /// their line or key.
+    @Test func theFleetSectionJoinsAFleet() throws {
+        let text = "[fleet]\nendpoints: http://10.0.0.1:2379, https://10.0.0.2:2379\nprefix: /dc1/l3af\nhost-name: edge-7\ngroups: edge, canary\n"
+            + "interfaces: uplink:ens5, mgmt:eth1\nlease-seconds: 15s\nretry-seconds: 1m\nca-file: /etc/l3af/etcd-ca.pem\n"
+        let configuration = try L3afdConfigFile.read(text, path: "l3afd.cfg")
+        let fleet = try #require(configuration.fleet)
+        #expect(fleet.endpoints == ["http://10.0.0.1:2379", "https://10.0.0.2:2379"] && fleet.prefix == "/dc1/l3af" && fleet.groups == ["edge", "canary"])
+        #expect(fleet.interfaces == ["uplink": "ens5", "mgmt": "eth1"] && fleet.leaseSeconds == 15 && fleet.retrySeconds == 60)
+        #expect(fleet.tls == FleetTLS(ca: "/etc/l3af/etcd-ca.pem") && configuration.hostName == "edge-7")
+        for (bad, problem) in [
+            ("[fleet]\nendpoints: ftp//x\n", "is not http://host:port"),
+            ("[fleet]\nendpoints: http://e:2379\ngroups: ../x\n", "can't name a fleet member"),
+            ("[fleet]\nendpoints: http://e:2379\nprefix: fleet\n", "is not a key prefix"),
+            ("[fleet]\nendpoints: http://e:2379\nlease-seconds: 1\n", "lease_seconds is 1"),
+            ("[fleet]\nendpoints: http://e:2379\ninterfaces: uplink\n", "is not fleet-name:local-name"),
+        ] {
+            let error = #expect(throws: DaemonError.self) { _ = try L3afdConfigFile.read(bad, path: "l3afd.cfg") }
+            #expect(error?.description.contains(problem) == true && error?.description.contains("line ") == true, "\(String(describing: error))")
+        }
+        let json = try DocumentDecoder.decode(DaemonConfiguration.self, from: Data(#"{"fleet": {"endpoints": ["http://127.0.0.1:2379"], "groups": ["edge"]}}"#.utf8), document: "l3afd.json")
+        #expect(json.fleet?.groups == ["edge"] && json.fleet?.leaseSeconds == 10)
+        #expect(throws: DocumentError.self) { _ = try DocumentDecoder.decode(DaemonConfiguration.self, from: Data(#"{"fleet": {"endpoints": [], "group": "x"}}"#.utf8), document: "l3afd.json") }
     }
 
     /// `[graceful-restart]` as l3af-arch's development l3afd.cfg has it; upstream's defaults for keys left out; bad

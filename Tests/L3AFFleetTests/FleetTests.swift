@@ -149,6 +149,40 @@ struct FleetEtcdTests {
         #expect(down.status == 1 && down.stderr.contains("did not answer"), "\(down.stderr)")
     }
 
+    /// etcd over TLS asking for client certificates: the client with the CA and a certificate from it gets in (the
+    /// library and `l3af fleet`); without a certificate, or trusting another CA, it is refused.
+    @Test func etcdOverMutualTLS() async throws {
+        let folder = try Fixtures.temporaryFolder("etcd-tls").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func openssl(_ arguments: String) throws {
+            let run = try Executable.run("/usr/bin/openssl", arguments.split(separator: " ").map(String.init))
+            guard run.status == 0 else { throw FixtureError("openssl \(arguments): \(run.stderr)") }
+        }
+        for ca in ["ca", "other-ca"] {
+            try openssl("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=\(ca) -keyout \(folder)/\(ca).key -out \(folder)/\(ca).pem")
+        }
+        try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n".write(toFile: "\(folder)/san.ext", atomically: true, encoding: .utf8)
+        for name in ["server", "node"] {
+            try openssl("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=\(name) -keyout \(folder)/\(name).key -out \(folder)/\(name).csr")
+            try openssl("x509 -req -in \(folder)/\(name).csr -CA \(folder)/ca.pem -CAkey \(folder)/ca.key -CAcreateserial -days 2 -extfile \(folder)/san.ext -out \(folder)/\(name).pem")
+        }
+        let etcd = try EtcdHarness(tls: ("\(folder)/server.pem", "\(folder)/server.key", "\(folder)/ca.pem"))
+        defer { etcd.remove() }
+        #expect(etcd.endpoint.hasPrefix("https://"))
+        let client = try EtcdClient(endpoints: [etcd.endpoint], tls: FleetTLS(ca: "\(folder)/ca.pem", certificate: "\(folder)/node.pem", key: "\(folder)/node.key"))
+        let written = try await client.put("/l3af/fleet/tls-check", Array("ok".utf8))
+        #expect(try await client.get("/l3af/fleet/tls-check").0?.modRevision == written)
+        let tls = ["--etcd", etcd.endpoint, "--etcd-ca", "\(folder)/ca.pem"]
+        let good = try Executable.run("l3af", ["fleet", "hosts"] + tls + ["--etcd-cert", "\(folder)/node.pem", "--etcd-key", "\(folder)/node.key"])
+        #expect(good.status == 0, "\(good.stderr)")
+        let noCertificate = try Executable.run("l3af", ["fleet", "hosts"] + tls)
+        #expect(noCertificate.status == 1 && noCertificate.stderr.contains("did not answer"), "\(noCertificate.stderr)")
+        let otherCA = try Executable.run("l3af", ["fleet", "hosts", "--etcd", etcd.endpoint, "--etcd-ca", "\(folder)/other-ca.pem", "--etcd-cert", "\(folder)/node.pem", "--etcd-key", "\(folder)/node.key"])
+        #expect(otherCA.status == 1, "\(otherCA.stderr)")
+        let plain = try Executable.run("l3af", ["fleet", "hosts", "--etcd", etcd.endpoint])
+        #expect(plain.status == 1 && plain.stderr.contains("https etcd endpoints need the CA"), "\(plain.stderr)")
+    }
+
     /// `history` walks etcd's revisions of a document; `rollback` writes an earlier one back as a new revision.
     @Test func historyAndRollbackComeFromEtcdsRevisions() async throws {
         let etcd = try EtcdHarness()

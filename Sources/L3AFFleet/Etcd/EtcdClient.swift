@@ -285,6 +285,38 @@ public final class EtcdClient: Sendable {
         }.ttl
     }
 
+    /// Keeps `id` alive on one stream, renewing it every `interval` (as etcd's own client does: no new stream per
+    /// renewal), until cancelled or the stream fails. Throws ``FleetError/Kind/notFound`` when the lease has expired
+    /// (its keys are gone: grant a new one).
+    public func keepAlive(_ id: Int64, every interval: Duration) async throws {
+        var message = Etcdserverpb_LeaseKeepAliveRequest()
+        message.id = id
+        let request = message
+        let lease = Etcdserverpb_Lease.Client(wrapping: client)
+        let streaming = StreamingClientRequest<Etcdserverpb_LeaseKeepAliveRequest> { [self] writer in
+            while !Task.isCancelled {
+                try await writer.write(request)
+                requests.add(1, ordering: .relaxed)
+                try await Task.sleep(for: interval)
+            }
+        }
+        var options = CallOptions.defaults
+        options.timeout = nil
+        do {
+            try await lease.leaseKeepAlive(request: streaming, options: options) { [self] response in
+                for try await reply in response.messages {
+                    received.add(reply.serializedBytesCount, ordering: .relaxed)
+                    if reply.ttl <= 0 { throw FleetError(.notFound, "the lease \(id) expired") }
+                }
+            }
+        } catch let error as FleetError {
+            throw error
+        } catch {
+            throw FleetError(.unavailable, "the lease keep-alive stream to etcd (\(endpoints.joined(separator: ","))) ended: \(error)")
+        }
+        throw FleetError(.unavailable, "etcd ended the lease keep-alive stream")
+    }
+
     /// Ends a lease now: its keys are deleted at once.
     public func revoke(_ id: Int64) async throws(FleetError) {
         var request = Etcdserverpb_LeaseRevokeRequest()
@@ -295,9 +327,10 @@ public final class EtcdClient: Sendable {
 
     /// Follows `targets` from `revision` (every change after the reads made at `revision - 1`) on one watch stream,
     /// calling `onEvents` with each batch and the revision it brings the reader to, until cancelled or the stream
-    /// fails. Throws ``FleetError/Kind/compacted`` when etcd no longer has `revision` (read everything again).
+    /// fails. Throws ``FleetError/Kind/compacted`` when etcd no longer has `revision` (read everything again), and
+    /// what `onEvents` throws as it is (how a caller ends the watch).
     public func watch(_ targets: [Target], from revision: Int64,
-                      onEvents: @escaping @Sendable ([Event], Int64) async throws -> Void) async throws(FleetError) {
+                      onEvents: @escaping @Sendable ([Event], Int64) async throws -> Void) async throws {
         let watch = Etcdserverpb_Watch.Client(wrapping: client)
         let creates = targets.map { target in
             var create = Etcdserverpb_WatchCreateRequest()
@@ -331,13 +364,16 @@ public final class EtcdClient: Sendable {
                         throw FleetError(.unavailable, "etcd ended the watch: \(reply.cancelReason.isEmpty ? "no reason given" : reply.cancelReason)")
                     }
                     let events = reply.events.map { Event(deleted: $0.type == .delete, kv: KeyValue($0.kv)) }
-                    try await onEvents(events, reply.header.revision)
+                    do { try await onEvents(events, reply.header.revision) } catch { throw CallerError(error: error) }
                 }
             }
             finish.finish()
         } catch let error as FleetError {
             finish.finish()
             throw error
+        } catch let error as CallerError {
+            finish.finish()
+            throw error.error
         } catch {
             finish.finish()
             if Task.isCancelled { throw FleetError(.unavailable, "the watch was stopped") }
@@ -345,6 +381,11 @@ public final class EtcdClient: Sendable {
         }
         throw FleetError(.unavailable, "etcd ended the watch stream")
     }
+}
+
+/// An error `onEvents` threw, carried through gRPC's handler unchanged.
+struct CallerError: Error {
+    let error: any Error
 }
 
 import SwiftProtobuf
