@@ -99,6 +99,11 @@ import Testing
         let never = try Client(old.publicKey)
         let fresh = try never.fetch("xdp-root@=1.2.0", from: registry)
         #expect(fresh.status == 0, "a client that never saw the rotation document: \(fresh.stderr)")
+        // `l3af audit` given only the old key follows the rotation too; given the new one, it needs none.
+        let audited = try Executable.run("l3af", ["audit", "--registry", registry.url, "--trusted-key", old.publicKey])
+        #expect(audited.status == 0 && audited.stdout.contains("1 key rotation(s) followed"), "\(audited.stdout)\(audited.stderr)")
+        let direct = try Executable.run("l3af", ["audit", "--registry", registry.url, "--trusted-key", new.publicKey])
+        #expect(direct.status == 0 && !direct.stdout.contains("rotation"), "\(direct.stdout)\(direct.stderr)")
 
         // A forged rotation (signed by keys no client trusted) is refused, and nothing is taken from it.
         let forger = try registry.keygen("forger"), taken = try registry.keygen("taken")
@@ -108,6 +113,8 @@ import Testing
         try registry.publish("1.3.0", token: token)
         let refused = try early.fetch("xdp-root@=1.3.0", from: registry)
         #expect(refused.status != 0 && refused.stderr.contains("key rotation") && refused.stderr.contains("keys/2.json"), "\(refused.stderr)")
+        let forged = try Executable.run("l3af", ["audit", "--registry", registry.url, "--trusted-key", old.publicKey])
+        #expect(forged.status != 0 && forged.stderr.contains("keys/2.json"), "\(forged.stderr)")
         #expect(early.rotation(registry)?.number == 1 && early.rotation(registry)?.keys == [new.publicKey], "\(String(describing: early.rotation(registry)))")
         #expect(!FileManager.default.fileExists(atPath: early.folder.appending(path: "repo/xdp-root/1.3.0").path))
     }

@@ -22,7 +22,8 @@ struct AuditCommand: AsyncParsableCommand {
         let url = try registryURL(registry, configured: try ClientConfiguration.load(file: nil, environment: ProcessInfo.processInfo.environment).registry)
         let keys = try trustedKey.map { try TrustedKey(base64: $0) }
         let report = try await RegistryAudit(baseURL: url, trustedKeys: keys).run()
-        try output.emit(report, text: "ok: index version \(report.indexVersion) verified; \(report.shards) shard(s), \(report.packages) package document(s) and \(report.artifacts) artifact(s) (\(report.bytes) bytes) match it")
+        try output.emit(report, text: "ok: index version \(report.indexVersion) verified; \(report.shards) shard(s), \(report.packages) package document(s) and \(report.artifacts) artifact(s) (\(report.bytes) bytes) match it"
+                        + (report.rotationsFollowed > 0 ? "; \(report.rotationsFollowed) key rotation(s) followed to the key that signs it" : ""))
     }
 }
 

@@ -22,17 +22,21 @@ public struct RegistryAudit: Sendable {
         public var packages: Int
         public var artifacts: Int
         public var bytes: UInt64
+        /// The key rotations (`keys/<n>.json`) followed to reach a key the index is signed with, when the keys given
+        /// were older than it.
+        public var rotationsFollowed: Int = 0
 
         enum CodingKeys: String, CodingKey {
             case indexVersion = "index_version"
             case shards, packages, artifacts, bytes
+            case rotationsFollowed = "rotations_followed"
         }
     }
 
     /// Verifies everything; the first failure is thrown, naming the file and what failed.
     public func run(now: Timestamp = Timestamp(Date())) async throws -> Report {
-        let index = try verifier.verify(try await fetch("index.json"), now: now)
-        var report = Report(indexVersion: index.version, shards: index.shards.count, packages: 0, artifacts: 0, bytes: 0)
+        let (index, followed) = try await verifiedIndex(try await fetch("index.json"), now: now)
+        var report = Report(indexVersion: index.version, shards: index.shards.count, packages: 0, artifacts: 0, bytes: 0, rotationsFollowed: followed)
         var listed: [(name: String, entry: RegistryIndex.Entry, shard: String)] = []
         for (id, shardEntry) in index.shards.sorted(by: { $0.key < $1.key }) {
             let shardPath = RegistryIndex.shardPath(id, shardEntry)
@@ -56,6 +60,35 @@ public struct RegistryAudit: Sendable {
             }
         }
         return report
+    }
+
+    /// The index verified, and how many key rotations were followed for it. Signed by no key given, the registry may
+    /// have rotated its key since: its rotations are followed as a client does (each signed by a key trusted before it;
+    /// rotations older than the keys given are passed).
+    func verifiedIndex(_ body: [UInt8], now: Timestamp) async throws -> (RegistryIndex, Int) {
+        do { return (try verifier.verify(body, now: now), 0) } catch {
+            guard case .untrusted = error.reason, let (keys, count) = try await followRotations(from: verifier.trustedKeys) else { throw error }
+            return (try IndexVerifier(trustedKeys: keys).verify(body, now: now), count)
+        }
+    }
+
+    /// The keys after every rotation `keys/1.json`, `keys/2.json`, … that verifies against the keys before it, and
+    /// how many were followed; `nil` when none could be. Once one is followed, a later one that doesn't verify fails.
+    func followRotations(from trusted: [TrustedKey]) async throws -> ([TrustedKey], Int)? {
+        var keys = trusted, followed = 0
+        for number in UInt64(1)...1000 {
+            let path = "keys/\(number).json"
+            let bytes: [UInt8]
+            do { bytes = try await fetch(path) } catch { break }
+            do {
+                keys = try KeyRotation.verify(bytes, version: number, trusted: keys).keys
+                followed += 1
+            } catch {
+                // A rotation from before the keys given is signed by keys not given: passed by until one verifies.
+                guard followed == 0 else { throw KeyRotationError(url: "\(baseURL)/\(path)", problem: error.description) }
+            }
+        }
+        return followed > 0 ? (keys, followed) : nil
     }
 
     private func fetch(_ path: String) async throws -> [UInt8] {
