@@ -198,7 +198,7 @@ public actor FleetAgent {
                 try await keepLease(client)
                 markConnected()
                 backoff = 0.2
-                await reconcile()
+                triggerReconcile()
                 try await follow(client)
             } catch let error as FleetError where error.kind == .compacted {
                 logger.notice("fleet: \(error.description); reading the desired state again")
@@ -210,8 +210,12 @@ public actor FleetAgent {
                 backoff = min(backoff * 2, 5)
             }
         }
-        // A host that stops on purpose leaves the live list at once.
-        if lease != 0, let client { try? await client.revoke(lease) }
+        // A host that stops on purpose leaves the live list at once (from a task of its own: this one is cancelled,
+        // and a call from a cancelled task is cancelled too).
+        if lease != 0, let client {
+            let lease = lease
+            await Task.detached { try? await client.revoke(lease) }.value
+        }
         if ownsClient { client?.close() }
     }
 
@@ -230,6 +234,7 @@ public actor FleetAgent {
             logger.notice("fleet: joined as \(name) (groups: \(groups.map(\.rawValue).joined(separator: ", "))) at etcd revision \(revision)")
         }
         connected = true
+        disconnectedSince = nil
     }
 
     func markDisconnected(_ error: any Error) {
@@ -272,10 +277,13 @@ public actor FleetAgent {
             }
             group.addTask {
                 // One keep-alive stream; a lease that expired anyway (etcd was away longer than its TTL) is granted
-                // anew and the status written under it.
+                // anew and the status written under it. Renewals etcd stops answering end the stream before the
+                // lease runs out there.
+                let seconds = self.configuration.leaseSeconds
                 while !Task.isCancelled {
                     do {
-                        try await client.keepAlive(await self.lease, every: .milliseconds(max(300, self.configuration.leaseSeconds * 1000 / 3)))
+                        try await client.keepAlive(await self.lease, every: .milliseconds(max(300, seconds * 1000 / 3)),
+                                                   answerWithin: .milliseconds(seconds * 1000 * 2 / 3))
                     } catch let error as FleetError where error.kind == .notFound {
                         try await self.keepLease(client)
                     }
@@ -299,7 +307,9 @@ public actor FleetAgent {
         }
     }
 
-    func receive(_ events: [EtcdClient.Event], at: Int64) async {
+    /// Takes a batch of changes and returns at once: the watch goes on reading (and the lease stays renewed) while a
+    /// change is applied and watched.
+    func receive(_ events: [EtcdClient.Event], at: Int64) {
         for event in events {
             if event.deleted {
                 documents[event.kv.key] = nil
@@ -309,31 +319,44 @@ public actor FleetAgent {
             }
         }
         revision = max(revision, at)
-        if !events.isEmpty { await reconcile() }
+        if !events.isEmpty { triggerReconcile() }
     }
 
-    func retryIfDue() async {
+    func retryIfDue() {
         guard state == .failed, Date().timeIntervalSince(lastAttempt) >= configuration.retrySeconds else { return }
         appliedFingerprint = nil
-        await reconcile()
+        triggerReconcile()
     }
 
-    /// Applies the folded desired state when it differs from what was applied (and was not rolled back already).
-    func reconcile() async {
+    /// Starts applying the folded desired state in a task of its own, or, when one runs, has it look again when done.
+    /// An etcd disconnect doesn't cancel it: a change under way finishes.
+    func triggerReconcile() {
         if reconciling { dirty = true; return }
         reconciling = true
-        defer { reconciling = false }
+        Task { await self.reconcileLoop() }
+    }
+
+    /// For tests and the first start: applies now and returns when done.
+    func reconcile() async {
+        triggerReconcile()
+        while reconciling { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    func reconcileLoop() async {
         repeat {
             dirty = false
             await reconcileOnce()
         } while dirty
+        reconciling = false
     }
 
     func reconcileOnce() async {
         if let (key, why) = unreadable.first {
+            let error = "the desired state can't be read: \(why)"
+            if error != lastError { logger.error("fleet: \(error) (\(key)); running what was applied last") }
             state = .failed
-            lastError = "the desired state can't be read: \(why)"
-            logger.error("fleet: \(lastError ?? "") (\(key)); running what was applied last")
+            lastError = error
+            lastAttempt = Date()
             await publish()
             return
         }
@@ -348,6 +371,12 @@ public actor FleetAgent {
         }
         let fingerprint = effective.fingerprint
         if fingerprint == appliedFingerprint || fingerprint == rejectedFingerprint {
+            // Back to what runs (a change undone, documents written again as they were): in sync again; back to what
+            // was rolled back: still rolled back.
+            if fingerprint == appliedFingerprint {
+                state = .inSync
+                lastError = nil
+            }
             await publish()
             return
         }
@@ -400,7 +429,7 @@ public actor FleetAgent {
                                  sources: FleetEffective.fold(groups: groups.compactMap { g in documents[layout.group(g)].map { (g, $0.0, $0.1) } },
                                                               host: documents[layout.host(name)]).sources,
                                  versions: running.versions, rollout: rollout, hostRevision: running.revision, lastError: lastError,
-                                 disconnectedSeconds: nil, version: L3AFBuild.version, updatedAt: "")
+                                 version: L3AFBuild.version, updatedAt: "")
         let bytes = fleetJSON(status)
         guard bytes != lastPublished else { return }
         var stamped = status

@@ -1,4 +1,5 @@
 import Foundation
+import L3AFHost
 import L3AFModel
 
 /// A fleet failure, with what to do about it.
@@ -200,7 +201,13 @@ public struct FleetDesired: Codable, Sendable, Equatable {
             if (try? PackageName(name)) == nil { problems.append("pins: '\(name)' is not a package name") }
             if (try? SemanticVersion(parsing: version)) == nil { problems.append("pins.\(name): '\(version)' is not an exact version") }
         }
-        if let watch = watchSeconds, !(watch.isFinite && (0...86_400).contains(watch)) { problems.append("watch_seconds is \(watch); it must be 0 to 86400") }
+        let longest = HostManager.maximumWatchSeconds
+        if let watch = watchSeconds, !(watch.isFinite && (0...longest).contains(watch)) { problems.append("watch_seconds is \(watch); it must be 0 to \(Int(longest))") }
+        if let step = rollout {
+            if !(step.watchSeconds.isFinite && (0...longest).contains(step.watchSeconds)) { problems.append("rollout.watch_seconds is \(step.watchSeconds); it must be 0 to \(Int(longest))") }
+            if (try? PackageName(step.package)) == nil { problems.append("rollout.package: '\(step.package)' is not a package name") }
+            if (try? SemanticVersion(parsing: step.version)) == nil { problems.append("rollout.version: '\(step.version)' is not an exact version") }
+        }
         return problems
     }
 }
@@ -338,8 +345,7 @@ public struct FleetStatus: Codable, Sendable, Equatable {
     /// The host's own revision number (state.db) it runs.
     public var hostRevision: Int?
     public var lastError: String?
-    /// How long etcd was out of reach before this report, when it was (fail static: the host kept running).
-    public var disconnectedSeconds: Double?
+    /// The l3afd release.
     public var version: String
     public var updatedAt: String
 
@@ -361,12 +367,11 @@ public struct FleetStatus: Codable, Sendable, Equatable {
         case host, groups, state, revision, fingerprint, sources, versions, rollout, version
         case hostRevision = "host_revision"
         case lastError = "last_error"
-        case disconnectedSeconds = "disconnected_seconds"
         case updatedAt = "updated_at"
     }
 
     public init(host: String, groups: [String], state: State, revision: Int64, fingerprint: String?, sources: [String], versions: [String: String],
-                rollout: RolloutReport?, hostRevision: Int?, lastError: String?, disconnectedSeconds: Double?, version: String, updatedAt: String) {
+                rollout: RolloutReport?, hostRevision: Int?, lastError: String?, version: String, updatedAt: String) {
         self.host = host
         self.groups = groups
         self.state = state
@@ -377,7 +382,6 @@ public struct FleetStatus: Codable, Sendable, Equatable {
         self.rollout = rollout
         self.hostRevision = hostRevision
         self.lastError = lastError
-        self.disconnectedSeconds = disconnectedSeconds
         self.version = version
         self.updatedAt = updatedAt
     }

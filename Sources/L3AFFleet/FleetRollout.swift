@@ -57,9 +57,14 @@ public struct FleetRollout: Sendable {
         let documents = try await store.documents()
         var members: [FleetName] = []
         var heldBack: [String] = []
+        // The longest watch a host will run for the step: the step's, or its groups' or its own if longer.
+        var longestWatch = watchSeconds
         for status in statuses {
             guard let name = try? FleetName(status.host, what: "host") else { continue }
-            if documents[.host(name)]?.0.pins[package.rawValue] != nil { heldBack.append(name.rawValue) } else { members.append(name) }
+            // Held back by a pin in its own document or in any of its groups' (a pin wins over the step in the fold).
+            let layers = [documents[.host(name)]?.0] + status.groups.compactMap { try? FleetName($0, what: "group") }.map { documents[.group($0)]?.0 }
+            if layers.contains(where: { $0?.pins[package.rawValue] != nil }) { heldBack.append(name.rawValue) } else { members.append(name) }
+            longestWatch = max(longestWatch, layers.compactMap { $0?.watchSeconds }.max() ?? 0)
         }
         guard !members.isEmpty else {
             throw FleetError(.notFound, "no live host of @\(group) can take the rollout" + (heldBack.isEmpty ? "" : " (pinned: \(heldBack.joined(separator: ", ")))"),
@@ -70,19 +75,32 @@ public struct FleetRollout: Sendable {
         let split = RolloutWaves.split(members, waves: waves)
         if !heldBack.isEmpty { progress("held back by their pins: \(heldBack.joined(separator: ", "))") }
         var touched: [FleetName] = []
-        for (number, wave) in split.enumerated() {
-            progress("wave \(number + 1)/\(split.count): \(wave.count) host(s): \(wave.map(\.rawValue).joined(separator: ", "))")
-            for host in wave {
-                touched.append(host)
-                _ = try await store.modify(.host(host), cause: "rollout \(id): wave \(number + 1)") { $0.rollout = step }
+        do {
+            for (number, wave) in split.enumerated() {
+                progress("wave \(number + 1)/\(split.count): \(wave.count) host(s): \(wave.map(\.rawValue).joined(separator: ", "))")
+                for host in wave {
+                    touched.append(host)
+                    _ = try await store.modify(.host(host), cause: "rollout \(id): wave \(number + 1)") { $0.rollout = step }
+                }
+                if let failure = try await waitForWave(wave, id: id, deadline: longestWatch + graceSeconds, progress: progress) {
+                    progress("halted: \(failure); taking back the steps of \(touched.count) host(s)")
+                    let left = await takeBack(touched)
+                    throw FleetError(.halted, "the rollout of \(package)@\(version) to @\(group) stopped in wave \(number + 1): \(failure)"
+                                     + (left.isEmpty ? "" : "; the steps of \(left.joined(separator: ", ")) could not be taken back"),
+                                     hint: left.isEmpty ? "the finished waves were put back on @\(group)'s version; fix the release, then roll out again"
+                                                        : "take them back with l3af fleet get/set on those hosts, or run the rollout again")
+                }
+                progress("wave \(number + 1)/\(split.count) healthy")
             }
-            if let failure = try await waitForWave(wave, id: id, progress: progress) {
-                progress("halted: \(failure); taking back the steps of \(touched.count) host(s)")
-                try await takeBack(touched, id: id)
-                throw FleetError(.halted, "the rollout of \(package)@\(version) to @\(group) stopped in wave \(number + 1): \(failure)",
-                                 hint: "the finished waves were put back on @\(group)'s version; fix the release, then roll out again")
-            }
-            progress("wave \(number + 1)/\(split.count) healthy")
+        } catch let error as FleetError where error.kind == .halted {
+            throw error
+        } catch {
+            // Any other failure (etcd gone, a document that can't be read): the steps written so far are taken back
+            // as far as etcd lets, and the error says which hosts may still carry one.
+            let left = await takeBack(touched)
+            throw FleetError(.halted, "the rollout \(id) of \(package)@\(version) to @\(group) stopped: \(error)"
+                             + (left.isEmpty ? "; the steps written were taken back" : "; hosts that may still carry its step: \(left.joined(separator: ", "))"),
+                             hint: "run the rollout again when etcd answers (it replaces any step of \(package) left behind), or take the steps back with l3af fleet rollback on those hosts")
         }
         let revision = try await store.modify(.group(group), cause: "rollout \(id) finished") { desired in
             for i in desired.programs.indices {
@@ -96,15 +114,16 @@ public struct FleetRollout: Sendable {
                 }
             }
         }
-        try await takeBack(touched, id: id)
+        let left = await takeBack(touched)
+        if !left.isEmpty { progress("the steps of \(left.joined(separator: ", ")) could not be removed (they ask for the version the group now runs)") }
         progress("@\(group) runs \(package)@\(version) (revision \(revision))")
         return Outcome(id: id, package: package.rawValue, version: version.rawValue, group: group.rawValue, waves: split.map { $0.map(\.rawValue) },
                        heldBack: heldBack, revision: revision)
     }
 
     /// `nil` once every host of the wave reports the step healthy; else why the rollout must stop.
-    func waitForWave(_ wave: [FleetName], id: String, progress: @Sendable (String) -> Void) async throws -> String? {
-        let deadline = Date().addingTimeInterval(watchSeconds + graceSeconds)
+    func waitForWave(_ wave: [FleetName], id: String, deadline seconds: Double, progress: @Sendable (String) -> Void) async throws -> String? {
+        let deadline = Date().addingTimeInterval(seconds)
         var healthy: Set<FleetName> = []
         while Date() < deadline {
             let (kvs, _) = try await store.client.read(wave.map { .key(store.layout.status($0)) })
@@ -124,15 +143,22 @@ public struct FleetRollout: Sendable {
             try await Task.sleep(for: .milliseconds(Int(pollSeconds * 1000)))
         }
         let waiting = wave.filter { !healthy.contains($0) }.map(\.rawValue)
-        return "\(waiting.joined(separator: ", ")) did not report the step healthy within \(Int(watchSeconds + graceSeconds)) s"
+        return "\(waiting.joined(separator: ", ")) did not report the step healthy within \(Int(seconds)) s"
     }
 
-    /// Removes this rollout's step from `hosts`' documents.
-    func takeBack(_ hosts: [FleetName], id: String) async throws {
+    /// Removes the step of a rollout of this package (this one's, or one an interrupted run left) from `hosts`'
+    /// documents, as far as etcd lets; the hosts whose step could not be removed.
+    func takeBack(_ hosts: [FleetName]) async -> [String] {
+        var left: [String] = []
         for host in hosts {
-            _ = try await store.modify(.host(host), cause: "rollout \(id): step taken back") { desired in
-                if desired.rollout?.id == id { desired.rollout = nil }
+            do {
+                _ = try await store.modify(.host(host), cause: "rollout of \(package)@\(version): step taken back") { desired in
+                    if desired.rollout?.package == package.rawValue { desired.rollout = nil }
+                }
+            } catch {
+                left.append(host.rawValue)
             }
         }
+        return left
     }
 }

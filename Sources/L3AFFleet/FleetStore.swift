@@ -45,8 +45,11 @@ public struct FleetStore: Sendable {
             return FleetError(.conflict, "\(target) was removed since it was read at revision \(read)", hint: "read it again (l3af fleet get \(target)) and retry")
         }
         let who = (try? FleetDesired.decode(current.value, key: key)).map { " by \($0.changedBy ?? "someone")\($0.cause.map { " (\($0))" } ?? "")" } ?? ""
-        let since = read == 0 ? "it was created" : "it was read at revision \(read)"
-        return FleetError(.conflict, "\(target) was changed at revision \(current.modRevision)\(who) since \(since); nothing was written",
+        if read == 0 {
+            return FleetError(.conflict, "\(target) already has a desired state (written at revision \(current.modRevision)\(who)); nothing was written",
+                              hint: "read it (l3af fleet get \(target)) and write on top of its revision")
+        }
+        return FleetError(.conflict, "\(target) was changed at revision \(current.modRevision)\(who) since it was read at revision \(read); nothing was written",
                           hint: "read it again (l3af fleet get \(target)) and retry on top of that change")
     }
 
@@ -98,13 +101,13 @@ public struct FleetStore: Sendable {
         while true {
             entries.append((cursor.modRevision, try? FleetDesired.decode(cursor.value, key: key)))
             if entries.count >= limit || cursor.version <= 1 { return (entries, false) }
-            do {
-                let (previous, _) = try await client.get(key, revision: cursor.modRevision - 1)
-                guard let previous else { return (entries, false) }
-                cursor = previous
-            } catch {
+            let previous: EtcdClient.KeyValue?
+            do { (previous, _) = try await client.get(key, revision: cursor.modRevision - 1) } catch {
+                guard error.kind == .compacted else { throw error }
                 return (entries, true)
             }
+            guard let previous else { return (entries, false) }
+            cursor = previous
         }
     }
 
@@ -118,7 +121,8 @@ public struct FleetStore: Sendable {
         guard at < kv.modRevision, at > 0 else { throw FleetError(.badInput, "revision \(at) is not before \(target)'s current revision \(kv.modRevision)") }
         let old: EtcdClient.KeyValue?
         do { (old, _) = try await client.get(key, revision: at) } catch {
-            throw FleetError(.notFound, "etcd no longer has revision \(at) (compacted): \(error)", hint: "l3af fleet history \(target) shows what is left")
+            guard error.kind == .compacted else { throw error }
+            throw FleetError(.notFound, "etcd no longer has revision \(at) (compacted)", hint: "l3af fleet history \(target) shows what is left")
         }
         guard let old else { throw FleetError(.notFound, "\(target) had no desired state at revision \(at)", hint: "l3af fleet history \(target) lists its revisions") }
         let desired = try FleetDesired.decode(old.value, key: key)

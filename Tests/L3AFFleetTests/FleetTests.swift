@@ -98,6 +98,10 @@ func eventually(_ seconds: Double = 20, _ condition: () async throws -> Bool) as
         var bad = FleetDesired(programs: [payload("1.0.0")], pins: ["ratelimiting": "^1.0"])
         bad.programs[0].hostName = "node-1"
         #expect(bad.problems().count == 2, "\(bad.problems())")
+        var tooLong = FleetDesired(programs: [payload("1.0.0")])
+        tooLong.watchSeconds = 7200
+        tooLong.rollout = .init(id: "r", package: "ratelimiting", version: "1.0.1", watchSeconds: 7200)
+        #expect(tooLong.problems().count == 2, "a watch longer than a host runs one is refused: \(tooLong.problems())")
     }
 }
 
@@ -254,8 +258,8 @@ struct FleetEtcdTests {
         _ = try etcd.etcdctl(["compact", "\(now)"])
         #expect(try await eventually(30) { host.applied.last?.versions["uplink/xdp_ingress/ratelimiting"] == "1.2.0" })
         #expect(try await eventually { await agent.report().connected })
-        let report = await agent.report()
-        #expect(report.state == .inSync && report.appliedRevision == now, "\(report)")
+        let settled = try await eventually { let report = await agent.report(); return report.state == .inSync && report.appliedRevision == now }
+        #expect(settled, "in sync at the newest revision")
         // Its status came back under a new lease (the old one expired while etcd was down).
         #expect(try await eventually { try await later.statuses().first?.revision == now })
         // Stopped on purpose: it revokes its lease and leaves the live list at once.
@@ -292,6 +296,15 @@ struct FleetEtcdTests {
         #expect(try await fleet.read(.group(edge)).0?.programs == [payload("=1.1.0")], "the group took the version")
         #expect(try await fleet.read(.host(try FleetName("node-1", what: "host"))).0?.rollout == nil, "the steps are removed")
         #expect(try await eventually { try await fleet.statuses().map { $0.versions["uplink/xdp_ingress/ratelimiting"] } == ["=1.1.0", "=1.1.0", "=1.0.0"] })
+        // Every host has applied the documents as they are now (the steps' removal included) before the next rollout.
+        let applied = try await eventually {
+            let documents = try await fleet.documents()
+            return try await fleet.statuses().allSatisfy { status in
+                let name = try FleetName(status.host, what: "host")
+                return status.state == .inSync && status.fingerprint == FleetStore.effective(host: name, groups: status.groups, documents: documents).fingerprint
+            }
+        }
+        #expect(applied)
 
         let appliedByNode2 = hosts[1].applied.count
         let bad = FleetRollout(store: fleet, package: try PackageName("ratelimiting"), version: "9.9.9", group: edge, waves: ["1", "100%"], watchSeconds: 0, graceSeconds: 20, pollSeconds: 0.1)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import L3AFCLISupport
 import L3AFFleet
+import L3AFHost
 import L3AFModel
 
 /// `l3af fleet`: the desired state of many hosts, in etcd.
@@ -43,13 +44,13 @@ struct FleetOptions: ParsableArguments {
 }
 
 /// `60`, `60s`, `2m`: seconds.
-func fleetSeconds(_ text: String, option: String) throws -> Double {
+func fleetSeconds(_ text: String, option: String, maximum: Double = HostManager.maximumWatchSeconds) throws -> Double {
     let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
     var scale = 1.0
     var number = Substring(text)
     if let unit = text.last, let factor = units[unit] { scale = factor; number = number.dropLast() }
-    guard let value = Double(number), value.isFinite, value >= 0, value * scale <= 86_400 else {
-        throw CLIError("bad-duration", "\(option) '\(text)' is not a duration", hint: "write e.g. 60, 60s or 2m (at most 24h)")
+    guard let value = Double(number), value.isFinite, value >= 0, value * scale <= maximum else {
+        throw CLIError("bad-duration", "\(option) '\(text)' is not a duration of at most \(Int(maximum)) s", hint: "write e.g. 60, 60s or 2m")
     }
     return value * scale
 }
@@ -159,16 +160,22 @@ struct FleetSetCommand: AsyncParsableCommand {
             guard let read = FileManager.default.contents(atPath: file) else { throw CLIError("unreadable", "can't read \(file)", hint: "give a JSON file, or - for standard input") }
             bytes = read
         }
-        guard bytes.count <= 4 << 20 else { throw CLIError("too-large", "\(file) is over 4 MiB", hint: "etcd keeps values small; split the fleet into groups") }
+        guard bytes.count <= 1 << 20 else { throw CLIError("too-large", "\(file) is over 1 MiB", hint: "etcd refuses requests over 1.5 MiB by default; split the fleet into groups") }
         let store = try fleet.store()
-        let (current, revision) = try await store.read(parsed)
         var desired: FleetDesired
+        let revision: Int64
         if bytes.first(where: { !$0.isWhitespace }) == UInt8(ascii: "[") {
+            // Programs replaced, the rest (pins, a rollout step) kept: the current document must be readable.
+            let current: FleetDesired?
+            do { (current, revision) = try await store.read(parsed) } catch let error as FleetError where error.kind == .badInput {
+                throw FleetError(.badInput, error.description, hint: "replace the whole document: l3af fleet set \(parsed) document.json ({\"programs\": […], \"pins\": {…}})")
+            }
             desired = current ?? FleetDesired()
             desired.programs = try DocumentDecoder.decode([L3afBPFPrograms].self, from: bytes, document: file)
-            desired.rollout = current?.rollout
         } else {
+            // A whole document: what is there now is replaced, readable or not (how a damaged one is mended).
             desired = try DocumentDecoder.decode(FleetDesired.self, from: bytes, document: file)
+            revision = try await store.client.get(store.layout.key(parsed)).0?.modRevision ?? 0
         }
         if let watch { desired.watchSeconds = try fleetSeconds(watch, option: "--watch") }
         let written = try await store.write(parsed, desired, ifAt: expectRevision ?? revision, cause: "set from \(file == "-" ? "standard input" : (file as NSString).lastPathComponent)")
@@ -330,7 +337,7 @@ struct FleetRolloutCommand: AsyncParsableCommand {
         let exact = try ExactVersionSpec.parse(spec)
         let rollout = FleetRollout(store: try fleet.store(), package: exact.name, version: PackageVersion(exact.version), group: try FleetName(group, what: "group"),
                                    waves: try RolloutWaves.parse(waves), watchSeconds: try fleetSeconds(watch, option: "--watch"),
-                                   graceSeconds: try fleetSeconds(grace, option: "--grace"))
+                                   graceSeconds: try fleetSeconds(grace, option: "--grace", maximum: 86_400))
         let quiet = output.json
         let outcome = try await rollout.run { line in if !quiet { FileHandle.standardOutput.write(Data((line + "\n").utf8)) } }
         if quiet { try output.emit(outcome, text: "") }

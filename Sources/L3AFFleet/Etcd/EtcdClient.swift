@@ -75,11 +75,16 @@ public final class EtcdClient: Sendable {
         guard let first = parsed.first else { throw FleetError(.badConfiguration, "no etcd endpoint given", hint: "e.g. --etcd http://127.0.0.1:2379") }
         let secure = parsed.contains { $0.secure }
         if secure, tls == nil { throw FleetError(.badConfiguration, "https etcd endpoints need the CA that signed etcd's certificate", hint: "give the fleet TLS ca (and cert and key for client certificates)") }
+        // Several endpoints are tried in order (the first that answers, the next when it fails): as IP addresses; a
+        // name is resolved, and each address it has is tried the same way, so several names can't be given.
         let target: any ResolvableTarget
         if parsed.allSatisfy({ Self.isIPv4($0.host) }) {
             target = .ipv4(pairs: parsed.map { (host: $0.host, port: $0.port) })
-        } else {
+        } else if parsed.count == 1 {
             target = .dns(host: first.host, port: first.port)
+        } else {
+            throw FleetError(.badConfiguration, "several etcd endpoints are given by name (\(endpoints.joined(separator: ", ")))",
+                             hint: "give the members' IP addresses, or one name that resolves to every member")
         }
         var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
         if let tls, secure || tls.certificate != nil {
@@ -91,6 +96,8 @@ public final class EtcdClient: Sendable {
             config.backoff.initial = .milliseconds(100)
             config.backoff.max = .seconds(2)
             config.connection.maxIdleTime = nil
+            // A silent partition is noticed within 15 s (etcd refuses pings more often than every 5 s, and without a call).
+            config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
             transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: security, config: config)
         } catch {
             throw FleetError(.badConfiguration, "can't set up the etcd client for \(endpoints.joined(separator: ",")): \(error)")
@@ -145,8 +152,12 @@ public final class EtcdClient: Sendable {
     var options: CallOptions {
         var options = CallOptions.defaults
         options.timeout = timeout
+        options.maxResponseMessageBytes = Self.maximumReply
         return options
     }
+
+    /// The largest reply taken (a read of every status of a large fleet): 64 MiB.
+    static let maximumReply = 64 << 20
 
     /// Runs one call, counting it, and turns gRPC's errors into ``FleetError/Kind/unavailable`` ones naming etcd.
     func call<T: SwiftProtobuf.Message>(_ what: String, _ body: () async throws -> T) async throws(FleetError) -> T {
@@ -156,8 +167,18 @@ public final class EtcdClient: Sendable {
             received.add(reply.serializedBytesCount, ordering: .relaxed)
             return reply
         } catch let error as RPCError {
-            throw FleetError(.unavailable, "etcd (\(endpoints.joined(separator: ","))) did not answer \(what): \(error.code): \(error.message)",
-                             hint: "check that etcd runs and the endpoints and TLS settings are right")
+            if error.message.contains("compacted") {
+                throw FleetError(.compacted, "etcd no longer has that revision: \(error.message)", hint: "etcd compacted its history")
+            }
+            switch error.code {
+            case .permissionDenied, .unauthenticated:
+                throw FleetError(.badConfiguration, "etcd refused \(what): \(error.message)", hint: "check the client certificate and etcd's authentication")
+            case .resourceExhausted, .invalidArgument, .outOfRange:
+                throw FleetError(.badInput, "etcd refused \(what): \(error.message)", hint: "a value over etcd's request limit (1.5 MiB by default) is refused; split it")
+            default:
+                throw FleetError(.unavailable, "etcd (\(endpoints.joined(separator: ","))) did not answer \(what): \(error.code): \(error.message)",
+                                 hint: "check that etcd runs and the endpoints and TLS settings are right")
+            }
         } catch {
             throw FleetError(.unavailable, "etcd (\(endpoints.joined(separator: ","))) did not answer \(what): \(error)")
         }
@@ -288,13 +309,20 @@ public final class EtcdClient: Sendable {
     /// Keeps `id` alive on one stream, renewing it every `interval` (as etcd's own client does: no new stream per
     /// renewal), until cancelled or the stream fails. Throws ``FleetError/Kind/notFound`` when the lease has expired
     /// (its keys are gone: grant a new one).
-    public func keepAlive(_ id: Int64, every interval: Duration) async throws {
+    public func keepAlive(_ id: Int64, every interval: Duration, answerWithin deadline: Duration) async throws {
         var message = Etcdserverpb_LeaseKeepAliveRequest()
         message.id = id
         let request = message
         let lease = Etcdserverpb_Lease.Client(wrapping: client)
+        // Nanoseconds (of the continuous clock, since `start`) of the last answer: a stream etcd stopped answering is a
+        // lease about to expire there, so the caller hears of it before it does.
+        let answers = AnswerClock()
+        let limit = deadline.components.seconds * 1_000_000_000 + deadline.components.attoseconds / 1_000_000_000
         let streaming = StreamingClientRequest<Etcdserverpb_LeaseKeepAliveRequest> { [self] writer in
             while !Task.isCancelled {
+                if answers.silence > limit {
+                    throw FleetError(.unavailable, "etcd did not answer lease renewals for \(deadline)")
+                }
                 try await writer.write(request)
                 requests.add(1, ordering: .relaxed)
                 try await Task.sleep(for: interval)
@@ -307,6 +335,7 @@ public final class EtcdClient: Sendable {
                 for try await reply in response.messages {
                     received.add(reply.serializedBytesCount, ordering: .relaxed)
                     if reply.ttl <= 0 { throw FleetError(.notFound, "the lease \(id) expired") }
+                    answers.answered()
                 }
             }
         } catch let error as FleetError {
@@ -326,7 +355,8 @@ public final class EtcdClient: Sendable {
     }
 
     /// Follows `targets` from `revision` (every change after the reads made at `revision - 1`) on one watch stream,
-    /// calling `onEvents` with each batch and the revision it brings the reader to, until cancelled or the stream
+    /// calling `onEvents` with each batch and the revision every target is known to be seen up to (resume from the
+    /// one after it: the targets catch up separately, so it is the lowest of theirs), until cancelled or the stream
     /// fails. Throws ``FleetError/Kind/compacted`` when etcd no longer has `revision` (read everything again), and
     /// what `onEvents` throws as it is (how a caller ends the watch).
     public func watch(_ targets: [Target], from revision: Int64,
@@ -352,9 +382,13 @@ public final class EtcdClient: Sendable {
         }
         var options = CallOptions.defaults
         options.timeout = nil
+        options.maxResponseMessageBytes = Self.maximumReply
         do {
             try await watch.watch(request: streaming, options: options) { [self] response in
                 defer { finish.finish() }
+                // Per watch (in the order they were created): the revision it has delivered everything up to.
+                var positions: [Int64: Int64] = [:]
+                var created = 0
                 for try await reply in response.messages {
                     self.received.add(reply.serializedBytesCount, ordering: .relaxed)
                     if reply.compactRevision > 0 {
@@ -363,8 +397,18 @@ public final class EtcdClient: Sendable {
                     if reply.canceled {
                         throw FleetError(.unavailable, "etcd ended the watch: \(reply.cancelReason.isEmpty ? "no reason given" : reply.cancelReason)")
                     }
+                    if reply.created {
+                        created += 1
+                        positions[reply.watchID] = revision - 1
+                        continue
+                    }
                     let events = reply.events.map { Event(deleted: $0.type == .delete, kv: KeyValue($0.kv)) }
-                    do { try await onEvents(events, reply.header.revision) } catch { throw CallerError(error: error) }
+                    // Events: delivered up to the last one's revision; none (a progress notice of a synced watch): up
+                    // to the store's revision.
+                    let reached = reply.events.map(\.kv.modRevision).max() ?? reply.header.revision
+                    positions[reply.watchID] = max(positions[reply.watchID] ?? revision - 1, reached)
+                    let seen = created < targets.count ? revision - 1 : (positions.values.min() ?? revision - 1)
+                    do { try await onEvents(events, seen) } catch { throw CallerError(error: error) }
                 }
             }
             finish.finish()
@@ -381,6 +425,21 @@ public final class EtcdClient: Sendable {
         }
         throw FleetError(.unavailable, "etcd ended the watch stream")
     }
+}
+
+/// When a stream was last answered, in nanoseconds since it began.
+final class AnswerClock: Sendable {
+    let start = ContinuousClock.now
+    let last = Atomic<Int64>(0)
+
+    var now: Int64 {
+        let elapsed = ContinuousClock.now - start
+        return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    }
+
+    func answered() { last.store(now, ordering: .relaxed) }
+    /// Nanoseconds since the last answer (or the start).
+    var silence: Int64 { now - last.load(ordering: .relaxed) }
 }
 
 /// An error `onEvents` threw, carried through gRPC's handler unchanged.
