@@ -163,6 +163,8 @@ public actor FleetAgent {
     private var lastAttempt = Date.distantPast
     private var changes = 0
     private var lastPublished: [UInt8] = []
+    /// The last status write failed: the next round writes it again.
+    private var statusUnwritten = false
 
     public init(configuration: FleetConfiguration, hostName: String, host: any FleetHost, logger: Logger,
                 client: (@Sendable () throws -> EtcdClient)? = nil) throws(FleetError) {
@@ -293,7 +295,7 @@ public actor FleetAgent {
                 // A status write that failed (etcd slow or away) is written again.
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(max(1, self.configuration.leaseSeconds / 3)))
-                    await self.publish()
+                    if await self.statusUnwritten { await self.publish() }
                 }
             }
             group.addTask {
@@ -334,12 +336,6 @@ public actor FleetAgent {
         if reconciling { dirty = true; return }
         reconciling = true
         Task { await self.reconcileLoop() }
-    }
-
-    /// For tests and the first start: applies now and returns when done.
-    func reconcile() async {
-        triggerReconcile()
-        while reconciling { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     func reconcileLoop() async {
@@ -437,7 +433,9 @@ public actor FleetAgent {
         do {
             try await client.put(layout.status(name), fleetJSON(stamped), lease: lease)
             lastPublished = bytes
+            statusUnwritten = false
         } catch {
+            statusUnwritten = true
             logger.debug("fleet: status not written: \(error)")
         }
     }

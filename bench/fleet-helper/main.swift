@@ -47,7 +47,8 @@ let layout = try FleetLayout()
 let store = FleetStore(client: try EtcdClient(endpoints: [endpoint], timeout: .seconds(30)), layout: layout, actor: "bench")
 _ = try await store.client.delete(prefix: layout.prefix + "/")
 
-/// etcd's gRPC requests handled so far (its /metrics, on the client port).
+/// etcd's gRPC messages received so far, calls and stream messages (a renewal on a keep-alive stream, a watch
+/// request) alike (its /metrics, on the client port).
 func etcdRequests() -> Double {
     let curl = Process()
     curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -57,7 +58,7 @@ func etcdRequests() -> Double {
     guard (try? curl.run()) != nil else { return .nan }
     let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     curl.waitUntilExit()
-    return text.split(separator: "\n").filter { $0.hasPrefix("grpc_server_handled_total{") }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+    return text.split(separator: "\n").filter { $0.hasPrefix("grpc_server_msg_received_total{") }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
 }
 
 func seconds(since start: ContinuousClock.Instant) -> Double {
@@ -145,7 +146,7 @@ for (label, version) in [("install", "=1.0.0"), ("upgrade", "=1.0.1")] {
     let requests = etcdRequests() - requestsBefore
     let perHost = Double(bytes() - bytesBefore) / Double(count)
     results.append((label, took, requests / took, perHost))
-    say(String(format: "fleet %@: all %d hosts report it in %.2f s; etcd handled %.0f requests/s meanwhile; each host read %.0f bytes",
+    say(String(format: "fleet %@: all %d hosts report it in %.2f s; etcd received %.0f messages/s meanwhile; each host read %.0f bytes",
                  label, count, took, requests / took, perHost))
 }
 
@@ -153,7 +154,7 @@ for (label, version) in [("install", "=1.0.0"), ("upgrade", "=1.0.1")] {
 let idleBefore = etcdRequests()
 try await Task.sleep(for: .seconds(5))
 let idle = (etcdRequests() - idleBefore) / 5
-say(String(format: "fleet idle: etcd handles %.0f requests/s (%.2f per host per second: lease renewals)", idle, idle / Double(count)))
+say(String(format: "fleet idle: etcd receives %.0f messages/s (%.2f per host per second: lease renewals)", idle, idle / Double(count)))
 
 for task in tasks { task.cancel() }
 for task in tasks { await task.value }
