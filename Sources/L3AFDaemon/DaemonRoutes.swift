@@ -58,7 +58,7 @@ struct DaemonRoutes: Sendable {
         for operation in HostRequest.all { register(operation, on: router) }
         router.get("/healthz") { _, _ in try json(HealthReply(status: "ok", pid: getpid())) }
         router.get("/l3af/v1/fleet") { _, _ in
-            guard let fleet else { throw HTTPError(.notFound, message: "this l3afd is not in a fleet (no fleet in its configuration)") }
+            guard let fleet else { return try json(["joined": false]) }
             return try json(await fleet.report())
         }
         if metricsHere { Self.registerMetrics(on: router, metrics) }

@@ -105,6 +105,8 @@ public struct HostFleetBackend: FleetHost {
 
 /// What the agent says of itself, for l3afd's status and metrics.
 public struct FleetAgentReport: Sendable, Codable, Equatable {
+    /// Always true here; an l3afd without a fleet answers `{"joined": false}`.
+    public var joined = true
     public var connected: Bool
     public var state: FleetStatus.State
     /// The etcd revision it has read up to.
@@ -118,7 +120,7 @@ public struct FleetAgentReport: Sendable, Codable, Equatable {
     public var changes: Int
 
     enum CodingKeys: String, CodingKey {
-        case connected, state, revision, changes
+        case joined, connected, state, revision, changes
         case appliedRevision = "applied_revision"
         case lastError = "last_error"
         case disconnectedSeconds = "disconnected_seconds"
@@ -279,13 +281,13 @@ public actor FleetAgent {
             }
             group.addTask {
                 // One keep-alive stream; a lease that expired anyway (etcd was away longer than its TTL) is granted
-                // anew and the status written under it. Renewals etcd stops answering end the stream before the
-                // lease runs out there.
+                // anew and the status written under it. Renewals etcd leaves unanswered for a whole lease (it has
+                // expired there by then) end the stream: a silent partition is seen.
                 let seconds = self.configuration.leaseSeconds
                 while !Task.isCancelled {
                     do {
                         try await client.keepAlive(await self.lease, every: .milliseconds(max(300, seconds * 1000 / 3)),
-                                                   answerWithin: .milliseconds(seconds * 1000 * 2 / 3))
+                                                   answerWithin: .seconds(seconds))
                     } catch let error as FleetError where error.kind == .notFound {
                         try await self.keepLease(client)
                     }
