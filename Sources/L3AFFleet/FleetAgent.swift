@@ -164,6 +164,8 @@ public actor FleetAgent {
     private var dirty = false
     private var lastAttempt = Date.distantPast
     private var changes = 0
+    /// The documents the desired state was last folded from (`@group@rev`, `host@rev`), for the status.
+    private var sources: [String] = []
     private var lastPublished: [UInt8] = []
     /// The last status write failed: the next round writes it again.
     private var statusUnwritten = false
@@ -185,9 +187,6 @@ public actor FleetAgent {
         FleetAgentReport(connected: connected, state: state, revision: revision, appliedRevision: appliedRevision, lastError: lastError,
                          disconnectedSeconds: disconnectedSince.map { Date().timeIntervalSince($0) }, changes: changes)
     }
-
-    /// The bytes etcd sent this agent and the requests it made.
-    public func traffic() -> (bytes: Int, requests: Int) { (client?.bytesReceived ?? 0, client?.requestsSent ?? 0) }
 
     var targets: [EtcdClient.Target] { groups.map { .key(layout.group($0)) } + [.key(layout.host(name))] }
 
@@ -360,6 +359,7 @@ public actor FleetAgent {
         }
         let effective = FleetEffective.fold(groups: groups.compactMap { group in documents[layout.group(group)].map { (group, $0.0, $0.1) } },
                                             host: documents[layout.host(name)])
+        sources = effective.sources
         // The desired state's revision: its newest document's.
         let at = documents.values.map(\.1).max() ?? revision
         guard effective.configured else {
@@ -424,8 +424,7 @@ public actor FleetAgent {
         guard lease != 0, let client else { return }
         let running = await host.running()
         let status = FleetStatus(host: name.rawValue, groups: groups.map(\.rawValue), state: state, revision: appliedRevision, fingerprint: appliedFingerprint,
-                                 sources: FleetEffective.fold(groups: groups.compactMap { g in documents[layout.group(g)].map { (g, $0.0, $0.1) } },
-                                                              host: documents[layout.host(name)]).sources,
+                                 sources: sources,
                                  versions: running.versions, rollout: rollout, hostRevision: running.revision, lastError: lastError,
                                  version: L3AFBuild.version, updatedAt: "")
         let bytes = fleetJSON(status)

@@ -271,14 +271,7 @@ public struct FleetEffective: Sendable, Equatable {
         }
         var payloads = byInterface.values.sorted { $0.iface < $1.iface }
         for i in payloads.indices {
-            for hook in Hook.allCases {
-                for j in payloads[i].bpfPrograms[hook].indices {
-                    payloads[i].bpfPrograms[hook][j].version = version(of: payloads[i].bpfPrograms[hook][j].name, payloads[i].bpfPrograms[hook][j].version)
-                }
-            }
-            for j in payloads[i].bpfPrograms.probes.indices {
-                payloads[i].bpfPrograms.probes[j].version = version(of: payloads[i].bpfPrograms.probes[j].name, payloads[i].bpfPrograms.probes[j].version)
-            }
+            payloads[i].updateEveryProgram { $0.version = version(of: $0.name, $0.version) }
         }
         if let rollout, pins[rollout.package] == nil { watch = max(watch ?? 0, rollout.watchSeconds) }
         return FleetEffective(payloads: payloads, watchSeconds: watch, rollout: rollout, sources: layers.map(\.1), configured: !layers.isEmpty)
@@ -299,14 +292,11 @@ public struct FleetEffective: Sendable, Equatable {
         return parsed.isSatisfied(by: exact)
     }
 
-    /// The version each program runs, by `iface/hook/name`.
+    /// The version each program runs, by `iface/hook/name` (`iface/probes/name` for a probe).
     public var versions: [String: String] {
         var versions: [String: String] = [:]
         for payload in payloads {
-            for hook in Hook.allCases {
-                for entry in payload.bpfPrograms[hook] { versions["\(payload.iface)/\(hook.rawValue)/\(entry.name)"] = entry.version }
-            }
-            for entry in payload.bpfPrograms.probes { versions["\(payload.iface)/probes/\(entry.name)"] = entry.version }
+            for (slot, program) in payload.everyProgram { versions["\(payload.iface)/\(slot)/\(program.name)"] = program.version }
         }
         return versions
     }
@@ -427,6 +417,21 @@ public enum RolloutWaves {
             }
         }
         return result
+    }
+}
+
+extension HostPayload where Element == BPFProgram {
+    /// Every program of the payload, each hook's and the probes', with its slot (`xdp_ingress`, …, `probes`).
+    var everyProgram: [(slot: String, program: BPFProgram)] {
+        Hook.allCases.flatMap { hook in bpfPrograms[hook].map { (hook.rawValue, $0) } } + bpfPrograms.probes.map { ("probes", $0) }
+    }
+
+    /// Changes every program of the payload, each hook's and the probes', in place.
+    mutating func updateEveryProgram(_ change: (inout BPFProgram) -> Void) {
+        for hook in Hook.allCases {
+            for j in bpfPrograms[hook].indices { change(&bpfPrograms[hook][j]) }
+        }
+        for j in bpfPrograms.probes.indices { change(&bpfPrograms.probes[j]) }
     }
 }
 

@@ -47,7 +47,7 @@ public struct FleetRollout: Sendable {
     public func run(progress: @Sendable (String) -> Void) async throws -> Outcome {
         let (groupDocument, groupRevision) = try await store.read(.group(group))
         guard let groupDocument else { throw FleetError(.notFound, "@\(group) has no desired state", hint: "l3af fleet install \(package)@\(version) --group \(group) --iface IFACE first") }
-        guard groupDocument.programs.contains(where: { payload in Hook.allCases.contains { payload.bpfPrograms[$0].contains { $0.name == package.rawValue } } || payload.bpfPrograms.probes.contains { $0.name == package.rawValue } }) else {
+        guard groupDocument.programs.contains(where: { $0.everyProgram.contains { $0.program.name == package.rawValue } }) else {
             throw FleetError(.notFound, "@\(group) doesn't run \(package)", hint: "install it first: l3af fleet install \(package)@\(version) --group \(group) --iface IFACE")
         }
         if let pinned = groupDocument.pins[package.rawValue] {
@@ -104,14 +104,7 @@ public struct FleetRollout: Sendable {
         }
         let revision = try await store.modify(.group(group), cause: "rollout \(id) finished") { desired in
             for i in desired.programs.indices {
-                for hook in Hook.allCases {
-                    for j in desired.programs[i].bpfPrograms[hook].indices where desired.programs[i].bpfPrograms[hook][j].name == package.rawValue {
-                        desired.programs[i].bpfPrograms[hook][j].version = "=\(version.rawValue)"
-                    }
-                }
-                for j in desired.programs[i].bpfPrograms.probes.indices where desired.programs[i].bpfPrograms.probes[j].name == package.rawValue {
-                    desired.programs[i].bpfPrograms.probes[j].version = "=\(version.rawValue)"
-                }
+                desired.programs[i].updateEveryProgram { if $0.name == package.rawValue { $0.version = "=\(version.rawValue)" } }
             }
         }
         let left = await takeBack(touched)
